@@ -1,0 +1,60 @@
+# inventium.logical_replication — the two commands a person needs:
+#   make lab    build (or reconfigure) the lab on this machine
+#   make test   run every check: lint, sanity, unit, integration, molecule
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+INVENTORY ?= inventory/lab
+ANSIBLE_ARGS ?=
+# Stages of `make test` (comma separated); see tests/run_all.py.
+STAGES ?=
+
+VENV_STAMP := $(VENV)/.stamp-runtime
+TEST_STAMP := $(VENV)/.stamp-test
+
+.PHONY: help venv test-venv lab test lint sanity unit integration molecule build clean
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/bin/python:
+	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
+
+$(VENV_STAMP): requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	@touch $@
+
+$(TEST_STAMP): requirements-test.txt requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -r requirements-test.txt
+	@touch $(VENV_STAMP) $@
+
+venv: $(VENV_STAMP) ## create .venv with the lab's runtime requirements
+
+test-venv: $(TEST_STAMP) ## add the test and lint tooling to .venv
+
+lab: venv ## build or reconfigure the lab (ansible-playbook site.yml)
+	$(VENV)/bin/ansible-playbook site.yml -i $(INVENTORY) $(ANSIBLE_ARGS)
+
+test: test-venv ## run all checks; ends with "N passed, N failed"
+	$(VENV)/bin/python tests/run_all.py $(if $(STAGES),--stages $(STAGES))
+
+lint: test-venv ## ruff, ansible-lint and ansible-test sanity only
+	$(VENV)/bin/python tests/run_all.py --stages ruff,ansible-lint,sanity
+
+unit: test-venv ## unit tests only
+	$(VENV)/bin/python tests/run_all.py --stages unit
+
+integration: test-venv ## integration tests only (real PostgreSQL servers)
+	$(VENV)/bin/python tests/run_all.py --stages prepare,integration
+
+molecule: test-venv ## Molecule scenarios only
+	$(VENV)/bin/python tests/run_all.py --stages prepare,molecule
+
+build: venv ## build the collection tarball (ansible-galaxy collection build)
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path .build/dist .
+
+clean: ## remove build artefacts and caches (keeps .venv and .lab)
+	rm -rf .build tests/output .pytest_cache .ruff_cache

@@ -1,0 +1,225 @@
+"""The single test entry point behind `make test`.
+
+Runs the stages in order, prints each stage's time, and ends with one line
+``summary: N passed, N failed, N skipped``. pytest stages contribute their
+test counts; every other stage (a linter, a Molecule scenario) counts as one
+test. A failing stage does not stop the later ones, so one run shows every
+problem; the exit status is non-zero when anything failed.
+
+Usage: tests/run_all.py [--stages ruff,ansible-lint,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / ".build"
+COLLECTION_NAMESPACE = "inventium"
+COLLECTION_NAME = "logical_replication"
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class StageResult:
+    name: str
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    note: str = ""
+
+
+def run(cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> int:
+    print(f"$ {' '.join(cmd)}", flush=True)
+    return subprocess.call(cmd, cwd=cwd, env=env)
+
+
+def tool_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    return env
+
+
+def single(name: str, rc: int, note: str = "") -> StageResult:
+    return StageResult(name, passed=int(rc == 0), failed=int(rc != 0), note=note or f"exit {rc}")
+
+
+def pytest_stage(name: str, path: str, extra: list[str] | None = None) -> StageResult:
+    report = BUILD / f"junit-{name}.xml"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.unlink(missing_ok=True)
+    rc = run(
+        [str(VENV_BIN / "python"), "-m", "pytest", path, "-ra", f"--junitxml={report}", *(extra or [])],
+        env=tool_env(),
+    )
+    if rc == 5:  # pytest: no tests collected — not a failure, just nothing to count
+        return StageResult(name, note="no tests collected")
+    if not report.exists():
+        return single(name, rc or 1, "pytest produced no report")
+    total = failed = skipped = 0
+    # The report is the file pytest just wrote for us, not untrusted input.
+    for suite in ET.parse(report).getroot().iter("testsuite"):  # noqa: S314
+        total += int(suite.get("tests", 0))
+        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped += int(suite.get("skipped", 0))
+    result = StageResult(name, passed=total - failed - skipped, failed=failed, skipped=skipped, note=f"exit {rc}")
+    if rc not in (0, 5) and failed == 0:
+        result.failed = 1  # e.g. a crash in collection or a fixture error outside any test
+    return result
+
+
+def stage_prepare() -> StageResult:
+    """Docker engine and the lab's images, through the collection's own roles."""
+    rc = run([str(VENV_BIN / "ansible-playbook"), "playbooks/images.yml", "-i", "inventory/lab"], env=tool_env())
+    return single("prepare", rc)
+
+
+def stage_ruff() -> StageResult:
+    rc = run([str(VENV_BIN / "ruff"), "check", "."], env=tool_env())
+    rc |= run([str(VENV_BIN / "ruff"), "format", "--check", "."], env=tool_env())
+    return single("ruff", rc)
+
+
+def stage_ansible_lint() -> StageResult:
+    return single("ansible-lint", run([str(VENV_BIN / "ansible-lint")], env=tool_env()))
+
+
+def collection_files() -> list[str]:
+    """Files that make up the collection: tracked plus untracked-but-not-ignored."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    files = []
+    for rel in filter(None, out.split("\0")):
+        path = ROOT / rel
+        # The collections/ symlink makes the checkout resolvable as a collection;
+        # it is not part of the collection itself.
+        if rel.startswith("collections/") or not path.exists():
+            continue
+        files.append(rel)
+    return files
+
+
+def provide_pip_bootstrap() -> None:
+    """Cache tests/sanity/get_pip_offline.py where ansible-test looks for get-pip."""
+    import ansible_test  # the venv's; imported here because only this stage needs it
+
+    source = (Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
+    match = re.search(r"pip='([0-9.]+)'", source)
+    if not match:
+        raise RuntimeError("cannot find the pip version ansible-test bootstraps; update provide_pip_bootstrap()")
+    cache = Path.home() / ".ansible" / "test" / "cache" / f"get_pip_{match.group(1).replace('.', '_')}.py"
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / "tests" / "sanity" / "get_pip_offline.py", cache)
+
+
+def stage_sanity() -> StageResult:
+    """ansible-test sanity on a copy laid out as ansible_collections/<ns>/<name>.
+
+    ansible-test insists on that layout; a copy (not a symlink) keeps the
+    checkout itself free of ansible-test's output and its git state out of the way.
+    """
+    tree = BUILD / "sanity" / "ansible_collections" / COLLECTION_NAMESPACE / COLLECTION_NAME
+    shutil.rmtree(tree.parent.parent, ignore_errors=True)
+    for rel in collection_files():
+        dest = tree / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest, follow_symlinks=False)
+    # ansible-test lists a collection's files with git when it sits in a repo;
+    # give the copy its own index so the checkout's .gitignore does not hide it.
+    subprocess.run(["git", "init", "-q", "."], cwd=tree, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tree, check=True)
+    provide_pip_bootstrap()
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    # --venv would bootstrap pip from a host outside the package registries;
+    # the default (local) mode uses this venv and builds the per-test venvs
+    # from PyPI.
+    rc = run(
+        [str(VENV_BIN / "ansible-test"), "sanity", "--requirements", "--python", python, "--color", "no"],
+        cwd=tree,
+        env=tool_env(),
+    )
+    return single("sanity", rc)
+
+
+def stage_unit() -> StageResult:
+    return pytest_stage("unit", "tests/unit")
+
+
+def stage_integration() -> StageResult:
+    return pytest_stage("integration", "tests/integration")
+
+
+def stage_molecule() -> StageResult:
+    scenarios = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+    result = StageResult("molecule", note=", ".join(scenarios) or "no scenarios")
+    for scenario in scenarios:
+        rc = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=tool_env())
+        if rc == 0:
+            result.passed += 1
+        else:
+            result.failed += 1
+    return result
+
+
+STAGES = {
+    "ruff": stage_ruff,
+    "ansible-lint": stage_ansible_lint,
+    "sanity": stage_sanity,
+    "unit": stage_unit,
+    "prepare": stage_prepare,
+    "integration": stage_integration,
+    "molecule": stage_molecule,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma separated subset of: {', '.join(STAGES)}")
+    args = parser.parse_args()
+    wanted = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        parser.error(f"unknown stage(s): {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+
+    results: list[StageResult] = []
+    for name in STAGES:  # always in the documented order, whatever order was asked
+        if name not in wanted:
+            continue
+        print(f"\n===== stage {name} =====", flush=True)
+        start = time.monotonic()
+        result = STAGES[name]()
+        result.seconds = time.monotonic() - start
+        results.append(result)
+        print(
+            f"===== stage {name}: {result.passed} passed, {result.failed} failed in {result.seconds:.1f}s", flush=True
+        )
+
+    print("\nstage          passed failed skipped  seconds  note")
+    for r in results:
+        print(f"{r.name:<14} {r.passed:>6} {r.failed:>6} {r.skipped:>7} {r.seconds:>8.1f}  {r.note}")
+    passed = sum(r.passed for r in results)
+    failed = sum(r.failed for r in results)
+    skipped = sum(r.skipped for r in results)
+    print(f"summary: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
