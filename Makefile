@@ -8,6 +8,10 @@ PYTHON ?= python3
 VENV ?= .venv
 INVENTORY ?= inventory/lab
 ANSIBLE_ARGS ?=
+# The lab installs packages and starts services: as a non-root user, become
+# root through sudo (asks for the sudo password; just press Enter when sudo
+# needs none). Override with BECOME= to manage privileges yourself.
+BECOME ?= $(if $(filter 0,$(shell id -u)),,--become --ask-become-pass)
 # Stages of `make test` (comma separated); see tests/run_all.py.
 STAGES ?=
 
@@ -36,7 +40,7 @@ venv: $(VENV_STAMP) ## create .venv with the lab's runtime requirements
 test-venv: $(TEST_STAMP) ## add the test and lint tooling to .venv
 
 lab: venv ## build or reconfigure the lab (ansible-playbook site.yml)
-	$(VENV)/bin/ansible-playbook site.yml -i $(INVENTORY) $(ANSIBLE_ARGS)
+	$(VENV)/bin/ansible-playbook site.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
 
 test: test-venv ## run all checks; ends with "N passed, N failed"
 	$(VENV)/bin/python tests/run_all.py $(if $(STAGES),--stages $(STAGES))
