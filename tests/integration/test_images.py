@@ -146,7 +146,7 @@ def readable_dir(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("image", "major"), IMAGES, ids=[f"pg{m}" for _, m in IMAGES])
+@pytest.mark.parametrize(("image", "major"), IMAGES, ids=[f"pg{major}" for _image, major in IMAGES])
 def test_password_file_config_and_hba(containers, tmp_path, image, major):
     password = 'It\'s a "secret" ' + uuid.uuid4().hex
     conf_d = readable_dir(tmp_path / "conf.d")
@@ -191,7 +191,7 @@ def test_password_file_config_and_hba(containers, tmp_path, image, major):
     assert password not in container.logs().decode(errors="replace")
 
 
-@pytest.mark.parametrize(("image", "major"), IMAGES, ids=[f"pg{m}" for _, m in IMAGES])
+@pytest.mark.parametrize(("image", "major"), IMAGES, ids=[f"pg{major}" for _image, major in IMAGES])
 def test_generated_password_and_fast_stop(containers, image, major):
     container = containers(image)
     wait_healthy(container)
@@ -231,7 +231,7 @@ def test_generated_password_and_fast_stop(containers, image, major):
     assert container.logs().decode(errors="replace").count("initializing PostgreSQL") == 1
 
 
-@pytest.mark.parametrize(("image", "major"), IMAGES[:1], ids=[f"pg{m}" for _, m in IMAGES[:1]])
+@pytest.mark.parametrize(("image", "major"), IMAGES[:1], ids=[f"pg{major}" for _image, major in IMAGES[:1]])
 def test_password_in_environment_is_refused(containers, image, major):
     container = containers(image, environment={"POSTGRES_PASSWORD": "visible-in-inspect"})
     result = container.wait(timeout=60)
