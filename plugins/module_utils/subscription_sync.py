@@ -24,7 +24,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
 SYNC_STATES = {
     "i": "init",
     "d": "data_copy",
-    "f": "finalized_sync",  # PostgreSQL 17+
+    "f": "finished_copy",  # SUBREL_STATE_FINISHEDCOPY, PostgreSQL 14+
     "s": "sync_done",
     "r": "ready",
 }

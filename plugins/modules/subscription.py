@@ -439,7 +439,7 @@ subscription:
     tables:
       description:
         - The subscription's tables (C(pg_subscription_rel)) and their sync states - V(init), V(data_copy),
-          V(finalized_sync) (PostgreSQL 17+), V(sync_done), V(ready). Not part of the diff.
+          V(finished_copy) (PostgreSQL 14+), V(sync_done), V(ready). Not part of the diff.
       type: list
       elements: dict
       contains:

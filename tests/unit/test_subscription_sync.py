@@ -48,7 +48,7 @@ def run(snapshots, timeout=300, major=17):
 
 
 def test_state_names():
-    assert [sync.state_name(c) for c in "idfsr"] == ["init", "data_copy", "finalized_sync", "sync_done", "ready"]
+    assert [sync.state_name(c) for c in "idfsr"] == ["init", "data_copy", "finished_copy", "sync_done", "ready"]
     assert sync.state_name("x") == "x"
 
 
@@ -133,6 +133,6 @@ def test_queries_by_version():
 def test_table_entry():
     assert sync.table_entry("public", "books", "f", None) == {
         "name": "public.books",
-        "state": "finalized_sync",
+        "state": "finished_copy",
         "lsn": None,
     }

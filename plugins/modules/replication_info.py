@@ -1,0 +1,802 @@
+#!/usr/bin/python
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: replication_info
+short_description: Read logical replication facts and health checks of a PostgreSQL server
+version_added: 0.1.0
+description:
+  - Reads the logical replication state of one server, publisher or subscriber or both, and never
+    changes anything (C(changed) is always V(false); check mode runs the same reads).
+  - RV(server) - version, recovery, C(wal_level) running and pending a restart, replication limits
+    and how much of them is used, C(max_slot_wal_keep_size) and the current WAL position.
+  - RV(publications) - the publications of the database O(login_db) with their tables, column
+    lists, row filters, schemas and options.
+  - RV(slots) - every replication slot of the server with the WAL it retains and, on newer
+    servers, invalidation and failover details.
+  - RV(senders) - the WAL senders (C(pg_stat_replication)) with their lag in bytes and in seconds.
+  - RV(subscriptions) - the subscriptions of the database O(login_db) with their workers, last
+    messages, error and conflict counters and the synchronization state of every table;
+    RV(subscription_counts) also counts those of the whole server.
+  - RV(checks) - findings about the above, each with a severity, a code, a message and a hint.
+  - Byte lag (V(*_lag_bytes), V(retained_wal_bytes)) is a distance in the WAL; it jumps with
+    autovacuum or full-page images while no row is missing. Time lag (V(*_lag_seconds),
+    V(seconds_since_*)) is measured by PostgreSQL from replies and messages. Both are returned.
+  - The queries are those of the collection's metrics sampler (C(plugins/module_utils/health.py)).
+author:
+  - Inventium logical replication team (@inventium)
+options:
+  gather:
+    description:
+      - The subsets of facts to read and return. Subsets that are not listed are not returned.
+      - V(checks) reads what it needs (server, slots, publications, subscriptions) also when those
+        subsets are not listed, but returns only the findings.
+    type: list
+    elements: str
+    choices: [server, publications, slots, senders, subscriptions, checks]
+    default: [server, publications, slots, senders, subscriptions, checks]
+  retained_wal_threshold:
+    description:
+      - The checks report an inactive replication slot that retains more WAL than this.
+      - A number of bytes or a size with a unit - V(B), V(kB), V(MB), V(GB), V(TB) (1024-based),
+        for example V(512MB).
+    type: str
+    default: 1GB
+extends_documentation_fragment:
+  - inventium.logical_replication.connection
+attributes:
+  check_mode:
+    support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
+  diff_mode:
+    support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+  platform:
+    support: full
+    platforms: postgresql
+    description: Target OS/families that can be operated against.
+notes:
+  - Supports PostgreSQL 13 and later. Values a server version lacks are not returned (see the
+    C(returned) notes), for example the subscription error counters before PostgreSQL 15.
+  - Any role can run it; some values need more privileges - the connection strings of
+    subscriptions need a superuser (RV(subscriptions[].conninfo) is V(null) otherwise), a pending
+    C(wal_level) needs read access to C(pg_file_settings) (superuser, or C(EXECUTE) on
+    C(pg_show_all_file_settings())), and other users' WAL senders show their positions only to
+    members of C(pg_read_all_stats).
+  - Passwords in subscription connection strings are always replaced by C(********).
+seealso:
+  - module: inventium.logical_replication.replication_slot
+  - module: inventium.logical_replication.publication
+  - module: inventium.logical_replication.server_settings
+  - name: Monitoring logical replication
+    description: PostgreSQL documentation on monitoring logical replication.
+    link: https://www.postgresql.org/docs/current/logical-replication-monitoring.html
+"""
+
+EXAMPLES = r"""
+- name: Read everything from the publisher
+  inventium.logical_replication.replication_info:
+    login_host: 127.0.0.1
+    login_password: "{{ postgres_password }}"
+    login_db: publisher
+  register: publisher_info
+
+- name: Fail when a check finds an error
+  ansible.builtin.assert:
+    that: publisher_info.checks | selectattr('severity', 'equalto', 'error') | list | length == 0
+    fail_msg: "{{ publisher_info.checks | selectattr('severity', 'equalto', 'error') | map(attribute='message') }}"
+
+- name: Only the subscriptions of a subscriber and its checks
+  inventium.logical_replication.replication_info:
+    login_db: subscriber
+    gather: [subscriptions, checks]
+  register: subscriber_info
+
+- name: Wait until every table of every subscription is ready
+  inventium.logical_replication.replication_info:
+    login_db: subscriber
+    gather: [subscriptions]
+  register: sync
+  until: sync.subscriptions | map(attribute='tables_not_ready') | sum == 0
+  retries: 60
+  delay: 2
+
+- name: Report slots that retain more than 256 MB while inactive
+  inventium.logical_replication.replication_info:
+    login_db: publisher
+    gather: [checks]
+    retained_wal_threshold: 256MB
+  register: slot_checks
+
+- name: Show the replay lag of every WAL sender
+  ansible.builtin.debug:
+    msg: "{{ item.application_name }}: {{ item.replay_lag_bytes }} bytes, {{ item.replay_lag_seconds }} s"
+  loop: "{{ publisher_info.senders }}"
+"""
+
+RETURN = r"""
+queries:
+  description: Statements that changed something - always empty, the module only reads.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+database:
+  description: The database the module connected to (publications and subscriptions are those of this database).
+  returned: always
+  type: str
+  sample: publisher
+server:
+  description: Facts about the server.
+  returned: when O(gather) contains V(server)
+  type: dict
+  contains:
+    version:
+      description: PostgreSQL version.
+      type: str
+      sample: "17.10"
+    version_num:
+      description: C(server_version_num).
+      type: int
+      sample: 170010
+    major:
+      description: Major version.
+      type: int
+      sample: 17
+    in_recovery:
+      description: Whether the server is a standby (in recovery).
+      type: bool
+      sample: false
+    database:
+      description: The database connected to.
+      type: str
+      sample: publisher
+    current_lsn:
+      description: The current WAL insert position (C(pg_current_wal_lsn())), on a standby the last replayed one.
+      type: str
+      sample: 0/1A2B3C8
+    current_lsn_bytes:
+      description: RV(server.current_lsn) as a number of bytes since the start of the WAL.
+      type: int
+      sample: 27441096
+    wal_level:
+      description: The running C(wal_level).
+      type: str
+      sample: logical
+    wal_level_pending:
+      description:
+        - The C(wal_level) the next restart brings when the configuration files (C(postgresql.conf),
+          C(postgresql.auto.conf)) set another value than the running one; V(null) when nothing is
+          pending or it cannot be told (see RV(server.wal_level_pending_known)).
+      type: str
+      sample: null
+    wal_level_pending_restart:
+      description: Whether a changed C(wal_level) waits for a restart.
+      type: bool
+      sample: false
+    wal_level_pending_known:
+      description:
+        - Whether the configuration files could be read (C(pg_file_settings)). When not,
+          RV(server.wal_level_pending_restart) is PostgreSQL's C(pending_restart) flag, which is only
+          updated by a reload.
+      type: bool
+      sample: true
+    max_replication_slots:
+      description: C(max_replication_slots).
+      type: int
+      sample: 10
+    replication_slots_used:
+      description: Replication slots that exist (temporary ones included).
+      type: int
+      sample: 2
+    max_wal_senders:
+      description: C(max_wal_senders).
+      type: int
+      sample: 10
+    wal_senders_used:
+      description: Running WAL sender processes.
+      type: int
+      sample: 2
+    max_logical_replication_workers:
+      description: C(max_logical_replication_workers).
+      type: int
+      sample: 4
+    logical_replication_workers_used:
+      description:
+        - Running logical replication workers (apply, table synchronization and parallel apply; not the launcher).
+      type: int
+      sample: 1
+    max_worker_processes:
+      description: C(max_worker_processes).
+      type: int
+      sample: 8
+    max_sync_workers_per_subscription:
+      description: C(max_sync_workers_per_subscription).
+      type: int
+      sample: 2
+    max_parallel_apply_workers_per_subscription:
+      description: C(max_parallel_apply_workers_per_subscription).
+      type: int
+      returned: on PostgreSQL 16 and later
+      sample: 2
+    max_active_replication_origins:
+      description: C(max_active_replication_origins) (before PostgreSQL 18 C(max_replication_slots) limits the origins).
+      type: int
+      returned: on PostgreSQL 18 and later
+      sample: 10
+    max_slot_wal_keep_size:
+      description: C(max_slot_wal_keep_size) in bytes, V(null) when unlimited.
+      type: int
+      sample: null
+publications:
+  description: The publications of the database, sorted by name.
+  returned: when O(gather) contains V(publications)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the publication (exact, not quoted).
+      type: str
+      sample: leadership_pub
+    owner:
+      description: The owning role.
+      type: str
+      sample: postgres
+    all_tables:
+      description: Whether the publication is C(FOR ALL TABLES).
+      type: bool
+      sample: false
+    tables:
+      description: The tables listed in the publication (not those published through schemas or all tables), sorted.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Qualified name, quoted where needed.
+          type: str
+          sample: public.books
+        schema:
+          description: Schema name (exact).
+          type: str
+          sample: public
+        table:
+          description: Table name (exact).
+          type: str
+          sample: books
+        columns:
+          description: The column list (PostgreSQL 15+), V(null) when all columns are published.
+          type: list
+          elements: str
+          sample: [id, sku, title, topic]
+        where:
+          description: The row filter as PostgreSQL deparses it (PostgreSQL 15+), V(null) when there is none.
+          type: str
+          sample: (topic = 'leadership'::text)
+    schemas:
+      description: The schemas published with C(TABLES IN SCHEMA) (PostgreSQL 15+), sorted.
+      type: list
+      elements: str
+      sample: []
+    publish:
+      description: The published operations, in the order insert, update, delete, truncate.
+      type: list
+      elements: str
+      sample: [insert, update, delete, truncate]
+    publish_via_partition_root:
+      description: Value of C(publish_via_partition_root).
+      type: bool
+      sample: false
+    publish_generated_columns:
+      description: Value of C(publish_generated_columns), V(none) or V(stored).
+      type: str
+      returned: on PostgreSQL 18 and later
+      sample: none
+    comment:
+      description: The comment, V(null) when there is none.
+      type: str
+      sample: null
+    published_table_count:
+      description:
+        - Number of tables the publication publishes (C(pg_publication_tables), schemas and all tables expanded).
+      type: int
+      sample: 1
+slots:
+  description:
+    - Every replication slot of the server, sorted by name, with the values the
+      M(inventium.logical_replication.replication_slot) module returns plus RV(slots[].confirmed_flush_lag_bytes).
+  returned: when O(gather) contains V(slots)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the slot.
+      type: str
+      sample: subscriber1
+    slot_type:
+      description: V(logical) or V(physical).
+      type: str
+      sample: logical
+    plugin:
+      description: Output plugin (V(null) for physical slots).
+      type: str
+      sample: pgoutput
+    database:
+      description: Database of a logical slot (V(null) for physical slots).
+      type: str
+      sample: publisher
+    temporary:
+      description: Whether the slot is temporary (for example a table synchronization slot).
+      type: bool
+      sample: false
+    active:
+      description: Whether a session is using the slot.
+      type: bool
+      sample: true
+    active_pid:
+      description: Process ID of the session using the slot, V(null) when inactive.
+      type: int
+      sample: 4242
+    restart_lsn:
+      description: Oldest WAL position the slot still needs.
+      type: str
+      sample: 0/1A2B3C8
+    confirmed_flush_lsn:
+      description: Position up to which the consumer of a logical slot confirmed receipt.
+      type: str
+      sample: 0/1A2B400
+    wal_status:
+      description: Availability of the WAL the slot needs (V(reserved), V(extended), V(unreserved), V(lost)).
+      type: str
+      sample: reserved
+    safe_wal_size:
+      description: Bytes of WAL that can still be written before the slot is in danger of losing WAL
+        (V(null) unless C(max_slot_wal_keep_size) is set).
+      type: int
+      sample: null
+    retained_wal_bytes:
+      description: Bytes of WAL retained for the slot (current WAL position minus C(restart_lsn)).
+      type: int
+      sample: 16777216
+    confirmed_flush_lag_bytes:
+      description: Current WAL position minus C(confirmed_flush_lsn) (V(null) for physical slots).
+      type: int
+      sample: 0
+    two_phase:
+      description: Whether the slot decodes prepared transactions.
+      type: bool
+      returned: on PostgreSQL 14 and later
+      sample: false
+    two_phase_at:
+      description: Position from which prepared transactions are decoded at PREPARE time.
+      type: str
+      returned: on PostgreSQL 18 and later
+      sample: null
+    conflicting:
+      description: Whether a logical slot was invalidated by a recovery conflict (V(null) for physical slots).
+      type: bool
+      returned: on PostgreSQL 16 and later
+      sample: false
+    inactive_since:
+      description: Since when the slot is inactive (ISO 8601), V(null) while active.
+      type: str
+      returned: on PostgreSQL 17 and later
+      sample: "2025-11-21T23:30:00.123456+00:00"
+    invalidation_reason:
+      description: Why the slot was invalidated, V(null) when it is valid.
+      type: str
+      returned: on PostgreSQL 17 and later
+      sample: null
+    failover:
+      description: Whether the slot is synchronized to standbys.
+      type: bool
+      returned: on PostgreSQL 17 and later
+      sample: false
+    synced:
+      description: Whether the slot was synchronized from the primary (on a standby).
+      type: bool
+      returned: on PostgreSQL 17 and later
+      sample: false
+senders:
+  description:
+    - The WAL senders (C(pg_stat_replication)), logical and physical, table synchronization included.
+    - Byte lags are measured against the current WAL position of the server (RV(server.current_lsn)).
+  returned: when O(gather) contains V(senders)
+  type: list
+  elements: dict
+  contains:
+    pid:
+      description: Process ID of the WAL sender.
+      type: int
+      sample: 4242
+    user:
+      description: The role the client connected as.
+      type: str
+      sample: replicator
+    application_name:
+      description: The client's C(application_name) (a subscription's name for its apply worker).
+      type: str
+      sample: subscriber1
+    client_addr:
+      description: IP address of the client, V(null) for a Unix socket.
+      type: str
+      sample: 127.0.0.1
+    client_hostname:
+      description: Host name of the client when C(log_hostname) is on.
+      type: str
+      sample: null
+    client_port:
+      description: TCP port of the client (V(-1) for a Unix socket).
+      type: int
+      sample: 51234
+    backend_start:
+      description: When the WAL sender started (ISO 8601).
+      type: str
+      sample: "2025-11-21T23:30:00.123456+00:00"
+    state:
+      description: State of the WAL sender (V(startup), V(catchup), V(streaming), V(backup), V(stopping)).
+      type: str
+      sample: streaming
+    sync_state:
+      description: Synchronous state (V(async), V(potential), V(sync), V(quorum)).
+      type: str
+      sample: async
+    sync_priority:
+      description: Priority for synchronous replication.
+      type: int
+      sample: 0
+    slot_name:
+      description: The replication slot the sender uses, V(null) without one.
+      type: str
+      sample: subscriber1
+    slot_type:
+      description: Type of that slot.
+      type: str
+      sample: logical
+    sent_lsn:
+      description: Last WAL position sent.
+      type: str
+      sample: 0/1A2B400
+    write_lsn:
+      description: Last position the client reported written.
+      type: str
+      sample: 0/1A2B400
+    flush_lsn:
+      description: Last position the client reported flushed.
+      type: str
+      sample: 0/1A2B400
+    replay_lsn:
+      description: Last position the client reported applied.
+      type: str
+      sample: 0/1A2B400
+    sent_lag_bytes:
+      description: Current WAL position minus RV(senders[].sent_lsn).
+      type: int
+      sample: 0
+    write_lag_bytes:
+      description: Current WAL position minus RV(senders[].write_lsn).
+      type: int
+      sample: 0
+    flush_lag_bytes:
+      description: Current WAL position minus RV(senders[].flush_lsn).
+      type: int
+      sample: 0
+    replay_lag_bytes:
+      description: Current WAL position minus RV(senders[].replay_lsn).
+      type: int
+      sample: 0
+    write_lag_seconds:
+      description: PostgreSQL's C(write_lag) in seconds; V(null) when the client has caught up and is idle.
+      type: float
+      sample: 0.0012
+    flush_lag_seconds:
+      description: PostgreSQL's C(flush_lag) in seconds; V(null) when the client has caught up and is idle.
+      type: float
+      sample: 0.0015
+    replay_lag_seconds:
+      description: PostgreSQL's C(replay_lag) in seconds; V(null) when the client has caught up and is idle.
+      type: float
+      sample: 0.0016
+    reply_time:
+      description: When the last reply from the client was sent (ISO 8601).
+      type: str
+      sample: "2025-11-21T23:30:10.123456+00:00"
+    seconds_since_reply:
+      description: Seconds since RV(senders[].reply_time) (a heartbeat age).
+      type: float
+      sample: 0.8
+subscriptions:
+  description: The subscriptions of the database, sorted by name.
+  returned: when O(gather) contains V(subscriptions)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the subscription (exact).
+      type: str
+      sample: subscriber1
+    owner:
+      description: The owning role.
+      type: str
+      sample: postgres
+    enabled:
+      description: Whether the subscription is enabled.
+      type: bool
+      sample: true
+    publications:
+      description: The publications subscribed to.
+      type: list
+      elements: str
+      sample: [leadership_pub]
+    conninfo:
+      description:
+        - Connection string to the publisher with the password replaced by C(********); V(null) when the
+          login role may not read it (superusers only).
+      type: str
+      sample: host=127.0.0.1 port=5432 dbname=publisher user=replicator password=********
+    slot_name:
+      description: Name of the slot on the publisher, V(null) when none is associated.
+      type: str
+      sample: subscriber1
+    synchronous_commit:
+      description: The subscription's C(synchronous_commit).
+      type: str
+      sample: "off"
+    binary:
+      description: Whether data is transferred in binary format.
+      type: bool
+      returned: on PostgreSQL 14 and later
+      sample: false
+    streaming:
+      description: Streaming of in-progress transactions - V(off), V(on) or V(parallel).
+      type: str
+      returned: on PostgreSQL 14 and later
+      sample: "off"
+    two_phase:
+      description: Two-phase commit state - V(disabled), V(pending) or V(enabled).
+      type: str
+      returned: on PostgreSQL 15 and later
+      sample: disabled
+    disable_on_error:
+      description: Whether the subscription is disabled when applying fails.
+      type: bool
+      returned: on PostgreSQL 15 and later
+      sample: false
+    origin:
+      description: Which changes are requested - V(any) or V(none) (only those without a replication origin).
+      type: str
+      returned: on PostgreSQL 16 and later
+      sample: any
+    password_required:
+      description: Whether the connection must use a password.
+      type: bool
+      returned: on PostgreSQL 16 and later
+      sample: true
+    run_as_owner:
+      description: Whether changes are applied as the subscription owner.
+      type: bool
+      returned: on PostgreSQL 16 and later
+      sample: false
+    failover:
+      description: Whether the slot is enabled for failover to standbys.
+      type: bool
+      returned: on PostgreSQL 17 and later
+      sample: false
+    workers:
+      description: The running workers of the subscription.
+      type: list
+      elements: dict
+      contains:
+        pid:
+          description: Process ID.
+          type: int
+          sample: 4243
+        type:
+          description:
+            - V(apply), V(table synchronization) or V(parallel apply) (reported by PostgreSQL 17 and later,
+              derived from the table and leader before).
+          type: str
+          sample: apply
+        table:
+          description: The table a table synchronization worker copies, else V(null).
+          type: str
+          sample: null
+        leader_pid:
+          description: The leader apply worker of a parallel apply worker, else V(null).
+          type: int
+          sample: null
+    apply_worker_pid:
+      description: Process ID of the apply worker, V(null) when it is not running.
+      type: int
+      sample: 4243
+    received_lsn:
+      description: Last WAL position received by the apply worker.
+      type: str
+      sample: 0/1A2B400
+    latest_end_lsn:
+      description: Last WAL position reported to the publisher.
+      type: str
+      sample: 0/1A2B400
+    last_msg_send_time:
+      description: Send time of the last message from the publisher (ISO 8601).
+      type: str
+      sample: "2025-11-21T23:30:10.123456+00:00"
+    last_msg_receipt_time:
+      description: Receipt time of the last message from the publisher (ISO 8601).
+      type: str
+      sample: "2025-11-21T23:30:10.124456+00:00"
+    latest_end_time:
+      description: Time of the last WAL position reported to the publisher (ISO 8601).
+      type: str
+      sample: "2025-11-21T23:30:10.123456+00:00"
+    seconds_since_last_msg_send:
+      description: Seconds since RV(subscriptions[].last_msg_send_time).
+      type: float
+      sample: 1.2
+    seconds_since_last_msg_receipt:
+      description: Seconds since RV(subscriptions[].last_msg_receipt_time) (a heartbeat age).
+      type: float
+      sample: 1.2
+    seconds_since_latest_end:
+      description: Seconds since RV(subscriptions[].latest_end_time).
+      type: float
+      sample: 1.2
+    apply_error_count:
+      description: Errors while applying changes since the statistics were reset (V(null) before PostgreSQL 15).
+      type: int
+      sample: 0
+    sync_error_count:
+      description: Errors during the initial table synchronization since the statistics were reset (V(null) before
+        PostgreSQL 15).
+      type: int
+      sample: 0
+    stats_reset:
+      description: When the error counters were last reset (ISO 8601), V(null) when never.
+      type: str
+      sample: null
+    conflicts:
+      description: Conflict counters of C(pg_stat_subscription_stats) (C(confl_*) columns), by conflict type.
+      type: dict
+      returned: on PostgreSQL 18 and later
+      sample:
+        insert_exists: 0
+        update_origin_differs: 0
+        update_exists: 0
+        update_missing: 0
+        delete_origin_differs: 0
+        delete_missing: 0
+        multiple_unique_conflicts: 0
+    tables:
+      description: The subscribed tables and their synchronization state, sorted.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Qualified name on the subscriber, quoted where needed.
+          type: str
+          sample: public.books
+        schema:
+          description: Schema name.
+          type: str
+          sample: public
+        table:
+          description: Table name.
+          type: str
+          sample: books
+        state:
+          description:
+            - The synchronization state, named as M(inventium.logical_replication.subscription) names it -
+              V(init), V(data_copy), V(finished_copy), V(sync_done) or V(ready).
+          type: str
+          sample: ready
+        state_code:
+          description: PostgreSQL's code of the state (C(srsubstate) - C(i), C(d), C(f), C(s), C(r)).
+          type: str
+          sample: r
+        lsn:
+          description: WAL position at the end of the synchronization (C(srsublsn); V(null) before).
+          type: str
+          sample: 0/1A2B3C8
+    table_states:
+      description: Number of tables per state.
+      type: dict
+      sample:
+        ready: 1
+    tables_not_ready:
+      description: Number of tables not in state V(ready).
+      type: int
+      sample: 0
+subscription_counts:
+  description: Numbers of subscriptions.
+  returned: when O(gather) contains V(subscriptions)
+  type: dict
+  contains:
+    database:
+      description: Subscriptions in the database.
+      type: int
+      sample: 1
+    cluster:
+      description: Subscriptions of the whole server (all databases).
+      type: int
+      sample: 2
+    cluster_enabled:
+      description: Enabled subscriptions of the whole server.
+      type: int
+      sample: 2
+checks:
+  description:
+    - Findings, errors first. An empty list means no problem was found.
+    - "Codes - V(wal_level_not_logical), V(wal_level_pending) (a different C(wal_level) waits for a restart),
+      V(max_replication_slots_too_low), V(max_wal_senders_too_low), V(max_active_replication_origins_too_low),
+      V(max_logical_replication_workers_too_low), V(max_worker_processes_too_low), V(replica_identity_missing)
+      (published tables without primary key or replica identity while C(update)/C(delete) are published),
+      V(slot_inactive_retaining_wal) (over O(retained_wal_threshold)), V(slot_wal_unreserved), V(slot_wal_lost),
+      V(slot_invalidated), V(subscription_disabled), V(subscription_not_running), V(subscription_errors),
+      V(subscription_conflicts), V(tables_not_ready), V(sequences_not_replicated)."
+  returned: when O(gather) contains V(checks)
+  type: list
+  elements: dict
+  contains:
+    severity:
+      description: V(error), V(warning) or V(info).
+      type: str
+      sample: warning
+    code:
+      description: Stable identifier of the finding.
+      type: str
+      sample: subscription_disabled
+    message:
+      description: What was found, naming the objects concerned.
+      type: str
+      sample: "disabled subscription(s): subscriber1"
+    hint:
+      description: What to do about it.
+      type: str
+      sample: Enable with ALTER SUBSCRIPTION ... ENABLE (after fixing the error that disabled it).
+"""
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.health import (  # noqa: E402
+    MIN_SERVER_MAJOR,
+    SUBSETS,
+    ThresholdError,
+    collect,
+    parse_bytes,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
+    PgModule,
+    format_db_error,
+)
+
+
+def argument_spec():
+    return dict(
+        gather=dict(type="list", elements="str", choices=list(SUBSETS), default=list(SUBSETS)),
+        retained_wal_threshold=dict(type="str", default="1GB"),
+    )
+
+
+def main():
+    m = PgModule(argument_spec=argument_spec())
+    try:
+        threshold = parse_bytes(m.params["retained_wal_threshold"])
+    except ThresholdError as exc:
+        m.fail(f"retained_wal_threshold: {exc}")
+    gather = [subset for subset in SUBSETS if subset in m.params["gather"]]
+    conn = m.connect()
+    major = m.server_major
+    if major < MIN_SERVER_MAJOR:
+        m.fail(f"the replication_info module supports PostgreSQL {MIN_SERVER_MAJOR} and later (server is {major})")
+    try:
+        facts = collect(conn, major, gather=gather, retained_wal_threshold=threshold)
+        database = conn.info.dbname
+    except psycopg.Error as exc:
+        m.fail(format_db_error(exc, (), "reading replication facts failed"), sqlstate=exc.sqlstate)
+    m.exit(changed=False, database=database, **facts)
+
+
+if __name__ == "__main__":
+    main()

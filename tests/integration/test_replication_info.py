@@ -1,0 +1,356 @@
+"""inventium.logical_replication.replication_info against real PostgreSQL servers, run through Ansible.
+
+A publisher with a publication (row filter, column list) and a subscriber subscribed to it, set up
+with plain SQL on every pair (same major and cross-version), are read with the module on both
+sides and the facts compared with reality. Then every finding of the checks is provoked on the
+pair (published table without replica identity, row filter outside the replica identity, owned
+sequences, inactive slot retaining WAL, disabled subscription, apply errors from a conflict,
+tables not ready) and on a private server (pending wal_level change, low limits, lost slot).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import psycopg
+import pytest
+from ansible_module import run_module
+from pg_harness import wait_until
+from psycopg import sql
+
+MODULE = "replication_info"
+SUBSET_KEYS = ("server", "publications", "slots", "senders", "subscriptions", "subscription_counts", "checks")
+BOOKS = [
+    (1, 31, "Practical Object Oriented Design in Ruby", "technical"),
+    (2, 22, "Great By Choice", "leadership"),
+    (3, 73, "Building Evolutionary Architectures", "technical"),
+    (4, 47, "Design Patterns in Ruby", "technical"),
+    (5, 58, "Scaling Teams", "leadership"),
+]
+
+
+def unique(prefix):
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+def info(db, check=False, **kwargs):
+    return run_module(MODULE, {**db.login_args(), **kwargs}, check=check)
+
+
+def codes(result):
+    return sorted({c["code"] for c in result["checks"]})
+
+
+def by_name(items, name):
+    found = [item for item in items if item.get("name") == name]
+    assert found, f"{name} not in {[item.get('name') for item in items]}"
+    return found[0]
+
+
+def create_books(db):
+    db.execute("CREATE TABLE books (id bigint PRIMARY KEY, sku int, title text, topic text, note text)")
+
+
+def subscribe(sub, name, pub_db, publication, **options):
+    statement = sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
+        sql.Identifier(name), sql.Literal(pub_db.conninfo()), sql.Identifier(publication)
+    )
+    if options:
+        statement += sql.SQL(" WITH ({})").format(
+            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.SQL(k), sql.Literal(v)) for k, v in options.items())
+        )
+    sub.execute(statement)
+
+
+def wait_ready(sub, name):
+    wait_until(
+        lambda: sub.scalar(
+            "SELECT count(*) > 0 AND bool_and(r.srsubstate = 'r') FROM pg_subscription_rel r"
+            " JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = %s",
+            [name],
+        ),
+        timeout=60,
+        message=f"tables of {name} ready",
+    )
+
+
+@pytest.fixture
+def replicated(pg_pair_db):
+    """Publisher and subscriber databases replicating ``books`` through a row-filtered, column-listed publication."""
+    pub, sub = pg_pair_db.publisher, pg_pair_db.subscriber
+    publication, subscription = unique("lead_pub"), unique("lead_sub")
+    create_books(pub)
+    with pub.connect() as conn:
+        conn.cursor().executemany("INSERT INTO books (id, sku, title, topic) VALUES (%s, %s, %s, %s)", BOOKS)
+    # publish = insert: the row filter (topic) is not in the replica identity, so UPDATE/DELETE
+    # could not be published (a finding provoked later). Before 15: no row filter, no column list.
+    table = "books (id, sku, title, topic) WHERE (topic = 'leadership')" if pub.server.major >= 15 else "books"
+    pub.execute(
+        sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')").format(
+            sql.Identifier(publication), sql.SQL(table)
+        )
+    )
+    create_books(sub)
+    subscribe(sub, subscription, pub, publication, **({"disable_on_error": True} if sub.server.major >= 15 else {}))
+    wait_ready(sub, subscription)
+    wait_until(
+        lambda: pub.server.scalar(
+            "SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid"
+            " WHERE s.slot_name = %s AND r.state = 'streaming'",
+            [subscription],
+        ),
+        timeout=30,
+        message=f"{subscription} streaming",
+    )
+    # The table sync slots are gone once every table is ready; wait for their walsenders too.
+    wait_until(
+        lambda: (
+            not pub.server.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pg\\_%\\_sync\\_%'")
+        ),
+        timeout=30,
+        message="table sync slots dropped",
+    )
+    return pub, sub, publication, subscription
+
+
+def test_facts_and_checks_on_a_pair(replicated):
+    pub, sub, publication, subscription = replicated
+    secret = pub.server.password  # in the subscription's connection string
+
+    # ---- publisher: real values, healthy --------------------------------------------------------
+    result = info(pub)
+    assert result["changed"] is False
+    assert result["queries"] == []
+    assert result["database"] == pub.name
+    server = result["server"]
+    assert server["major"] == pub.server.major
+    assert server["version_num"] == pub.server.server_version_num
+    assert server["wal_level"] == "logical"
+    assert server["wal_level_pending"] is None
+    assert server["in_recovery"] is False
+    assert server["max_replication_slots"] == 10
+    assert server["replication_slots_used"] >= 1
+    assert server["wal_senders_used"] >= 1
+    assert pub.server.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [server["current_lsn"]]) >= 0
+    assert server["current_lsn_bytes"] == pub.server.scalar(
+        "SELECT pg_wal_lsn_diff(%s::pg_lsn, '0/0')::bigint", [server["current_lsn"]]
+    )
+
+    pub_state = by_name(result["publications"], publication)
+    assert pub_state["publish"] == ["insert"]
+    assert pub_state["all_tables"] is False
+    assert pub_state["published_table_count"] == 1
+    [books] = pub_state["tables"]
+    assert books["name"] == "public.books"
+    if pub.server.major >= 15:
+        assert books["columns"] == ["id", "sku", "title", "topic"]
+        assert "leadership" in books["where"]
+    else:
+        assert books["columns"] is None
+        assert books["where"] is None
+
+    slot = by_name(result["slots"], subscription)
+    assert slot["active"] is True
+    assert slot["active_pid"]
+    assert slot["slot_type"] == "logical"
+    assert slot["plugin"] == "pgoutput"
+    assert slot["database"] == pub.name
+    assert slot["wal_status"] == "reserved"
+    assert slot["retained_wal_bytes"] >= 0
+    assert slot["confirmed_flush_lag_bytes"] >= 0
+    if pub.server.major >= 17:
+        assert slot["inactive_since"] is None
+        assert slot["invalidation_reason"] is None
+        assert slot["failover"] is False
+
+    [sender] = [s for s in result["senders"] if s["application_name"] == subscription]
+    assert sender["pid"] == slot["active_pid"]
+    assert sender["slot_name"] == subscription
+    assert sender["state"] == "streaming"
+    assert sender["sync_state"] == "async"
+    assert sender["client_addr"] == "127.0.0.1"
+    for kind in ("sent", "write", "flush", "replay"):
+        assert sender[f"{kind}_lag_bytes"] >= 0
+    for kind in ("write", "flush", "replay"):
+        value = sender[f"{kind}_lag_seconds"]
+        assert value is None or value >= 0
+    assert result["subscriptions"] == []
+    assert result["checks"] == [], result["checks"]
+
+    # ---- subscriber: real values, password redacted, healthy ------------------------------------
+    result = info(sub)
+    assert result["changed"] is False
+    state = by_name(result["subscriptions"], subscription)
+    assert state["enabled"] is True
+    assert state["publications"] == [publication]
+    assert state["slot_name"] == subscription
+    assert "password=********" in state["conninfo"]
+    assert f"port={pub.server.port}" in state["conninfo"]
+    assert secret not in result.output
+    assert state["apply_worker_pid"]
+    assert [w["type"] for w in state["workers"]] == ["apply"]
+    assert state["received_lsn"]
+    assert state["tables"] == [
+        {
+            "name": "public.books",
+            "schema": "public",
+            "table": "books",
+            "state": "ready",
+            "state_code": "r",
+            "lsn": state["tables"][0]["lsn"],
+        }
+    ]
+    assert state["table_states"] == {"ready": 1}
+    assert state["tables_not_ready"] == 0
+    if sub.server.major >= 15:
+        assert state["apply_error_count"] == 0
+        assert state["sync_error_count"] == 0
+    if sub.server.major >= 18:
+        assert set(state["conflicts"].values()) == {0}
+    assert result["subscription_counts"]["database"] == 1
+    assert result["subscription_counts"]["cluster"] >= 1
+    assert result["checks"] == [], result["checks"]
+
+    # ---- gather returns only what was asked; check mode reads the same -------------------------
+    result = info(pub, check=True, gather=["slots", "senders"])
+    assert result["changed"] is False
+    assert [k for k in SUBSET_KEYS if k in result] == ["slots", "senders"]
+    assert by_name(result["slots"], subscription)["active"] is True
+
+    # ---- provoke the findings -----------------------------------------------------------------
+    idle_slot = unique("idle")
+    extra_pub, others_pub, off_sub = unique("extra_pub"), unique("others_pub"), unique("off_sub")
+    pub.execute(
+        sql.SQL(
+            "CREATE TABLE nopk (a int, b text); CREATE TABLE counters (id serial PRIMARY KEY, n int);"
+            " CREATE TABLE others (id int PRIMARY KEY);"
+            " CREATE PUBLICATION {} FOR TABLE nopk, counters; CREATE PUBLICATION {} FOR TABLE others;"
+            " ALTER PUBLICATION {} SET (publish = 'insert, update, delete')"
+        ).format(sql.Identifier(extra_pub), sql.Identifier(others_pub), sql.Identifier(publication))
+    )
+    pub.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [idle_slot])
+    pub.execute("INSERT INTO counters (n) SELECT g FROM generate_series(1, 100) g")
+    row_filter = pub.server.major >= 15
+    if row_filter:  # PostgreSQL really refuses what the finding says it refuses.
+        with pytest.raises(psycopg.Error, match="replica identity"):
+            pub.execute("UPDATE books SET sku = sku WHERE id = 2")
+    # Not ready: a disabled subscription never synchronizes its table.
+    sub.execute("CREATE TABLE others (id int PRIMARY KEY)")
+    subscribe(sub, off_sub, pub, others_pub, enabled=False)
+    # A conflict: the row exists on the subscriber, the publisher inserts it too.
+    sub.execute("INSERT INTO books (id, sku, title, topic) VALUES (100, 1, 'local', 'leadership')")
+    pub.execute("INSERT INTO books (id, sku, title, topic) VALUES (100, 1, 'remote', 'leadership')")
+    if sub.server.major >= 15:
+        wait_until(
+            lambda: sub.scalar(
+                "SELECT NOT s.subenabled AND st.apply_error_count > 0 FROM pg_subscription s"
+                " JOIN pg_stat_subscription_stats st ON st.subid = s.oid WHERE s.subname = %s",
+                [subscription],
+            ),
+            timeout=60,
+            message=f"{subscription} disabled after an apply error",
+        )
+    else:
+        sub.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(subscription)))
+
+    result = info(pub, gather=["checks"], retained_wal_threshold="1kB")
+    assert [k for k in SUBSET_KEYS if k in result] == ["checks"]
+    found = codes(result)
+    for code in ("replica_identity_missing", "sequences_not_replicated", "slot_inactive_retaining_wal"):
+        assert code in found, result["checks"]
+    assert ("row_filter_outside_replica_identity" in found) is row_filter
+    assert "column_list_lacks_replica_identity" not in found
+    messages = {c["code"]: c for c in result["checks"]}
+    assert "public.nopk" in messages["replica_identity_missing"]["message"]
+    assert messages["replica_identity_missing"]["severity"] == "error"
+    if row_filter:
+        assert "public.books" in messages["row_filter_outside_replica_identity"]["message"]
+        assert "(topic)" in messages["row_filter_outside_replica_identity"]["message"]
+    assert "public.counters_id_seq" in messages["sequences_not_replicated"]["message"]
+    assert messages["sequences_not_replicated"]["severity"] == "info"
+    assert idle_slot in messages["slot_inactive_retaining_wal"]["message"]
+    assert all(set(c) == {"severity", "code", "message", "hint"} and c["hint"] for c in result["checks"])
+
+    result = info(sub, gather=["subscriptions", "checks"])
+    assert [k for k in SUBSET_KEYS if k in result] == ["subscriptions", "subscription_counts", "checks"]
+    found = codes(result)
+    assert "subscription_disabled" in found
+    assert "tables_not_ready" in found
+    messages = {c["code"]: c["message"] for c in result["checks"]}
+    assert subscription in messages["subscription_disabled"]
+    assert off_sub in messages["subscription_disabled"]
+    assert off_sub in messages["tables_not_ready"]
+    off_state = by_name(result["subscriptions"], off_sub)
+    assert off_state["enabled"] is False
+    assert off_state["tables"][0]["state"] == "init"
+    assert off_state["tables_not_ready"] == 1
+    if sub.server.major >= 15:
+        assert "subscription_errors" in found
+        assert by_name(result["subscriptions"], subscription)["apply_error_count"] > 0
+    if sub.server.major >= 18:
+        assert "subscription_conflicts" in found
+        assert by_name(result["subscriptions"], subscription)["conflicts"]["insert_exists"] > 0
+    assert secret not in result.output
+
+
+def test_server_findings_on_a_private_server(pg_server, pg_server_factory):
+    """Pending wal_level change, low limits and a lost slot; the pending change undone again."""
+    server = pg_server_factory(
+        pg_server.major,
+        name=f"pg{pg_server.major}-limits",
+        settings={
+            "max_replication_slots": 1,
+            "max_wal_senders": 0,
+            "max_logical_replication_workers": 0,
+            "max_worker_processes": 1,
+            "max_slot_wal_keep_size": "1MB",
+        },
+    )
+    secret = secrets.token_urlsafe(12)
+    server.execute("CREATE PUBLICATION p FOR ALL TABLES")
+    server.execute(
+        sql.SQL("CREATE SUBSCRIPTION s CONNECTION {} PUBLICATION p WITH (connect = false)").format(
+            sql.Literal(f"host=127.0.0.1 port=1 dbname=nowhere user=x password={secret}")
+        )
+    )
+    server.execute("ALTER SUBSCRIPTION s ENABLE")
+    server.execute("SELECT pg_create_logical_replication_slot('lost_slot', 'pgoutput')")
+    server.execute("CREATE TABLE walgen (x int)")
+    for _ in range(3):
+        server.execute("INSERT INTO walgen VALUES (1)")
+        server.execute("SELECT pg_switch_wal()")
+    server.execute("CHECKPOINT")
+    assert server.scalar("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'lost_slot'") == "lost"
+    server.execute("ALTER SYSTEM SET wal_level = replica")
+
+    args = {**server.login_args("postgres"), "gather": ["server", "subscriptions", "checks"]}
+    result = run_module(MODULE, args)
+    assert result["server"]["wal_level"] == "logical"
+    assert result["server"]["wal_level_pending"] == "replica"
+    assert result["server"]["wal_level_pending_restart"] is True
+    assert result["server"]["max_slot_wal_keep_size"] == 1024 * 1024
+    found = {c["code"]: c for c in result["checks"]}
+    assert found["wal_level_pending"]["severity"] == "error"
+    assert "replica" in found["wal_level_pending"]["message"]
+    assert found["max_replication_slots_too_low"]["severity"] == "warning"
+    assert found["max_wal_senders_too_low"]["severity"] == "error"
+    assert found["max_logical_replication_workers_too_low"]["severity"] == "error"
+    assert found["max_worker_processes_too_low"]["severity"] == "error"
+    assert found["slot_wal_lost"]["severity"] == "error"
+    assert "lost_slot" in found["slot_wal_lost"]["message"]
+    assert "subscription_not_running" in found
+    assert "slot_inactive_retaining_wal" not in found  # a lost slot retains nothing
+    assert result["subscriptions"][0]["conninfo"].endswith("password=********")
+    assert secret not in result.output
+
+    server.execute("ALTER SYSTEM RESET wal_level")
+    result = run_module(MODULE, {**args, "gather": ["checks"]})
+    assert "wal_level_pending" not in codes(result)
+    assert "max_wal_senders_too_low" in codes(result)
+
+
+def test_invalid_threshold_fails_before_connecting():
+    args = {"login_host": "127.0.0.1", "login_port": 1, "retained_wal_threshold": "lots"}
+    result = run_module(MODULE, args, expect_fail=True)
+    assert "retained_wal_threshold" in result["msg"]
+    assert "lots" in result["msg"]
