@@ -63,10 +63,10 @@ ROUNDS = {"full": full_round, "sampler": sampler_round}
 def time_persistent(dsn, round_fn, rounds, warmup=10):
     with psycopg.connect(dsn, autocommit=True) as conn:
         major = conn.info.server_version // 10000
-        for _ in range(warmup):
+        for _warmup_round in range(warmup):
             round_fn(conn, major)
         samples = []
-        for _ in range(rounds):
+        for _round in range(rounds):
             start = time.perf_counter()
             round_fn(conn, major)
             samples.append(time.perf_counter() - start)

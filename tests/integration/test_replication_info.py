@@ -316,7 +316,7 @@ def test_server_findings_on_a_private_server(pg_server, pg_server_factory):
     server.execute("ALTER SUBSCRIPTION s ENABLE")
     server.execute("SELECT pg_create_logical_replication_slot('lost_slot', 'pgoutput')")
     server.execute("CREATE TABLE walgen (x int)")
-    for _ in range(3):
+    for _segment in range(3):
         server.execute("INSERT INTO walgen VALUES (1)")
         server.execute("SELECT pg_switch_wal()")
     server.execute("CHECKPOINT")
