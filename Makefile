@@ -18,7 +18,7 @@ STAGES ?=
 VENV_STAMP := $(VENV)/.stamp-runtime
 TEST_STAMP := $(VENV)/.stamp-test
 
-.PHONY: help venv test-venv lab test lint sanity unit integration molecule build clean
+.PHONY: help venv test-venv lab lab-down status test lint sanity unit integration molecule build clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ test-venv: $(TEST_STAMP) ## add the test and lint tooling to .venv
 
 lab: venv ## build or reconfigure the lab (ansible-playbook site.yml)
 	$(VENV)/bin/ansible-playbook site.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
+
+lab-down: venv ## tear the lab down (volumes kept; PURGE=1 removes them and .lab/)
+	$(VENV)/bin/ansible-playbook playbooks/teardown.yml -i $(INVENTORY) $(BECOME) $(if $(PURGE),-e teardown_purge=true) $(ANSIBLE_ARGS)
+
+status: venv ## replication status of every lab node (lag, slots, sync state, checks)
+	$(VENV)/bin/ansible-playbook playbooks/status.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
 
 test: test-venv ## run all checks; ends with "N passed, N failed"
 	$(VENV)/bin/python tests/run_all.py $(if $(STAGES),--stages $(STAGES))
