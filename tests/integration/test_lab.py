@@ -215,7 +215,7 @@ def test_replication_over_tls(lab: dict[str, object]) -> None:
         rows = conn.execute(
             "SELECT r.application_name, s.ssl FROM pg_stat_replication AS r JOIN pg_stat_ssl AS s USING (pid)"
         ).fetchall()
-    assert {name: ssl for name, ssl in rows} == {"subscriber1_sub": True, "subscriber2_sub": True}
+    assert dict(rows) == {"subscriber1_sub": True, "subscriber2_sub": True}
 
 
 def test_changes_reach_the_right_subscriber(lab: dict[str, object]) -> None:
@@ -273,7 +273,7 @@ def _listeners() -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
     for line in proc.stdout.splitlines():
         local = line.split()[3]
-        address, _, port = local.rpartition(":")
+        address, _colon, port = local.rpartition(":")
         if port.isdigit() and int(port) in NODES.values():
             out.setdefault(int(port), set()).add(address.strip("[]"))
     return out
