@@ -575,17 +575,22 @@ class OptionError(ValueError):
 # ----------------------------------------------------------------------------------------------
 
 
-def normalize_synchronous_commit(value, option="synchronous_commit"):
-    """``on``/``off``/``local``/``remote_write``/``remote_apply``; booleans and their words map to on/off."""
+def _normalize_choice(value, choices, option):
+    """One of ``choices`` (lower case); booleans and their words map to on/off."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "on" if value else "off"
     text = str(value).strip().lower()
     text = _BOOL_WORDS.get(text, text)
-    if text not in SYNC_COMMIT_VALUES:
-        raise OptionError(f"{option}: {value!r} is not one of {', '.join(SYNC_COMMIT_VALUES)}")
+    if text not in choices:
+        raise OptionError(f"{option}: {value!r} is not one of {', '.join(choices)}")
     return text
+
+
+def normalize_synchronous_commit(value, option="synchronous_commit"):
+    """``on``/``off``/``local``/``remote_write``/``remote_apply``; booleans and their words map to on/off."""
+    return _normalize_choice(value, SYNC_COMMIT_VALUES, option)
 
 
 def stored_synchronous_commit(value):
@@ -598,15 +603,7 @@ def stored_synchronous_commit(value):
 
 def normalize_streaming(value, option="streaming"):
     """``off``/``on``/``parallel``; booleans and their words map to on/off."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    text = str(value).strip().lower()
-    text = _BOOL_WORDS.get(text, text)
-    if text not in STREAMING_VALUES:
-        raise OptionError(f"{option}: {value!r} is not one of {', '.join(STREAMING_VALUES)}")
-    return text
+    return _normalize_choice(value, STREAMING_VALUES, option)
 
 
 def parse_lsn(text, option="skip_lsn"):

@@ -98,7 +98,8 @@ def _ansible_playbook() -> str:
     return found
 
 
-def _environment() -> dict[str, str]:
+def ansible_environment() -> dict[str, str]:
+    """Environment of every ansible-playbook run in the tests: repo config, JSON callback, no PG* variables."""
     env = dict(os.environ)
     env.update(
         {
@@ -160,7 +161,7 @@ def run_module(
         proc = subprocess.run(
             command,
             cwd=REPO_ROOT,
-            env=_environment(),
+            env=ansible_environment(),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_module import ansible_environment
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
@@ -58,24 +59,6 @@ def new_password() -> str:
     # Quotes, backslash and dollar exercise the SQL and shell quoting; no Jinja delimiters
     # (the lab generates passwords of letters and digits).
     return 'It\'s a "pw" \\ $' + secrets.token_urlsafe(18)  # 24 random characters at the end
-
-
-def ansible_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    env.update(
-        {
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-            "ANSIBLE_LOCALHOST_WARNING": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
 
 
 @dataclass
@@ -175,7 +158,7 @@ class RoleRunner:
         proc = subprocess.run(
             command,
             cwd=REPO_ROOT,
-            env=ansible_env(),
+            env=ansible_environment(),
             capture_output=True,
             text=True,
             timeout=PLAYBOOK_TIMEOUT,
