@@ -109,17 +109,13 @@ options:
     type: str
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.attributes
+  - inventium.logical_replication.attributes.platform
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-  platform:
-    support: full
-    platforms: postgresql
-    description: Target OS/families that can be operated against.
 notes:
   - Supports PostgreSQL 13 and later. Row filters, column lists and O(schemas) need PostgreSQL 15,
     O(publish_generated_columns) PostgreSQL 18.

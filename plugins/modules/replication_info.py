@@ -48,17 +48,13 @@ options:
     default: 1GB
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.attributes
+  - inventium.logical_replication.attributes.platform
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-  platform:
-    support: full
-    platforms: postgresql
-    description: Target OS/families that can be operated against.
 notes:
   - Supports PostgreSQL 13 and later. Values a server version lacks are not returned (see the
     C(returned) notes), for example the subscription error counters before PostgreSQL 15.

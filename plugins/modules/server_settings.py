@@ -56,17 +56,13 @@ options:
     elements: str
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.attributes
+  - inventium.logical_replication.attributes.platform
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-  platform:
-    support: full
-    platforms: postgresql
-    description: Target OS/families that can be operated against.
 notes:
   - Requires a superuser, or on PostgreSQL 15 and later a role granted C(ALTER SYSTEM) on the parameters,
     read access to C(pg_file_settings) (C(SELECT) on the view and C(EXECUTE) on the function

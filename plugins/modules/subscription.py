@@ -230,17 +230,13 @@ options:
     default: 300
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.attributes
+  - inventium.logical_replication.attributes.platform
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-  platform:
-    support: full
-    platforms: postgresql
-    description: Target OS/families that can be operated against.
 notes:
   - Supports PostgreSQL 13 and later on the subscriber. Options of newer versions fail with the option's
     name and the version that introduced it.
