@@ -23,25 +23,33 @@ Needs root, a Docker engine and the lab images (``playbooks/images.yml``, stage 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
+pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LAB_DIR = REPO_ROOT / ".lab"
-PLAYBOOK_TIMEOUT = 1200
-REPLICATION_TIMEOUT = 15.0
-NODES = {"publisher": 5432, "subscriber1": 5433, "subscriber2": 5434}
+_TESTS = str(Path(__file__).resolve().parents[1])
+if _TESTS not in sys.path:  # tests/lab_client.py, shared with molecule/lab
+    sys.path.insert(0, _TESTS)
+
+from lab_client import (  # noqa: E402
+    LAB_DIR,
+    all_secrets,
+    books,
+    connect,
+    lab_unavailable,
+    pg_nodes,
+    postmaster_start,
+    run_site,
+    wait_for,
+)
+
+NODES = ("publisher", "subscriber1", "subscriber2")
 LEADERSHIP = {(2, 22, "Great By Choice"), (5, 58, "Scaling Teams")}
 TECHNICAL = {
     (1, 31, "Practical Object Oriented Design in Ruby"),
@@ -49,97 +57,8 @@ TECHNICAL = {
     (4, 47, "Design Patterns in Ruby"),
 }
 TEST_IDS = (910001, 910002, 910003)
-RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
-
-def _lab_available() -> str | None:
-    if os.geteuid() != 0:
-        return "the lab needs root"
-    if shutil.which("docker") is None or shutil.which("pg_lsclusters") is None:
-        return "the lab needs the docker CLI and postgresql-common"
-    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
-        return "no Docker engine answers (run playbooks/images.yml first)"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_lab_available() is not None, reason=str(_lab_available()))
-
-
-@dataclass
-class PlaybookRun:
-    rc: int
-    output: str
-    seconds: float
-
-    def recap(self) -> dict[str, dict[str, int]]:
-        return {
-            host: {"ok": int(ok), "changed": int(changed), "unreachable": int(unr), "failed": int(failed)}
-            for host, ok, changed, unr, failed in RECAP.findall(self.output)
-        }
-
-    def changed_tasks(self) -> list[str]:
-        tasks, current = [], ""
-        for line in self.output.splitlines():
-            if line.startswith("TASK ["):
-                current = line
-            elif line.startswith("changed:"):
-                tasks.append(f"{current} {line}")
-        return tasks
-
-
-def run_site() -> PlaybookRun:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "ANSIBLE_"))}
-    env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PYTHONUNBUFFERED": "1"})
-    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    start = time.monotonic()
-    proc = subprocess.run(
-        [playbook, "site.yml", "-i", "inventory/lab"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PLAYBOOK_TIMEOUT,
-        check=False,
-    )
-    return PlaybookRun(proc.returncode, proc.stdout + "\n" + proc.stderr, time.monotonic() - start)
-
-
-def secret(name: str) -> str:
-    return (LAB_DIR / "secrets" / name).read_text().strip()
-
-
-def connect(node: str, autocommit: bool = True) -> psycopg.Connection:
-    dbname = "publisher" if node == "publisher" else "subscriber"
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=NODES[node],
-        dbname=dbname,
-        user="postgres",
-        password=secret(f"{node}-postgres"),
-        autocommit=autocommit,
-        connect_timeout=10,
-    )
-
-
-def books(node: str, where: str = "true") -> set[tuple[int, int, str]]:
-    with connect(node) as conn:
-        return {tuple(row) for row in conn.execute(f"SELECT id, sku, title FROM public.books WHERE {where}")}  # noqa: S608
-
-
-def postmaster_start(node: str) -> str:
-    with connect(node) as conn:
-        return str(conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0])
-
-
-def wait_for(check: Callable[[], bool], timeout: float = REPLICATION_TIMEOUT) -> float:
-    """Poll ``check`` until it holds; return the seconds it took (fail after ``timeout``)."""
-    start = time.monotonic()
-    while True:
-        if check():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not replicated within {timeout} s")
-        time.sleep(0.1)
+pytestmark = pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable()))
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +89,7 @@ def test_second_run_changes_and_restarts_nothing(lab: dict[str, object]) -> None
 
 
 def test_no_generated_password_in_output(lab: dict[str, object]) -> None:
-    secrets_dir = LAB_DIR / "secrets"
-    passwords = [path.read_text().strip() for path in secrets_dir.iterdir()]
+    passwords = all_secrets()
     assert len(passwords) >= 4
     for run in (lab["first"], lab["second"]):
         for password in passwords:
@@ -268,19 +186,19 @@ def test_changes_reach_the_right_subscriber(lab: dict[str, object]) -> None:
     assert books("subscriber2", base) == TECHNICAL
 
 
-def _listeners() -> dict[int, set[str]]:
+def _listeners(ports: set[int]) -> dict[int, set[str]]:
     proc = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True)
     out: dict[int, set[str]] = {}
     for line in proc.stdout.splitlines():
         local = line.split()[3]
         address, _colon, port = local.rpartition(":")
-        if port.isdigit() and int(port) in NODES.values():
+        if port.isdigit() and int(port) in ports:
             out.setdefault(int(port), set()).add(address.strip("[]"))
     return out
 
 
 def test_ports_listen_on_loopback_only(lab: dict[str, object]) -> None:
-    listeners = _listeners()
+    listeners = _listeners({int(info["port"]) for info in pg_nodes().values()})
     assert listeners.get(5433) == {"127.0.0.1"}
     assert listeners.get(5434) == {"127.0.0.1"}
     gateway = subprocess.run(
