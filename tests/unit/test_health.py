@@ -700,3 +700,32 @@ def test_collect_server_reads_the_files_when_allowed():
     conn.answers[1] = ("AS wal_senders_used", [dict(SERVER_ROW, can_read_file_settings=True)])
     health.collect_server(conn, 17, pending=False)
     assert len(conn.queries) == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# The sampler's activity queries
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("major", "view"), [(13, "pg_stat_bgwriter"), (16, "pg_stat_bgwriter"),
+                                             (17, "pg_stat_checkpointer"), (18, "pg_stat_checkpointer")])
+def test_checkpoints_query_reads_the_view_of_the_major(major, view):
+    query = render(health.checkpoints_query(major))
+    assert f"pg_catalog.{view}" in query
+    for column in ("checkpoints_timed", "checkpoints_requested", "write_time_ms", "sync_time_ms",
+                   "buffers_checkpoint", "buffers_clean", "maxwritten_clean", "buffers_backend", "buffers_alloc"):
+        assert f"AS {column}" in query
+    if major >= 17:
+        assert "NULL::bigint AS buffers_backend" in query  # 17 removed it (pg_stat_io has it)
+
+
+def test_statements_query_quotes_the_extension_schema():
+    query = render(health.statements_query('odd "schema"'))
+    assert 'FROM "odd ""schema""".pg_stat_statements' in query
+    assert "mean_exec_time_ms" in query
+
+
+def test_every_table_level_lock_mode_is_listed_once():
+    assert len(set(health.LOCK_MODES)) == 8
+    assert health.LOCK_MODES[0] == "AccessShareLock"
+    assert health.LOCK_MODES[-1] == "AccessExclusiveLock"

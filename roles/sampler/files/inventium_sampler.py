@@ -1,0 +1,798 @@
+#!/usr/bin/env python3
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""inventium-sampler: replication metrics of every node into InfluxDB, every second.
+
+One thread per PostgreSQL node keeps ONE persistent psycopg connection (``jit`` off,
+``application_name`` ``inventium-sampler``, a short ``statement_timeout``) and runs the health
+collectors of ``plugins/module_utils/health.py`` (the same SQL as the ``replication_info``
+module) on every tick of the wall clock (``--interval`` seconds, ticks aligned to multiples of
+it, so points of all nodes share timestamps). A writer thread sends the points in batches with
+``plugins/module_utils/influx.py`` (InfluxDB API v1 or v2). A Docker thread reads one-shot
+container stats from the Docker socket.
+
+It never dies because a node or InfluxDB is down: a failing node is retried with exponential
+backoff (capped) while the other nodes are sampled; errors are counted in the measurement
+``sampler_errors`` (tags ``node``, ``kind``); points wait in a bounded buffer while InfluxDB is
+unreachable (the oldest are dropped first and counted). One log line per problem (when it starts
+and when it ends), never a password. SIGTERM/SIGINT stop it after a final flush.
+
+Configuration: ``--endpoints .lab/endpoints.json`` (the lab) or ``--config file.json`` (same
+shape) with the sections ``postgresql`` (nodes: ``kind``, ``host``, ``port``, ``dbname``,
+``user``, ``password_file``, optional ``sslmode``/``sslrootcert``), ``influxdb`` (see
+influx.client_from_endpoints) and ``docker`` (``containers``, optional ``socket``), and an
+optional ``sampler`` section with defaults for the command line options. The measurements and
+their fields are documented in ``roles/sampler/README.md``.
+
+The module_utils come from ``lib/`` next to this file when the ``sampler`` role deployed it, or
+from the repository checkout it lives in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import http.client
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _module_utils_path():
+    """Where ``ansible_collections`` is: ``lib/`` beside a deployed copy, else the checkout's ``collections/``."""
+    deployed = HERE / "lib"
+    if (deployed / "ansible_collections").is_dir():
+        return deployed
+    return HERE.parents[2] / "collections"
+
+
+sys.path.insert(0, str(_module_utils_path()))
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import health, influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact  # noqa: E402
+
+LOG = logging.getLogger("inventium-sampler")
+APPLICATION_NAME = "inventium-sampler"
+DEFAULTS = {
+    "interval": 1.0,
+    "batch_size": 5000,
+    "buffer_points": 100000,
+    "backoff_initial": 1.0,
+    "backoff_max": 30.0,
+    "statement_timeout_ms": 0,  # 0: derived from the interval
+    "connect_timeout": 3,
+    "node_name": "sampler",
+    "influx_timeout": 5.0,
+}
+DOCKER_SOCKET = "/var/run/docker.sock"
+STATEMENTS_RECHECK_SECONDS = 60.0
+HEARTBEAT_RECHECK_SECONDS = 10.0
+
+
+class ConfigError(ValueError):
+    """The configuration file is unusable."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Small pieces (pure, unit-tested)
+# ----------------------------------------------------------------------------------------------
+
+
+class Backoff:
+    """Exponential backoff: ``initial``, doubling per failure, capped at ``maximum`` seconds."""
+
+    def __init__(self, initial=1.0, maximum=30.0, factor=2.0):
+        self.initial = float(initial)
+        self.maximum = float(maximum)
+        self.factor = float(factor)
+        self.failures = 0
+
+    def delay(self):
+        """The wait after the current number of failures (0 when none)."""
+        if self.failures == 0:
+            return 0.0
+        return min(self.maximum, self.initial * self.factor ** (self.failures - 1))
+
+    def fail(self):
+        """Count a failure; return the wait before the next attempt."""
+        self.failures += 1
+        return self.delay()
+
+    def reset(self):
+        self.failures = 0
+
+
+class PointBuffer:
+    """A bounded FIFO of line protocol strings; when full the OLDEST are dropped and counted."""
+
+    def __init__(self, capacity):
+        if capacity < 1:
+            raise ValueError("the buffer needs room for at least one point")
+        self.capacity = int(capacity)
+        self.dropped = 0
+        self._lines = collections.deque()
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        with self._lock:
+            return len(self._lines)
+
+    def _trim(self):
+        excess = len(self._lines) - self.capacity
+        for _index in range(max(0, excess)):
+            self._lines.popleft()
+        self.dropped += max(0, excess)
+
+    def add(self, lines):
+        with self._lock:
+            self._lines.extend(lines)
+            self._trim()
+
+    def take(self, count):
+        """Remove and return up to ``count`` of the oldest points."""
+        with self._lock:
+            taken = []
+            while self._lines and len(taken) < count:
+                taken.append(self._lines.popleft())
+            return taken
+
+    def put_back(self, lines):
+        """Return points that could not be written to the front (they are the oldest; trimmed first)."""
+        with self._lock:
+            self._lines.extendleft(reversed(lines))
+            self._trim()
+
+
+class ErrorCounter:
+    """Cumulative error counts per (node, kind), and whether each source is currently failing."""
+
+    def __init__(self):
+        self._counts = {}
+        self._failing = {}
+        self._lock = threading.Lock()
+
+    def record(self, node, kind, message, source=None):
+        """Count an error of ``node``; log it when ``source`` (default: the node) was not failing so before.
+
+        Returns True when it was logged (a new problem), so there is one log line per problem.
+        """
+        source = source or node
+        with self._lock:
+            self._counts[(node, kind)] = self._counts.get((node, kind), 0) + 1
+            first = self._failing.get(source) != kind
+            self._failing[source] = kind
+        if first:
+            text = redact(str(message)).strip().splitlines() if message else []
+            LOG.warning("%s: %s: %s", source, kind, text[0] if text else "")
+        return first
+
+    def ok(self, source, what="recovered"):
+        """``source`` works again; log it when it was failing. Returns True when it was."""
+        with self._lock:
+            was = self._failing.pop(source, None)
+        if was is not None:
+            LOG.warning("%s: %s (was failing: %s)", source, what, was)
+        return was is not None
+
+    def failing(self):
+        with self._lock:
+            return dict(self._failing)
+
+    def counts(self):
+        with self._lock:
+            return dict(self._counts)
+
+
+def next_tick(now, interval):
+    """The first multiple of ``interval`` (seconds since the epoch) strictly after ``now``."""
+    return (math.floor(now / interval) + 1) * interval
+
+
+def _int(value):
+    return None if value is None else int(value)
+
+
+def _flag(value):
+    """Booleans are written as 0/1 integers: InfluxQL aggregates (mean, max) work on them, not on booleans."""
+    return None if value is None else int(bool(value))
+
+
+def _point(measurement, tags, fields, ts):
+    try:
+        return [influx.line(measurement, tags, fields, ts)]
+    except ValueError:
+        return []  # no field had a value (e.g. every lag column NULL): nothing to say
+
+
+def node_points(node, facts, ts):
+    """Line protocol for one node's round: ``facts`` holds what :class:`NodeSampler` collected.
+
+    Keys (each optional): ``locks``, ``activity``, ``database``, ``checkpoints``, ``statements``,
+    ``senders``, ``slots``, ``subscriptions``, ``heartbeat``.
+    """
+    lines = []
+    for mode, counts in sorted((facts.get("locks") or {}).items()):
+        lines += _point("locks", {"node": node, "mode": mode}, counts, ts)
+    if facts.get("activity"):
+        lines += _point("activity", {"node": node}, facts["activity"], ts)
+    if facts.get("database"):
+        fields = dict(facts["database"])
+        database = fields.pop("database", None)
+        lines += _point("database", {"node": node, "database": database}, fields, ts)
+    if facts.get("checkpoints"):
+        lines += _point("checkpoints", {"node": node}, facts["checkpoints"], ts)
+    if facts.get("statements"):
+        lines += _point("statements", {"node": node}, facts["statements"], ts)
+    for sender in facts.get("senders") or ():
+        fields = {f"{kind}_lag_bytes": sender.get(f"{kind}_lag_bytes") for kind in ("sent", "write", "flush", "replay")}
+        fields.update(
+            {f"{kind}_lag_seconds": sender.get(f"{kind}_lag_seconds") for kind in ("write", "flush", "replay")}
+        )
+        fields["seconds_since_reply"] = sender.get("seconds_since_reply")
+        fields["state"] = sender.get("state")
+        fields["sync_state"] = sender.get("sync_state")
+        tags = {"node": node, "application_name": sender.get("application_name"), "slot_name": sender.get("slot_name")}
+        lines += _point("replication", tags, fields, ts)
+    for slot in facts.get("slots") or ():
+        fields = {
+            "active": _flag(slot.get("active")),
+            "retained_wal_bytes": _int(slot.get("retained_wal_bytes")),
+            "confirmed_flush_lag_bytes": _int(slot.get("confirmed_flush_lag_bytes")),
+            "wal_status": slot.get("wal_status"),
+            "safe_wal_size": _int(slot.get("safe_wal_size")),
+        }
+        tags = {"node": node, "slot_name": slot.get("name"), "slot_type": slot.get("slot_type")}
+        lines += _point("replication_slot", tags, fields, ts)
+    for sub in facts.get("subscriptions") or ():
+        table_states = sub.get("table_states") or {}
+        fields = {
+            "enabled": _flag(sub.get("enabled")),
+            "worker_running": _flag(sub.get("apply_worker_pid") is not None),
+            "apply_error_count": _int(sub.get("apply_error_count")),
+            "sync_error_count": _int(sub.get("sync_error_count")),
+            "tables_total": sum(table_states.values()),
+            "tables_ready": int(table_states.get("ready", 0)),
+            "seconds_since_last_msg": sub.get("seconds_since_last_msg_receipt"),
+        }
+        for kind, count in sorted((sub.get("conflicts") or {}).items()):
+            fields[f"confl_{kind}"] = _int(count)
+        lines += _point("subscription", {"node": node, "subscription": sub.get("name")}, fields, ts)
+    for beat in facts.get("heartbeat") or ():
+        fields = {"lag_seconds": beat.get("lag_seconds"), "seq": _int(beat.get("seq"))}
+        lines += _point("heartbeat_lag", {"node": node, "source": beat.get("node")}, fields, ts)
+    return lines
+
+
+def container_fields(stats, previous=None):
+    """Fields of a ``container`` point from one Docker stats document (``previous``: the last one, for CPU %).
+
+    Returns None for a container that is not running (Docker answers with empty stats).
+    """
+    cpu = stats.get("cpu_stats") or {}
+    total = (cpu.get("cpu_usage") or {}).get("total_usage")
+    system = cpu.get("system_cpu_usage")
+    if not total or not system:
+        return None
+    pre = stats.get("precpu_stats") or {}
+    pre_total = (pre.get("cpu_usage") or {}).get("total_usage")
+    pre_system = pre.get("system_cpu_usage")
+    if not pre_total or not pre_system:  # one-shot stats: compare with our previous sample
+        prev_cpu = (previous or {}).get("cpu_stats") or {}
+        pre_total = (prev_cpu.get("cpu_usage") or {}).get("total_usage")
+        pre_system = prev_cpu.get("system_cpu_usage")
+    cpus = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or ()) or 1
+    cpu_percent = None
+    if pre_total is not None and pre_system is not None and system > pre_system and total >= pre_total:
+        cpu_percent = (total - pre_total) / (system - pre_system) * cpus * 100.0
+    memory = stats.get("memory_stats") or {}
+    usage = memory.get("usage")
+    mem_stats = memory.get("stats") or {}
+    # What `docker stats` shows: usage minus the page cache (cgroup v1 total_inactive_file, v2 inactive_file).
+    cache = mem_stats.get("total_inactive_file", mem_stats.get("inactive_file", 0))
+    used = usage - cache if usage is not None and cache is not None and usage >= cache else usage
+    limit = memory.get("limit")
+    fields = {
+        "cpu_percent": cpu_percent,
+        "online_cpus": int(cpus),
+        "memory_usage_bytes": _int(used),
+        "memory_limit_bytes": _int(limit),
+        "memory_percent": used / limit * 100.0 if used is not None and limit else None,
+    }
+    networks = stats.get("networks")
+    if networks:
+        fields["net_rx_bytes"] = sum(int(n.get("rx_bytes", 0)) for n in networks.values())
+        fields["net_tx_bytes"] = sum(int(n.get("tx_bytes", 0)) for n in networks.values())
+    io = (stats.get("blkio_stats") or {}).get("io_service_bytes_recursive")
+    if io is not None:
+        fields["block_read_bytes"] = sum(int(e.get("value", 0)) for e in io if str(e.get("op")).lower() == "read")
+        fields["block_write_bytes"] = sum(int(e.get("value", 0)) for e in io if str(e.get("op")).lower() == "write")
+    pids = (stats.get("pids_stats") or {}).get("current")
+    fields["pids"] = _int(pids)
+    return fields
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+
+
+def load_config(path):
+    """The configuration document (endpoints.json shape); relative file names resolve from its directory."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the configuration {path}: {exc}") from None
+    return parse_config(document, os.path.dirname(os.path.abspath(path)))
+
+
+def parse_config(document, base_dir="."):
+    """Validate and normalise a configuration document; returns ``{nodes, influxdb, containers, ...}``."""
+    if not isinstance(document, dict):
+        raise ConfigError("the configuration must be a JSON object")
+    section = document.get("postgresql")
+    if not isinstance(section, dict) or not section:
+        raise ConfigError("the configuration has no 'postgresql' nodes")
+
+    def resolve(name):
+        return name if not name or os.path.isabs(name) else os.path.join(base_dir, name)
+
+    nodes = []
+    for name, spec in sorted(section.items()):
+        if not isinstance(spec, dict):
+            raise ConfigError(f"node {name!r}: expected an object")
+        kind = spec.get("kind", "subscriber")
+        if kind not in ("publisher", "subscriber"):
+            raise ConfigError(f"node {name!r}: kind must be publisher or subscriber, not {kind!r}")
+        missing = [key for key in ("host", "dbname") if not spec.get(key)]
+        if missing:
+            raise ConfigError(f"node {name!r}: missing {', '.join(missing)}")
+        if "password" in spec:
+            raise ConfigError(f"node {name!r}: give a password_file, never a password in the configuration")
+        try:
+            port = int(spec.get("port", 5432))
+        except (TypeError, ValueError):
+            raise ConfigError(f"node {name!r}: port must be a number") from None
+        nodes.append(
+            {
+                "name": name,
+                "kind": kind,
+                "host": spec["host"],
+                "port": port,
+                "dbname": spec["dbname"],
+                "user": spec.get("user", "postgres"),
+                "password_file": resolve(spec.get("password_file")),
+                "sslmode": spec.get("sslmode"),
+                "sslrootcert": resolve(spec.get("sslrootcert")),
+            }
+        )
+    docker = document.get("docker") or {}
+    containers = docker.get("containers") or []
+    if not isinstance(containers, list) or not all(isinstance(c, str) and c for c in containers):
+        raise ConfigError("docker.containers must be a list of container names")
+    sampler = document.get("sampler") or {}
+    unknown = set(sampler) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown sampler setting(s): {', '.join(sorted(unknown))}")
+    influxdb = document.get("influxdb") or None
+    if influxdb is not None:
+        influxdb = dict(influxdb)
+        for key in ("password_file", "token_file"):
+            if influxdb.get(key):
+                influxdb[key] = resolve(influxdb[key])
+    return {
+        "nodes": nodes,
+        "influxdb": influxdb,
+        "containers": list(containers),
+        "docker_socket": docker.get("socket", DOCKER_SOCKET),
+        "settings": {**DEFAULTS, **sampler},
+    }
+
+
+def _read_password(path):
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+# ----------------------------------------------------------------------------------------------
+# Threads
+# ----------------------------------------------------------------------------------------------
+
+
+class Ticker:
+    """Wall-clock aligned ticks shared by the threads; ``wait()`` returns the tick (epoch seconds) or None on stop."""
+
+    def __init__(self, interval, stop):
+        self.interval = float(interval)
+        self.stop = stop
+
+    def wait(self, offset=0.0):
+        tick = next_tick(time.time() - offset, self.interval)
+        if self.stop.wait(max(0.0, tick + offset - time.time())):
+            return None
+        return tick
+
+
+class NodeSampler(threading.Thread):
+    """One node: a persistent connection, reconnected with backoff; one round per tick."""
+
+    def __init__(self, node, settings, sink, errors, ticker):
+        super().__init__(name=f"node-{node['name']}", daemon=True)
+        self.node = node
+        self.settings = settings
+        self.sink = sink
+        self.errors = errors
+        self.ticker = ticker
+        self.backoff = Backoff(settings["backoff_initial"], settings["backoff_max"])
+        self.retry_at = 0.0
+        self.conn = None
+        self.major = None
+        self.statements_schema = None
+        self.statements_checked = 0.0
+        self.heartbeat = False
+        self.heartbeat_checked = 0.0
+        self.rounds = 0
+        self.round_seconds = collections.deque(maxlen=3600)
+
+    def connect(self):
+        import psycopg  # here, so that --help and the unit tests work without psycopg
+
+        node = self.node
+        timeout_ms = int(self.settings["statement_timeout_ms"]) or int(
+            min(5000, max(500, self.settings["interval"] * 1000))
+        )
+        kwargs = {
+            "host": node["host"],
+            "port": node["port"],
+            "dbname": node["dbname"],
+            "user": node["user"],
+            "application_name": APPLICATION_NAME,
+            "connect_timeout": int(self.settings["connect_timeout"]),
+            "autocommit": True,
+        }
+        password = _read_password(node["password_file"])
+        if password:
+            kwargs["password"] = password
+        for key in ("sslmode", "sslrootcert"):
+            if node.get(key):
+                kwargs[key] = node[key]
+        conn = psycopg.connect(**kwargs)
+        conn.execute(
+            "SELECT set_config('jit', 'off', false), set_config('statement_timeout', %s, false),"
+            " set_config('lock_timeout', %s, false), set_config('synchronous_commit', 'local', false)",
+            (str(timeout_ms), str(timeout_ms)),
+        )
+        self.conn = conn
+        self.major = conn.info.server_version // 10000
+        self.statements_checked = 0.0
+        self.heartbeat_checked = 0.0
+
+    def close(self):
+        if self.conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection must not stop the thread
+                self.conn.close()
+        self.conn = None
+
+    def collect(self, now):
+        conn, major = self.conn, self.major
+        facts = {
+            "locks": health.collect_locks(conn, major),
+            "activity": health.collect_activity(conn, major),
+            "database": health.collect_database(conn, major),
+            "checkpoints": health.collect_checkpoints(conn, major),
+            "senders": health.collect_senders(conn, major),
+            "slots": health.collect_slots(conn, major),
+            "subscriptions": health.collect_subscriptions(conn, major, conninfo=False)["subscriptions"],
+        }
+        if now - self.statements_checked >= STATEMENTS_RECHECK_SECONDS:
+            self.statements_checked = now
+            self.statements_schema = health.statements_schema(conn)
+        if self.statements_schema:
+            try:
+                facts["statements"] = health.collect_statements(conn, major, self.statements_schema)
+            except Exception as exc:
+                self.statements_schema = None
+                self.errors.record(self.node["name"], "statements", exc)
+        if now - self.heartbeat_checked >= HEARTBEAT_RECHECK_SECONDS:
+            self.heartbeat_checked = now
+            self.heartbeat = health.heartbeat_present(conn)
+        if self.heartbeat:
+            if self.node["kind"] == "publisher":
+                health.heartbeat_beat(conn, self.node["name"])
+            else:
+                facts["heartbeat"] = health.collect_heartbeat(conn, major)
+        return facts
+
+    def round(self, tick):
+        """One sampling round at ``tick``; never raises."""
+        name = self.node["name"]
+        now = time.time()
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.close()
+            if now < self.retry_at:
+                return
+            try:
+                self.connect()
+            except Exception as exc:
+                self.close()
+                self.retry_at = time.time() + self.backoff.fail()
+                self.errors.record(name, "connect", exc)
+                return
+        start = time.perf_counter()
+        try:
+            facts = self.collect(now)
+        except Exception as exc:
+            broken = self.conn is None or self.conn.closed or self.conn.broken
+            self.errors.record(name, "connection_lost" if broken else "query", exc)
+            if broken:
+                self.close()
+                self.retry_at = time.time() + self.backoff.fail()
+            return
+        elapsed = time.perf_counter() - start
+        self.backoff.reset()
+        self.errors.ok(name)
+        ts = round(tick * 1e9)
+        lines = node_points(name, facts, ts)
+        lines += _point("sampler_round", {"node": name}, {"duration_ms": elapsed * 1000.0, "points": len(lines)}, ts)
+        self.rounds += 1
+        self.round_seconds.append(elapsed)
+        self.sink.add(lines)
+
+    def run(self):
+        while True:
+            tick = self.ticker.wait()
+            if tick is None:
+                break
+            try:
+                self.round(tick)
+            except Exception as exc:
+                self.errors.record(self.node["name"], "internal", exc)
+        self.close()
+
+
+def _docker_get(socket_path, path, timeout=5.0):
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(socket_path)
+
+    conn = UnixConnection("localhost", timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise OSError(f"Docker answered {response.status} to {path}: {body[:200]!r}")
+        return json.loads(body)
+    finally:
+        conn.close()
+
+
+class ContainerSampler(threading.Thread):
+    """One-shot stats of every configured container each tick (Docker API over the unix socket)."""
+
+    def __init__(self, containers, socket_path, sink, errors, ticker, node_name):
+        super().__init__(name="containers", daemon=True)
+        self.containers = containers
+        self.socket_path = socket_path
+        self.sink = sink
+        self.errors = errors
+        self.ticker = ticker
+        self.node_name = node_name
+        self.previous = {}
+        self.backoff = Backoff(1.0, 30.0)
+        self.retry_at = 0.0
+
+    def sample(self, name, ts):
+        try:
+            stats = _docker_get(self.socket_path, f"/containers/{name}/stats?stream=false&one-shot=true")
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            self.errors.record(name, "docker", exc, source=f"container:{name}")
+            return []
+        fields = container_fields(stats, self.previous.get(name))
+        self.previous[name] = stats
+        self.errors.ok(f"container:{name}")
+        if fields is None:
+            return _point("container", {"node": name, "container": name}, {"running": 0}, ts)
+        fields["running"] = 1
+        return _point("container", {"node": name, "container": name}, fields, ts)
+
+    def run(self):
+        while True:
+            tick = self.ticker.wait()
+            if tick is None:
+                break
+            if not os.path.exists(self.socket_path):
+                if time.time() >= self.retry_at:
+                    self.retry_at = time.time() + self.backoff.fail()
+                    self.errors.record(self.node_name, "docker", f"no Docker socket at {self.socket_path}")
+                continue
+            self.backoff.reset()
+            ts = round(tick * 1e9)
+            lines = []
+            for name in self.containers:
+                lines += self.sample(name, ts)
+            self.sink.add(lines)
+
+
+class Sampler:
+    """The threads, the buffer and the writer loop (run in the calling thread)."""
+
+    def __init__(self, config, client=None, dry_run=False, out=None):
+        self.config = config
+        self.settings = config["settings"]
+        self.client = client
+        self.dry_run = dry_run
+        self.out = out or sys.stdout
+        self.stop = threading.Event()
+        self.buffer = PointBuffer(int(self.settings["buffer_points"]))
+        self.errors = ErrorCounter()
+        self.ticker = Ticker(float(self.settings["interval"]), self.stop)
+        self.nodes = [NodeSampler(n, self.settings, self.buffer, self.errors, self.ticker) for n in config["nodes"]]
+        self.containers = None
+        if config["containers"]:
+            self.containers = ContainerSampler(
+                config["containers"],
+                config["docker_socket"],
+                self.buffer,
+                self.errors,
+                self.ticker,
+                self.settings["node_name"],
+            )
+        self.backoff = Backoff(self.settings["backoff_initial"], self.settings["backoff_max"])
+        self.retry_at = 0.0
+        self.written = 0
+
+    def status_points(self, ts):
+        lines = []
+        for (node, kind), count in sorted(self.errors.counts().items()):
+            lines += _point("sampler_errors", {"node": node, "kind": kind}, {"count": count}, ts)
+        fields = {"buffered_points": len(self.buffer), "dropped_points": self.buffer.dropped,
+                  "written_points": self.written}
+        lines += _point("sampler_errors", {"node": self.settings["node_name"], "kind": "buffer"}, fields, ts)
+        return lines
+
+    def flush(self, final=False):
+        """Write the buffer in batches; on failure keep the points (bounded) and back off."""
+        if not final and time.time() < self.retry_at:
+            return
+        batch_size = int(self.settings["batch_size"])
+        while True:
+            batch = self.buffer.take(batch_size)
+            if not batch:
+                return
+            if self.dry_run:
+                self.out.write("\n".join(batch) + "\n")
+                self.out.flush()
+                self.written += len(batch)
+                continue
+            try:
+                self.client.write(batch)
+            except influx.InfluxError as exc:
+                if not exc.retryable:  # the data's fault: retrying cannot help, drop this batch
+                    self.errors.record(self.settings["node_name"], "influxdb_rejected", exc)
+                    continue
+                self.buffer.put_back(batch)
+                self.retry_at = time.time() + self.backoff.fail()
+                self.errors.record(self.settings["node_name"], "influxdb", exc)
+                return
+            self.written += len(batch)
+            self.backoff.reset()
+            self.errors.ok(self.settings["node_name"], "InfluxDB reachable again")
+
+    def run(self, duration=None):
+        deadline = time.time() + duration if duration else None
+        for thread in self.nodes:
+            thread.start()
+        if self.containers:
+            self.containers.start()
+        LOG.info(
+            "sampling %d node(s) and %d container(s) every %ss into %s",
+            len(self.nodes),
+            len(self.config["containers"]),
+            self.settings["interval"],
+            "stdout" if self.dry_run else self.client,
+        )
+        while not self.stop.is_set():
+            # Write half an interval after each tick: the rounds of the tick are in the buffer by then.
+            tick = self.ticker.wait(offset=min(0.5, self.ticker.interval / 2))
+            if tick is None:
+                break
+            self.buffer.add(self.status_points(round(tick * 1e9)))
+            self.flush()
+            if deadline and time.time() >= deadline:
+                self.stop.set()
+        for thread in self.nodes:
+            thread.join(timeout=10)
+        if self.containers:
+            self.containers.join(timeout=10)
+        self.buffer.add(self.status_points(round(time.time() * 1e9)))
+        self.flush(final=True)
+        LOG.info("stopped: %d points written, %d dropped, %d still buffered", self.written, self.buffer.dropped,
+                 len(self.buffer))
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="inventium-sampler", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--endpoints", help="the lab's .lab/endpoints.json")
+    source.add_argument("--config", help="a configuration file of the same shape (real hosts)")
+    parser.add_argument("--interval", type=float, help="seconds between rounds (default 1)")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: run until signalled)")
+    parser.add_argument("--buffer-points", type=int, help="points kept while InfluxDB is unreachable (default 100000)")
+    parser.add_argument("--batch-size", type=int, help="points per write request (default 5000)")
+    parser.add_argument("--backoff-max", type=float, help="longest wait between reconnection attempts (default 30)")
+    parser.add_argument("--statement-timeout-ms", type=int, help="statement_timeout of the sampler's sessions")
+    parser.add_argument("--node-name", help="the 'node' tag of the sampler's own points (default 'sampler')")
+    parser.add_argument("--no-containers", action="store_true", help="do not read Docker container stats")
+    parser.add_argument("--dry-run", action="store_true", help="print line protocol to stdout instead of writing it")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def settings_from_args(config, args):
+    settings = config["settings"]
+    for key in ("interval", "buffer_points", "batch_size", "backoff_max", "statement_timeout_ms", "node_name"):
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    if float(settings["interval"]) <= 0:
+        raise ConfigError("the interval must be positive")
+    if args.no_containers:
+        config["containers"] = []
+    return config
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        config = settings_from_args(load_config(args.endpoints or args.config), args)
+        client = None
+        if not args.dry_run:
+            if not config["influxdb"]:
+                raise ConfigError("the configuration has no 'influxdb' section (use --dry-run to print the points)")
+            client = influx.client_from_endpoints(
+                {"influxdb": config["influxdb"]}, timeout=float(config["settings"]["influx_timeout"])
+            )
+    except (ConfigError, ValueError, KeyError, OSError) as exc:
+        LOG.error("configuration: %s", redact(str(exc)))
+        return 2
+    sampler = Sampler(config, client, dry_run=args.dry_run)
+
+    def stop(signum, _frame):
+        LOG.info("signal %d: stopping after a final flush", signum)
+        sampler.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sampler.run(args.duration)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,468 @@
+"""The metrics sampler's own logic: buffer, backoff, ticks, points from collector output, configuration.
+
+Line protocol escaping and batching belong to ``plugins/module_utils/influx.py`` (tested with it).
+The program is loaded from ``roles/sampler/files/inventium_sampler.py`` as the role deploys it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import influx
+
+PROGRAM = Path(__file__).resolve().parents[2] / "roles" / "sampler" / "files" / "inventium_sampler.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("inventium_sampler", PROGRAM)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sampler = _load()
+TS = 1_700_000_000_000_000_000
+
+
+def parse(lines):
+    """``{(measurement, frozenset(tags)): fields_text}`` of line protocol without escapes (enough here)."""
+    result = {}
+    for text in lines:
+        head, fields, ts = text.rsplit(" ", 2)
+        assert int(ts) == TS
+        measurement, *tags = head.split(",")
+        result[(measurement, frozenset(tags))] = dict(f.split("=", 1) for f in fields.split(","))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Backoff and ticks
+# ----------------------------------------------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_the_cap_and_resets():
+    backoff = sampler.Backoff(initial=1, maximum=30)
+    assert backoff.delay() == 0
+    assert [backoff.fail() for _attempt in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    backoff.reset()
+    assert backoff.delay() == 0
+    assert backoff.fail() == 1
+
+
+def test_backoff_with_a_small_initial_delay():
+    backoff = sampler.Backoff(initial=0.5, maximum=3)
+    assert [backoff.fail() for _attempt in range(5)] == [0.5, 1, 2, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("now", "interval", "expected"),
+    [(100.0, 1, 101), (100.2, 1, 101), (100.999, 1, 101), (101.0, 5, 105), (104.9, 5, 105), (10.1, 0.5, 10.5)],
+)
+def test_ticks_are_aligned_to_the_wall_clock(now, interval, expected):
+    assert sampler.next_tick(now, interval) == pytest.approx(expected)
+
+
+# ----------------------------------------------------------------------------------------------
+# The bounded buffer
+# ----------------------------------------------------------------------------------------------
+
+
+def test_buffer_drops_the_oldest_points_when_full_and_counts_them():
+    buffer = sampler.PointBuffer(3)
+    buffer.add(["a", "b"])
+    buffer.add(["c", "d", "e"])
+    assert len(buffer) == 3
+    assert buffer.dropped == 2
+    assert buffer.take(10) == ["c", "d", "e"]
+    assert len(buffer) == 0
+
+
+def test_buffer_takes_in_batches_oldest_first():
+    buffer = sampler.PointBuffer(10)
+    buffer.add([str(i) for i in range(7)])
+    assert buffer.take(3) == ["0", "1", "2"]
+    assert buffer.take(3) == ["3", "4", "5"]
+    assert buffer.take(3) == ["6"]
+    assert buffer.take(3) == []
+
+
+def test_points_put_back_stay_in_front_and_are_dropped_first_on_overflow():
+    buffer = sampler.PointBuffer(4)
+    buffer.add(["a", "b", "c"])
+    batch = buffer.take(2)
+    buffer.add(["d", "e"])  # newer points arrive while the write of a, b fails
+    buffer.put_back(batch)  # 5 points for 4 places: "a" (the oldest) goes
+    assert buffer.dropped == 1
+    assert buffer.take(10) == ["b", "c", "d", "e"]
+
+
+def test_buffer_needs_room():
+    with pytest.raises(ValueError, match="at least one"):
+        sampler.PointBuffer(0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors: counted every time, logged once per problem, never a password
+# ----------------------------------------------------------------------------------------------
+
+
+def test_errors_are_counted_each_time_and_logged_once_per_problem(caplog):
+    errors = sampler.ErrorCounter()
+    with caplog.at_level(logging.WARNING, logger="inventium-sampler"):
+        for _attempt in range(5):
+            errors.record("subscriber2", "connect", "connection refused\nDETAIL: more")
+        errors.record("subscriber2", "query", "canceling statement due to statement timeout")
+        errors.ok("subscriber2")
+        errors.ok("subscriber2")
+        errors.record("subscriber2", "connect", "connection refused")
+    assert errors.counts() == {("subscriber2", "connect"): 6, ("subscriber2", "query"): 1}
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "subscriber2: connect: connection refused",
+        "subscriber2: query: canceling statement due to statement timeout",
+        "subscriber2: recovered (was failing: query)",
+        "subscriber2: connect: connection refused",
+    ]
+
+
+def test_error_messages_are_redacted(caplog):
+    errors = sampler.ErrorCounter()
+    with caplog.at_level(logging.WARNING, logger="inventium-sampler"):
+        errors.record("publisher", "connect", "failed: host=db password=hunter2-secret user=x")
+    assert "hunter2-secret" not in caplog.text
+    assert "publisher: connect:" in caplog.text
+
+
+def test_a_source_other_than_the_node_fails_and_recovers_separately():
+    errors = sampler.ErrorCounter()
+    assert errors.record("subscriber2", "docker", "gone", source="container:subscriber2")
+    assert errors.record("subscriber2", "connect", "refused")
+    assert errors.failing() == {"container:subscriber2": "docker", "subscriber2": "connect"}
+    assert errors.ok("container:subscriber2")
+    assert errors.failing() == {"subscriber2": "connect"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Points from collector output (the shapes health.py's collectors return)
+# ----------------------------------------------------------------------------------------------
+
+PUBLISHER_FACTS = {
+    "locks": {"AccessShareLock": {"lock_count": 3, "waiting_count": 0}, "ExclusiveLock": {"lock_count": 1,
+                                                                                          "waiting_count": 1}},
+    "activity": {"connections": 4, "active": 1, "idle": 3, "waiting_on_lock": 0, "max_connections": 100,
+                 "longest_transaction_seconds": 0.25},
+    "database": {"database": "publisher", "size_bytes": 7_798_119, "xact_commit": 61, "cache_hit_ratio": 0.97},
+    "checkpoints": {"checkpoints_timed": 2, "checkpoints_requested": 1, "buffers_backend": None},
+    "statements": {"statements": 10, "calls": 100, "mean_exec_time_ms": 0.5},
+    "senders": [
+        {
+            "application_name": "subscriber1_sub",
+            "slot_name": "subscriber1_sub",
+            "state": "streaming",
+            "sync_state": "async",
+            "sent_lag_bytes": 0,
+            "write_lag_bytes": 10,
+            "flush_lag_bytes": 20,
+            "replay_lag_bytes": 30,
+            "write_lag_seconds": None,  # idle: PostgreSQL reports no time lag
+            "flush_lag_seconds": None,
+            "replay_lag_seconds": 0.002,
+            "seconds_since_reply": 0.5,
+        }
+    ],
+    "slots": [
+        {
+            "name": "subscriber1_sub",
+            "slot_type": "logical",
+            "active": True,
+            "retained_wal_bytes": 4096,
+            "confirmed_flush_lag_bytes": 56,
+            "wal_status": "reserved",
+            "safe_wal_size": None,
+        },
+        {
+            "name": "gone_sub",
+            "slot_type": "logical",
+            "active": False,
+            "retained_wal_bytes": 2**31,
+            "confirmed_flush_lag_bytes": 2**31,
+            "wal_status": "extended",
+            "safe_wal_size": 1024,
+        },
+    ],
+    "subscriptions": [],
+}
+
+
+def test_publisher_points():
+    points = parse(sampler.node_points("publisher", PUBLISHER_FACTS, TS))
+    assert points[("locks", frozenset({"mode=AccessShareLock", "node=publisher"}))] == {
+        "lock_count": "3i",
+        "waiting_count": "0i",
+    }
+    assert points[("locks", frozenset({"mode=ExclusiveLock", "node=publisher"}))]["waiting_count"] == "1i"
+    assert points[("activity", frozenset({"node=publisher"}))]["longest_transaction_seconds"] == "0.25"
+    database = points[("database", frozenset({"node=publisher", "database=publisher"}))]
+    assert database == {"size_bytes": "7798119i", "xact_commit": "61i", "cache_hit_ratio": "0.97"}
+    assert "buffers_backend" not in points[("checkpoints", frozenset({"node=publisher"}))]  # NULL on 17+
+    assert points[("statements", frozenset({"node=publisher"}))]["mean_exec_time_ms"] == "0.5"
+    replication = points[
+        ("replication", frozenset({"node=publisher", "application_name=subscriber1_sub", "slot_name=subscriber1_sub"}))
+    ]
+    assert replication == {
+        "sent_lag_bytes": "0i",
+        "write_lag_bytes": "10i",
+        "flush_lag_bytes": "20i",
+        "replay_lag_bytes": "30i",
+        "replay_lag_seconds": "0.002",
+        "seconds_since_reply": "0.5",
+        "state": '"streaming"',
+        "sync_state": '"async"',
+    }
+    slot_tags = frozenset({"node=publisher", "slot_name=subscriber1_sub", "slot_type=logical"})
+    active = points[("replication_slot", slot_tags)]
+    assert active == {
+        "active": "1i",
+        "retained_wal_bytes": "4096i",
+        "confirmed_flush_lag_bytes": "56i",
+        "wal_status": '"reserved"',
+    }
+    inactive = points[("replication_slot", frozenset({"node=publisher", "slot_name=gone_sub", "slot_type=logical"}))]
+    assert inactive["active"] == "0i"
+    assert inactive["safe_wal_size"] == "1024i"
+    assert not any(m == "subscription" for m, _tags in points)
+
+
+def subscription(**overrides):
+    state = {
+        "name": "subscriber2_sub",
+        "enabled": True,
+        "apply_worker_pid": 4242,
+        "apply_error_count": 0,
+        "sync_error_count": 1,
+        "table_states": {"ready": 2, "data is being copied": 1},
+        "seconds_since_last_msg_receipt": 0.8,
+    }
+    state.update(overrides)
+    return state
+
+
+def test_subscriber_points_with_pg18_conflicts_and_heartbeat():
+    conflicts = {"insert_exists": 2, "update_missing": 0}
+    facts = {
+        "subscriptions": [subscription(conflicts=conflicts)],
+        "heartbeat": [{"node": "publisher", "lag_seconds": 1.25, "seq": 77}],
+    }
+    points = parse(sampler.node_points("subscriber2", facts, TS))
+    assert points[("subscription", frozenset({"node=subscriber2", "subscription=subscriber2_sub"}))] == {
+        "enabled": "1i",
+        "worker_running": "1i",
+        "apply_error_count": "0i",
+        "sync_error_count": "1i",
+        "tables_total": "3i",
+        "tables_ready": "2i",
+        "seconds_since_last_msg": "0.8",
+        "confl_insert_exists": "2i",
+        "confl_update_missing": "0i",
+    }
+    assert points[("heartbeat_lag", frozenset({"node=subscriber2", "source=publisher"}))] == {
+        "lag_seconds": "1.25",
+        "seq": "77i",
+    }
+
+
+def test_disabled_subscription_before_pg15_has_no_error_counts():
+    facts = {"subscriptions": [subscription(enabled=False, apply_worker_pid=None, apply_error_count=None,
+                                            sync_error_count=None, seconds_since_last_msg_receipt=None,
+                                            table_states={})]}
+    (fields,) = parse(sampler.node_points("old", facts, TS)).values()
+    assert fields == {"enabled": "0i", "worker_running": "0i", "tables_total": "0i", "tables_ready": "0i"}
+
+
+def test_nothing_collected_gives_no_points():
+    assert sampler.node_points("n", {}, TS) == []
+    assert sampler.node_points("n", {"heartbeat": [{"node": "p", "lag_seconds": None, "seq": None}]}, TS) == []
+
+
+def test_every_point_is_tagged_with_its_node():
+    lines = sampler.node_points("publisher", PUBLISHER_FACTS, TS)
+    assert lines
+    assert all(",node=publisher" in text.split(" ")[0] for text in lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Container stats (Docker API documents)
+# ----------------------------------------------------------------------------------------------
+
+
+def docker_stats(total, system, pre_total=0, pre_system=0, usage=50_000_000, inactive=10_000_000):
+    return {
+        "cpu_stats": {"cpu_usage": {"total_usage": total}, "system_cpu_usage": system, "online_cpus": 2},
+        "precpu_stats": {"cpu_usage": {"total_usage": pre_total}, "system_cpu_usage": pre_system},
+        "memory_stats": {"usage": usage, "limit": 100_000_000, "stats": {"inactive_file": inactive}},
+        "networks": {"eth0": {"rx_bytes": 100, "tx_bytes": 50}, "eth1": {"rx_bytes": 1, "tx_bytes": 2}},
+        "blkio_stats": {"io_service_bytes_recursive": [
+            {"major": 8, "minor": 0, "op": "read", "value": 4096},
+            {"major": 8, "minor": 0, "op": "write", "value": 8192},
+            {"major": 8, "minor": 16, "op": "Read", "value": 1},
+        ]},
+        "pids_stats": {"current": 7},
+    }
+
+
+def test_container_fields_from_a_streamed_sample():
+    fields = sampler.container_fields(docker_stats(2_000, 20_000, 1_000, 10_000))
+    assert fields == {
+        "cpu_percent": pytest.approx(20.0),  # 1000 of 10000 system ticks on 2 CPUs
+        "online_cpus": 2,
+        "memory_usage_bytes": 40_000_000,  # usage minus the inactive page cache, as `docker stats`
+        "memory_limit_bytes": 100_000_000,
+        "memory_percent": pytest.approx(40.0),
+        "net_rx_bytes": 101,
+        "net_tx_bytes": 52,
+        "block_read_bytes": 4097,
+        "block_write_bytes": 8192,
+        "pids": 7,
+    }
+
+
+def test_one_shot_samples_take_cpu_from_the_previous_sample():
+    first = docker_stats(1_000, 10_000)
+    assert sampler.container_fields(first)["cpu_percent"] is None
+    fields = sampler.container_fields(docker_stats(1_500, 20_000), previous=first)
+    assert fields["cpu_percent"] == pytest.approx(10.0)
+
+
+def test_a_stopped_container_has_no_fields():
+    stopped = {"cpu_stats": {"cpu_usage": {"total_usage": 0}}, "precpu_stats": {}, "memory_stats": {}}
+    assert sampler.container_fields(stopped) is None
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+
+ENDPOINTS = {
+    "postgresql": {
+        "publisher": {"kind": "publisher", "host": "127.0.0.1", "port": 5432, "dbname": "publisher",
+                      "user": "postgres", "password_file": "secrets/publisher-postgres", "service": "publisher"},
+        "subscriber1": {"kind": "subscriber", "host": "127.0.0.1", "port": "5433", "dbname": "subscriber",
+                        "user": "postgres", "password_file": "/abs/sub1"},
+    },
+    "influxdb": {"url": "http://127.0.0.1:8086", "api": 1, "database": "pglab", "username": "u",
+                 "password_file": "secrets/influxdb"},
+    "docker": {"containers": ["subscriber1", "influxdb"]},
+    "service_file": "pg_service.conf",
+}
+
+
+def test_lab_endpoints_are_parsed_and_relative_files_resolved(tmp_path):
+    config = sampler.parse_config(ENDPOINTS, str(tmp_path))
+    publisher, subscriber = config["nodes"]
+    assert publisher == {
+        "name": "publisher",
+        "kind": "publisher",
+        "host": "127.0.0.1",
+        "port": 5432,
+        "dbname": "publisher",
+        "user": "postgres",
+        "password_file": str(tmp_path / "secrets" / "publisher-postgres"),
+        "sslmode": None,
+        "sslrootcert": None,
+    }
+    assert subscriber["port"] == 5433
+    assert subscriber["password_file"] == "/abs/sub1"
+    assert config["influxdb"]["password_file"] == str(tmp_path / "secrets" / "influxdb")
+    assert config["containers"] == ["subscriber1", "influxdb"]
+    assert config["docker_socket"] == "/var/run/docker.sock"
+    assert config["settings"]["interval"] == 1.0
+
+
+def test_config_file_with_sampler_settings(tmp_path):
+    document = {**ENDPOINTS, "sampler": {"interval": 5, "buffer_points": 10}}
+    del document["docker"]
+    path = tmp_path / "sampler.json"
+    path.write_text(json.dumps(document))
+    config = sampler.load_config(str(path))
+    assert config["settings"]["interval"] == 5
+    assert config["settings"]["buffer_points"] == 10
+    assert config["containers"] == []
+    args = sampler.build_parser().parse_args(["--config", str(path), "--interval", "2", "--no-containers"])
+    assert sampler.settings_from_args(config, args)["settings"]["interval"] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({}, "no 'postgresql' nodes"),
+        ({"postgresql": {"a": {"host": "h", "dbname": "d", "kind": "standby"}}}, "publisher or subscriber"),
+        ({"postgresql": {"a": {"dbname": "d"}}}, "missing host"),
+        ({"postgresql": {"a": {"host": "h", "dbname": "d", "password": "x"}}}, "password_file"),
+        ({"postgresql": {"a": {"host": "h", "dbname": "d", "port": "many"}}}, "port must be a number"),
+        ({"postgresql": {"a": {"host": "h", "dbname": "d"}}, "docker": {"containers": "x"}}, "list of container"),
+        ({"postgresql": {"a": {"host": "h", "dbname": "d"}}, "sampler": {"intervall": 1}}, "unknown sampler"),
+    ],
+)
+def test_bad_configurations_are_refused(document, message):
+    with pytest.raises(sampler.ConfigError, match=message):
+        sampler.parse_config(document)
+
+
+def test_unreadable_configuration(tmp_path):
+    with pytest.raises(sampler.ConfigError, match="cannot read"):
+        sampler.load_config(str(tmp_path / "missing.json"))
+
+
+def test_a_non_positive_interval_is_refused(tmp_path):
+    config = sampler.parse_config(ENDPOINTS, str(tmp_path))
+    args = sampler.build_parser().parse_args(["--endpoints", "x", "--interval", "0"])
+    with pytest.raises(sampler.ConfigError, match="positive"):
+        sampler.settings_from_args(config, args)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing while InfluxDB is unreachable (a real client against a closed port)
+# ----------------------------------------------------------------------------------------------
+
+
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_points_are_kept_bounded_and_counted_while_influxdb_is_unreachable(tmp_path, caplog):
+    config = sampler.parse_config({**ENDPOINTS, "sampler": {"buffer_points": 5, "batch_size": 2}}, str(tmp_path))
+    client = influx.InfluxClient(f"http://127.0.0.1:{closed_port()}", api=1, database="pglab", timeout=1)
+    run = sampler.Sampler(config, client)
+    run.buffer.add([f"m,node=n v={i}i {TS}" for i in range(4)])
+    with caplog.at_level(logging.WARNING, logger="inventium-sampler"):
+        run.flush()
+        assert len(run.buffer) == 4
+        assert run.retry_at > 0
+        run.buffer.add([f"m,node=n v={i}i {TS}" for i in range(4, 7)])
+        run.flush()  # within the backoff: no attempt
+        run.flush(final=True)  # the final flush always tries
+    assert run.buffer.take(10) == [f"m,node=n v={i}i {TS}" for i in range(2, 7)]
+    assert run.buffer.dropped == 2
+    assert run.errors.counts() == {("sampler", "influxdb"): 2}
+    assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
+    status = run.status_points(TS)
+    assert any(text.startswith("sampler_errors,kind=influxdb,node=sampler count=2i") for text in status)
+    assert any("kind=buffer" in text and "dropped_points=2i" in text for text in status)
+
+
+def test_dry_run_prints_the_points(tmp_path):
+    out = io.StringIO()
+    run = sampler.Sampler(sampler.parse_config(ENDPOINTS, str(tmp_path)), dry_run=True, out=out)
+    run.buffer.add(["a v=1i", "b v=2i"])
+    run.flush()
+    assert out.getvalue() == "a v=1i\nb v=2i\n"
+    assert run.written == 2
