@@ -4,7 +4,7 @@
 
 """InfluxDB line protocol and a small HTTP client for both write APIs.
 
-Pure Python (``urllib``), no Ansible import: used by the metrics sampler (a daemon that the
+Pure Python (``http.client``), no Ansible import: used by the metrics sampler (a daemon that the
 ``sampler`` role deploys with a copy of this file), by workload modules (phase markers) and by
 scripts and tests. The lab's InfluxDB is described in ``.lab/endpoints.json``::
 
@@ -20,12 +20,11 @@ mapping, which the ``influxdb`` role creates).
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import math
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 
 # Line protocol escaping (https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/):
 # measurements escape commas and spaces; tag keys, tag values and field keys also equal signs;
@@ -116,8 +115,9 @@ class InfluxClient:
     endpoint with ``database`` defaulting to the bucket.
     """
 
-    def __init__(self, url, api=1, database=None, org=None, bucket=None, username=None, password=None,
-                 token=None, timeout=5.0):
+    def __init__(
+        self, url, api=1, database=None, org=None, bucket=None, username=None, password=None, token=None, timeout=5.0
+    ):
         api = int(api)
         if api not in (1, 2):
             raise ValueError(f"api must be 1 or 2, not {api}")
@@ -125,8 +125,9 @@ class InfluxClient:
             raise ValueError("api 1 needs a database")
         if api == 2 and not (org and bucket and token):
             raise ValueError("api 2 needs org, bucket and token")
-        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-            raise ValueError(f"InfluxDB URL must be http:// or https://, not {url!r}")
+        self._split = urllib.parse.urlsplit(url)
+        if self._split.scheme not in ("http", "https") or not self._split.hostname:
+            raise ValueError(f"InfluxDB URL must be http://host[:port] or https://host[:port], not {url!r}")
         self.url = url.rstrip("/")
         self.api = api
         self.database = database or bucket
@@ -145,27 +146,38 @@ class InfluxClient:
         return f"InfluxClient({self.url}, api={self.api}, {target})"
 
     def _request(self, method, path, params, body=None, content_type=None):
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        # http.client rather than urllib.request: urlopen would also follow file:// and ftp://
+        # URLs, and modules must not use it (ansible-test: replace-urlopen); this file has to run
+        # without Ansible (the sampler), so open_url is no option either.
+        connection_class = http.client.HTTPSConnection if self._split.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(self._split.hostname, self._split.port, timeout=self.timeout)
         headers = dict(self._headers)
         if content_type:
             headers["Content-Type"] = content_type
-        # The scheme was checked in __init__ (http/https only).
-        request = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310
+        target = f"{self._split.path.rstrip('/')}{path}"
+        if params:
+            target += "?" + urllib.parse.urlencode(params)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace").strip()
+            connection.request(method, target, body=body, headers=headers)
+            response = connection.getresponse()
+            status, payload = response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise InfluxError(f"InfluxDB at {self.url} is unreachable: {exc}") from None
+        finally:
+            connection.close()
+        if status >= 300:
+            detail = payload.decode("utf-8", "replace").strip()
             try:
                 document = json.loads(detail)
                 detail = document.get("error") or document.get("message") or detail
             except (ValueError, AttributeError):
                 pass
-            raise InfluxError(f"InfluxDB at {self.url} answered {exc.code} to {path}: {detail[:500]}",
-                              status=exc.code, retryable=exc.code in _RETRYABLE_STATUSES) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise InfluxError(f"InfluxDB at {self.url} is unreachable: {reason}") from None
+            raise InfluxError(
+                f"InfluxDB at {self.url} answered {status} to {path}: {detail[:500]}",
+                status=status,
+                retryable=status in _RETRYABLE_STATUSES,
+            )
+        return status, payload
 
     def write(self, lines, precision="ns"):
         """Send points (an iterable of line protocol strings) in one request."""
@@ -183,14 +195,19 @@ class InfluxClient:
 
         Timestamps come back as RFC 3339 strings. A statement error raises InfluxError.
         """
-        status, body = self._request("POST", "/query", {"db": database or self.database},
-                                     urllib.parse.urlencode({"q": influxql}).encode(),
-                                     "application/x-www-form-urlencoded")
+        status, body = self._request(
+            "POST",
+            "/query",
+            {"db": database or self.database},
+            urllib.parse.urlencode({"q": influxql}).encode(),
+            "application/x-www-form-urlencoded",
+        )
         try:
             document = json.loads(body or b"{}")
         except ValueError:
-            raise InfluxError(f"InfluxDB at {self.url} answered {status} with no JSON to /query",
-                              status=status, retryable=False) from None
+            raise InfluxError(
+                f"InfluxDB at {self.url} answered {status} with no JSON to /query", status=status, retryable=False
+            ) from None
         if document.get("error"):
             raise InfluxError(f"InfluxQL failed: {document['error']}", status=status, retryable=False)
         rows = []
@@ -240,7 +257,19 @@ def client_from_endpoints(source, timeout=5.0):
 
     api = int(section.get("api", 1))
     if api == 2:
-        return InfluxClient(section["url"], api=2, org=section.get("org"), bucket=section.get("bucket"),
-                            token=section.get("token") or secret("token_file"), timeout=timeout)
-    return InfluxClient(section["url"], api=1, database=section.get("database"), username=section.get("username"),
-                        password=section.get("password") or secret("password_file"), timeout=timeout)
+        return InfluxClient(
+            section["url"],
+            api=2,
+            org=section.get("org"),
+            bucket=section.get("bucket"),
+            token=section.get("token") or secret("token_file"),
+            timeout=timeout,
+        )
+    return InfluxClient(
+        section["url"],
+        api=1,
+        database=section.get("database"),
+        username=section.get("username"),
+        password=section.get("password") or secret("password_file"),
+        timeout=timeout,
+    )

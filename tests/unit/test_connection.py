@@ -50,7 +50,11 @@ def test_server_settings_documentation_matches_argument_spec():
     )
     doc = yaml.safe_load(module.DOCUMENTATION)
     assert doc["version_added"] == "0.1.0"
-    assert doc["extends_documentation_fragment"] == ["inventium.logical_replication.connection"]
+    assert doc["extends_documentation_fragment"] == [
+        "inventium.logical_replication.connection",
+        "inventium.logical_replication.attributes",
+        "inventium.logical_replication.attributes.platform",
+    ]
     spec = {"settings": {"type": "dict"}, "reset": {"type": "list", "elements": "str"}}
     _documented_matches(spec, doc["options"])
     yaml.safe_load(module.EXAMPLES)

@@ -97,15 +97,35 @@ def test_client_from_endpoints_reads_secret_files(tmp_path) -> None:
     endpoints.write_text(json.dumps({"postgresql": {}}))
     assert client_from_endpoints(str(endpoints)) is None
 
-    endpoints.write_text(json.dumps({"influxdb": {
-        "url": "http://127.0.0.1:8086/", "api": 1, "database": "pglab", "username": "pglab",
-        "password_file": "secrets/influxdb-pglab"}}))
+    endpoints.write_text(
+        json.dumps(
+            {
+                "influxdb": {
+                    "url": "http://127.0.0.1:8086/",
+                    "api": 1,
+                    "database": "pglab",
+                    "username": "pglab",
+                    "password_file": "secrets/influxdb-pglab",
+                }
+            }
+        )
+    )
     client = client_from_endpoints(str(endpoints))
     assert (client.url, client.api, client.database) == ("http://127.0.0.1:8086", 1, "pglab")
     assert client._headers["Authorization"].startswith("Basic ")
 
-    endpoints.write_text(json.dumps({"influxdb": {
-        "url": "http://127.0.0.1:8086", "api": 2, "org": "inventium", "bucket": "pglab",
-        "token_file": str(secrets / "influxdb-token")}}))
+    endpoints.write_text(
+        json.dumps(
+            {
+                "influxdb": {
+                    "url": "http://127.0.0.1:8086",
+                    "api": 2,
+                    "org": "inventium",
+                    "bucket": "pglab",
+                    "token_file": str(secrets / "influxdb-token"),
+                }
+            }
+        )
+    )
     client = client_from_endpoints(str(endpoints))
     assert (client.api, client.database, client._headers["Authorization"]) == (2, "pglab", "Token tok")
