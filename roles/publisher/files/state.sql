@@ -7,4 +7,18 @@ SELECT to_regclass('public.books') IS NULL AS demo_missing,
                                      false, true, '')))[1]::text::int
        END AS demo_rows,
        ARRAY(SELECT t FROM unnest(string_to_array(%(tables)s, ',')) AS t
-             WHERE NOT COALESCE(has_table_privilege(%(role)s, to_regclass(t), 'SELECT'), false)) AS ungranted
+             WHERE NOT COALESCE(has_table_privilege(%(role)s, to_regclass(t), 'SELECT'), false)) AS ungranted,
+       -- Schema files to (re)apply, in their order: never applied, changed since
+       -- (sha256 recorded in inventium.schema_files), or a table they create is gone.
+       ARRAY(SELECT f.value ->> 'name'
+             FROM jsonb_array_elements(%(files)s::jsonb) WITH ORDINALITY AS f (value, n)
+             -- CASE, not OR: the catalog lookup must not run without the table.
+             WHERE CASE WHEN to_regclass('inventium.schema_files') IS NULL THEN true
+                        WHEN EXISTS (SELECT FROM jsonb_array_elements_text(f.value -> 'tables') AS t (name)
+                                     WHERE to_regclass(t.name) IS NULL) THEN true
+                        ELSE (xpath('/row/s/text()',
+                                    query_to_xml(format('SELECT sha256 AS s FROM inventium.schema_files WHERE name = %%L',
+                                                        f.value ->> 'name'), false, true, '')))[1]::text
+                             IS DISTINCT FROM f.value ->> 'sha256'
+                   END
+             ORDER BY f.n) AS schema_pending
