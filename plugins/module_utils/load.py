@@ -1,0 +1,234 @@
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Steady (``hum``) and sinusoidal (``pulse``) INSERT/UPDATE/DELETE load on a books-shaped table.
+
+Used by the ``load_generator`` module. The schedule is an integral: after ``t`` seconds exactly
+``scheduled(t)`` operations should have run (``rate * t`` for hum, plus
+``amplitude * period / 2pi * (1 - cos(2pi t / period))`` for pulse, whose instantaneous rate is
+``rate + amplitude * sin(2pi t / period)``). The runner executes one operation whenever it is
+behind the schedule and sleeps otherwise, so a slow server makes it fall behind (reported as
+``behind``) rather than burst. Each operation is one single-statement transaction.
+
+Rows live in a reserved id range (``id_base`` .. ``id_base + ID_SPAN - 1``, default from
+1,000,000,000): the generator only ever updates or deletes rows of that range, never the seed's
+five books, and :func:`cleanup_statement` removes every row it made. Inserted rows also carry
+the title prefix ``"<pattern> #<id>: "`` (easy to spot on a subscriber); topics alternate
+between ``leadership`` and ``technical`` so that both of the lab's row-filtered publications see
+load, and 10% of the updates move a row to the other topic (a row leaving one publication's
+filter and entering the other's).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+try:
+    from psycopg import sql
+except ImportError:  # pragma: no cover - the module reports the missing library
+    sql = None
+
+ID_SPAN = 1_000_000_000
+DEFAULT_ID_BASE = 1_000_000_000
+DEFAULT_MIX = {"insert": 50, "update": 35, "delete": 15}
+TOPICS = ("leadership", "technical")
+MAX_SLEEP = 0.05
+TITLE_WORDS = ("Quiet", "Steady", "Pulsing", "Replicated", "Lagging", "Durable", "Logical", "Streaming")
+TITLE_NOUNS = ("Ledger", "Slot", "Subscriber", "Publisher", "Harbor", "Archive", "Signal", "Tide")
+
+
+class LoadError(ValueError):
+    """Invalid load parameters."""
+
+
+def validate(pattern, rate, amplitude, period, duration, mix):
+    if pattern not in ("hum", "pulse"):
+        raise LoadError(f"pattern: {pattern!r} is not hum or pulse")
+    if rate is None or rate <= 0:
+        raise LoadError("rate: must be greater than 0 operations per second")
+    if duration is None or duration <= 0:
+        raise LoadError("duration: must be greater than 0 seconds")
+    if pattern == "pulse":
+        if amplitude is None or amplitude < 0 or amplitude > rate:
+            raise LoadError(f"amplitude: must be between 0 and rate ({rate:g}) so the rate never goes negative")
+        if period is None or period <= 0:
+            raise LoadError("period: must be greater than 0 seconds")
+    if not mix or any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+        raise LoadError("mix: weights must be >= 0 and not all 0")
+    unknown = set(mix) - set(DEFAULT_MIX)
+    if unknown:
+        raise LoadError(f"mix: unknown operation(s) {', '.join(sorted(unknown))} (insert, update, delete)")
+
+
+def rate_at(t, pattern, rate, amplitude=0.0, period=60.0):
+    """Instantaneous target rate (operations per second) at ``t`` seconds."""
+    if pattern == "pulse":
+        return rate + amplitude * math.sin(2 * math.pi * t / period)
+    return rate
+
+
+def scheduled(t, pattern, rate, amplitude=0.0, period=60.0):
+    """Operations that should have run after ``t`` seconds (the integral of :func:`rate_at`)."""
+    total = rate * t
+    if pattern == "pulse":
+        total += amplitude * period / (2 * math.pi) * (1 - math.cos(2 * math.pi * t / period))
+    return total
+
+
+def windows(duration, interval):
+    """``[(start, end), ...]`` report windows covering ``duration`` seconds."""
+    out = []
+    start = 0.0
+    while start < duration - 1e-9:
+        end = min(start + interval, duration)
+        out.append((start, end))
+        start = end
+    return out
+
+
+class Statements:
+    """The four statements of the generator for ``schema.table`` (columns id, sku, title, topic)."""
+
+    def __init__(self, schema, table):
+        target = sql.Identifier(schema, table)
+        self.insert = sql.SQL("INSERT INTO {} (id, sku, title, topic) VALUES (%s, %s, %s, %s)").format(target)
+        self.update = sql.SQL("UPDATE {} SET sku = %s, title = %s, topic = %s WHERE id = %s").format(target)
+        self.delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(target)
+        self.existing = sql.SQL("SELECT id, topic FROM {} WHERE id BETWEEN %s AND %s ORDER BY id").format(target)
+
+
+def cleanup_statement(schema, table):
+    return sql.SQL("DELETE FROM {} WHERE id BETWEEN %s AND %s").format(sql.Identifier(schema, table))
+
+
+class LoadRunner:
+    """Runs the schedule on an autocommit psycopg connection and collects the report."""
+
+    def __init__(self, conn, schema="public", table="books", pattern="hum", rate=10.0, amplitude=0.0, period=60.0,
+                 duration=10.0, mix=None, id_base=DEFAULT_ID_BASE, report_interval=5.0, seed=None,
+                 clock=time.monotonic, sleep=time.sleep):
+        self.conn = conn
+        self.pattern = pattern
+        self.rate = float(rate)
+        self.amplitude = float(amplitude or 0.0)
+        self.period = float(period or 60.0)
+        self.duration = float(duration)
+        self.mix = dict(mix or DEFAULT_MIX)
+        self.id_base = int(id_base)
+        self.id_last = self.id_base + ID_SPAN - 1
+        self.report_interval = float(report_interval)
+        self.random = random.Random(seed)  # noqa: S311 - load shape, not secrets
+        self.clock = clock
+        self.sleep = sleep
+        self.statements = Statements(schema, table)
+        self.live = {}
+        self.next_id = self.id_base
+        self.counts = {"insert": 0, "update": 0, "delete": 0}
+
+    def load_existing(self):
+        """Pick up rows of the reserved range left by earlier runs (they can be updated and deleted)."""
+        with self.conn.cursor() as cur:
+            cur.execute(self.statements.existing, [self.id_base, self.id_last])
+            for row in cur.fetchall():
+                key, topic = (row["id"], row["topic"]) if isinstance(row, dict) else row
+                self.live[key] = topic
+        if self.live:
+            self.next_id = max(self.live) + 1
+        return len(self.live)
+
+    def _title(self, serial):
+        return f"{self.pattern} #{serial}: {self.random.choice(TITLE_WORDS)} {self.random.choice(TITLE_NOUNS)}"
+
+    def choose(self):
+        kinds = list(self.mix)
+        kind = self.random.choices(kinds, weights=[self.mix[k] for k in kinds])[0]
+        if kind != "insert" and not self.live:
+            kind = "insert"
+        return kind
+
+    def one(self):
+        kind = self.choose()
+        if kind == "insert":
+            if self.next_id > self.id_last:
+                raise LoadError(f"the reserved id range {self.id_base}..{self.id_last} is exhausted; clean it up")
+            key = self.next_id
+            self.next_id += 1
+            topic = TOPICS[key % 2]
+            self.conn.execute(self.statements.insert, [key, self.random.randint(1, 999), self._title(key), topic])
+            self.live[key] = topic
+        else:
+            key = self.random.choice(list(self.live)) if len(self.live) < 4096 else self._sample_live()
+            if kind == "update":
+                topic = self.live[key]
+                if self.random.random() < 0.1:
+                    topic = TOPICS[1 - TOPICS.index(topic)] if topic in TOPICS else TOPICS[0]
+                self.conn.execute(self.statements.update, [self.random.randint(1, 999), self._title(key), topic, key])
+                self.live[key] = topic
+            else:
+                self.conn.execute(self.statements.delete, [key])
+                del self.live[key]
+        self.counts[kind] += 1
+        return kind
+
+    def _sample_live(self):
+        # Random access into a big dict without copying it every time: probe random ids.
+        low, high = min(self.live), self.next_id - 1
+        for _attempt in range(64):
+            key = self.random.randint(low, high)
+            if key in self.live:
+                return key
+        return next(iter(self.live))
+
+    def run(self):
+        """Run for ``duration`` seconds; return the report dict."""
+        spans = windows(self.duration, self.report_interval)
+        per_window = [0] * len(spans)
+        start = self.clock()
+        done = 0
+        elapsed = 0.0
+        while True:
+            elapsed = self.clock() - start
+            if elapsed >= self.duration:
+                break
+            target = scheduled(elapsed, self.pattern, self.rate, self.amplitude, self.period)
+            if done < target:  # behind the schedule: run the next operation now
+                self.one()
+                done += 1
+                per_window[min(int(elapsed // self.report_interval), len(per_window) - 1)] += 1
+                continue
+            current = max(rate_at(elapsed, self.pattern, self.rate, self.amplitude, self.period), 0.1)
+            self.sleep(min(MAX_SLEEP, (done - target) / current + 0.0005, self.duration - elapsed))
+        seconds = self.clock() - start
+        should = scheduled(min(seconds, self.duration), self.pattern, self.rate, self.amplitude, self.period)
+        report_windows = []
+        for (w_start, w_end), ops in zip(spans, per_window, strict=True):
+            length = w_end - w_start
+            target_ops = scheduled(w_end, self.pattern, self.rate, self.amplitude, self.period) - scheduled(
+                w_start, self.pattern, self.rate, self.amplitude, self.period
+            )
+            report_windows.append(
+                {
+                    "start_s": round(w_start, 3),
+                    "end_s": round(w_end, 3),
+                    "operations": ops,
+                    "target_rate": round(target_ops / length, 2) if length else None,
+                    "achieved_rate": round(ops / length, 2) if length else None,
+                }
+            )
+        return {
+            "pattern": self.pattern,
+            "operations": done,
+            "inserts": self.counts["insert"],
+            "updates": self.counts["update"],
+            "deletes": self.counts["delete"],
+            "seconds": round(seconds, 3),
+            "rate": round(done / seconds, 2) if seconds > 0 else None,
+            "target_rate": round(should / self.duration, 2) if self.duration else None,
+            "behind": max(0, math.floor(should) - done),
+            "windows": report_windows,
+            "rows_in_range": len(self.live),
+            "id_range": [self.id_base, self.id_last],
+        }

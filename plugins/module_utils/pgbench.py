@@ -1,0 +1,173 @@
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""pgbench: finding the binary, building its command lines and environment, parsing its report.
+
+Used by the ``pgbench`` module. Initialisation is ``pgbench -i -I gv`` only: ``g`` truncates
+and refills the four tables (client side COPY), ``v`` vacuums them. The steps ``d`` (drop) and
+``t`` (create) are never used because the tables are published (bench_pub) and created with
+primary keys by ``roles/publisher/files/schema/pgbench.sql``, so ``p`` is not needed either.
+Runs always pass ``-n``: without it pgbench vacuums the tables and TRUNCATEs pgbench_history
+before each run, which the subscribers would replicate.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+
+BUILTIN_SCRIPTS = ("tpcb-like", "simple-update", "select-only")
+READ_ONLY_BUILTINS = ("select-only",)
+ACCOUNTS_PER_SCALE = 100000
+MAX_INT_SCALE = 19999  # pgbench switches aid to bigint from scale 20000; the lab schema uses integer
+
+_WRITES = re.compile(r"\b(insert|update|delete|merge|truncate|copy|create|drop|alter)\b", re.I)
+_NUMBER = r"([-+]?\d+(?:\.\d+)?)"
+_SUMMARY = {
+    "transaction_type": re.compile(r"^transaction type:\s*(.+)$", re.M),
+    "scaling_factor": re.compile(r"^scaling factor:\s*(\d+)$", re.M),
+    "query_mode": re.compile(r"^query mode:\s*(\S+)$", re.M),
+    "clients": re.compile(r"^number of clients:\s*(\d+)$", re.M),
+    "threads": re.compile(r"^number of threads:\s*(\d+)$", re.M),
+    "duration": re.compile(r"^duration:\s*(\d+) s$", re.M),
+    "transactions": re.compile(r"^number of transactions actually processed:\s*(\d+)", re.M),
+    "failed_transactions": re.compile(r"^number of failed transactions:\s*(\d+)", re.M),
+    "skipped_transactions": re.compile(r"^number of transactions skipped:\s*(\d+)", re.M),
+    "late_transactions": re.compile(r"^number of transactions above the [\d.]+ ms latency limit:\s*(\d+)", re.M),
+    "latency_average_ms": re.compile(r"^latency average\s*=\s*" + _NUMBER + " ms", re.M),
+    "latency_stddev_ms": re.compile(r"^latency stddev\s*=\s*" + _NUMBER + " ms", re.M),
+    "initial_connection_time_ms": re.compile(r"^initial connection time\s*=\s*" + _NUMBER + " ms", re.M),
+    "schedule_lag_average_ms": re.compile(r"^rate limit schedule lag: avg\s*" + _NUMBER, re.M),
+    "schedule_lag_max_ms": re.compile(r"^rate limit schedule lag: avg\s*[-+\d.]+\s*\(max\s*" + _NUMBER, re.M),
+}
+_TPS = re.compile(r"^tps\s*=\s*" + _NUMBER + r"\s*\((.*)\)$", re.M)
+_PROGRESS = re.compile(
+    r"^progress:\s*" + _NUMBER + r" s,\s*" + _NUMBER + r" tps,\s*lat\s*" + _NUMBER
+    + r" ms stddev\s*([-+\d.]+|NaN)(.*)$",
+    re.M,
+)
+_PROGRESS_LAG = re.compile(r"lag\s*" + _NUMBER + " ms")
+_PROGRESS_FAILED = re.compile(r"(\d+) failed")
+_INTEGERS = ("scaling_factor", "clients", "threads", "duration", "transactions", "failed_transactions",
+             "skipped_transactions", "late_transactions")
+
+
+class PgbenchError(Exception):
+    """pgbench cannot be found or run; ``str()`` is the message for the user."""
+
+
+def find_pgbench(explicit=None):
+    """The pgbench executable: ``explicit``, else ``pgbench`` on PATH, else the newest
+    ``/usr/lib/postgresql/<major>/bin/pgbench`` (Debian/Ubuntu keep it off PATH)."""
+    if explicit:
+        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+            return explicit
+        raise PgbenchError(f"pgbench_path: {explicit} is not an executable file")
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    candidates = glob.glob("/usr/lib/postgresql/*/bin/pgbench")
+    candidates.sort(key=lambda path: int(re.search(r"/(\d+)/bin/", path).group(1)))
+    if candidates:
+        return candidates[-1]
+    raise PgbenchError(
+        "pgbench was not found (not on PATH nor in /usr/lib/postgresql/*/bin); install the distribution's "
+        "PostgreSQL package that ships it (Debian: postgresql-<major> or postgresql-contrib) or set pgbench_path"
+    )
+
+
+def environment(params, password=None):
+    """libpq environment for pgbench from the modules' connection options (password via PGPASSWORD)."""
+    env = {
+        "PGHOST": params.get("login_unix_socket") or params.get("login_host") or None,
+        "PGPORT": str(params["login_port"]) if params.get("login_port") else None,
+        "PGUSER": params.get("login_user"),
+        "PGDATABASE": params.get("login_db"),
+        "PGSSLMODE": params.get("ssl_mode"),
+        "PGSSLROOTCERT": params.get("ssl_rootcert"),
+        "PGSSLCERT": params.get("ssl_cert"),
+        "PGSSLKEY": params.get("ssl_key"),
+        "PGCONNECT_TIMEOUT": str(params["connect_timeout"]) if params.get("connect_timeout") else None,
+        "PGAPPNAME": "pgbench (inventium.logical_replication workload)",
+        "PGPASSWORD": password,
+    }
+    return {key: value for key, value in env.items() if value not in (None, "")}
+
+
+def init_argv(pgbench, scale):
+    if not 1 <= int(scale) <= MAX_INT_SCALE:
+        raise PgbenchError(f"scale: {scale} is outside 1..{MAX_INT_SCALE} (the lab's pgbench schema uses integer ids)")
+    return [pgbench, "--initialize", "--init-steps=gv", f"--scale={int(scale)}", "--quiet"]
+
+
+def run_argv(pgbench, duration, clients=1, jobs=1, rate=None, builtin=None, script_file=None, progress=5,
+             protocol="prepared"):
+    """The command line of a timed run (``-T``), optionally rate limited (``-R``)."""
+    if int(duration) < 1:
+        raise PgbenchError("duration must be at least 1 second")
+    argv = [pgbench, "--no-vacuum", f"--time={int(duration)}", f"--client={int(clients)}",
+            f"--jobs={int(jobs)}", f"--protocol={protocol}"]
+    if progress:
+        argv.append(f"--progress={int(progress)}")
+    if rate:
+        argv.append(f"--rate={float(rate):g}")
+    if script_file:
+        argv.append(f"--file={script_file}")
+    else:
+        if builtin not in BUILTIN_SCRIPTS:
+            raise PgbenchError(f"script: {builtin!r} is not a built-in script ({', '.join(BUILTIN_SCRIPTS)})")
+        argv.append(f"--builtin={builtin}")
+    return argv
+
+
+def script_writes(builtin=None, script_text=None):
+    """Whether a script changes data: built-ins except select-only; custom scripts with a writing verb."""
+    if script_text is not None:
+        return bool(_WRITES.search(script_text))
+    return builtin not in READ_ONLY_BUILTINS
+
+
+def _number(text):
+    return float(text) if "." in text else int(text)
+
+
+def parse_report(stdout, stderr=""):
+    """Parse pgbench's final report (stdout) and its ``--progress`` lines (stderr) into a dict.
+
+    Keys present when pgbench printed them: ``tps``, ``tps_including_connections`` (old versions),
+    ``latency_average_ms``, ``latency_stddev_ms``, ``transactions``, ``failed_transactions``,
+    ``schedule_lag_average_ms`` ... plus ``progress``: ``[{"seconds", "tps", "latency_ms",
+    "stddev_ms", "lag_ms", "failed"}]``.
+    """
+    report = {}
+    for key, pattern in _SUMMARY.items():
+        match = pattern.search(stdout)
+        if match:
+            value = match.group(1).strip()
+            report[key] = int(value) if key in _INTEGERS else (_number(value) if key.endswith("_ms") else value)
+    for match in _TPS.finditer(stdout):
+        value, note = float(match.group(1)), match.group(2)
+        if note.startswith("including"):
+            report["tps_including_connections"] = value
+        else:
+            report["tps"] = value
+    progress = []
+    for match in _PROGRESS.finditer(stderr or ""):
+        stddev, rest = match.group(4), match.group(5)
+        lag = _PROGRESS_LAG.search(rest)
+        failed = _PROGRESS_FAILED.search(rest)
+        progress.append(
+            {
+                "seconds": float(match.group(1)),
+                "tps": float(match.group(2)),
+                "latency_ms": float(match.group(3)),
+                "stddev_ms": None if stddev == "NaN" else float(stddev),
+                "lag_ms": float(lag.group(1)) if lag else None,
+                "failed": int(failed.group(1)) if failed else None,
+            }
+        )
+    report["progress"] = progress
+    return report

@@ -1,0 +1,371 @@
+#!/usr/bin/python
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pgbench
+short_description: Fill pgbench's tables and run timed pgbench load, returning TPS and latency
+version_added: 0.1.0
+description:
+  - With O(mode=init), fills the existing pgbench tables with C(pgbench -i -I gv) at O(scale) - truncate
+    and generate (client-side COPY), then vacuum. The tables are never dropped or re-created (they may be
+    published; the lab creates them with C(roles/publisher/files/schema/pgbench.sql)). When the tables
+    already hold exactly the rows of O(scale), nothing is done (C(changed=false)) unless O(force=true).
+  - With O(mode=run), runs pgbench for O(duration) seconds with the built-in O(script) or the custom
+    O(script_text), optionally rate limited to O(rate) transactions per second, and returns the parsed
+    report - TPS, latency average and standard deviation, failed transactions, schedule lag and the
+    per-interval progress. C(--no-vacuum) is always passed, so pgbench never vacuums the tables nor
+    truncates C(pgbench_history) before a run.
+  - pgbench runs on the managed host (the C(pgbench) on PATH, else the newest
+    C(/usr/lib/postgresql/*/bin/pgbench)) and connects with the connection options; the password is
+    passed in the environment (C(PGPASSWORD)), never on the command line.
+author:
+  - Inventium logical replication team (@inventium)
+options:
+  mode:
+    description:
+      - V(init) fills the tables, V(run) runs load.
+    type: str
+    choices: [init, run]
+    default: run
+  scale:
+    description:
+      - Scale factor of O(mode=init) (100,000 accounts, 10 tellers and 1 branch per unit).
+      - At most 19999 (the lab's schema uses integer ids, as pgbench does below 20000).
+    type: int
+    default: 1
+  force:
+    description:
+      - With O(mode=init), refill the tables even when they already hold the rows of O(scale).
+    type: bool
+    default: false
+  duration:
+    description:
+      - Seconds to run (C(pgbench --time)).
+    type: int
+    default: 30
+  rate:
+    description:
+      - Target transactions per second for all clients together (C(pgbench --rate)); unlimited when unset.
+    type: float
+  clients:
+    description:
+      - Concurrent database sessions (C(pgbench --client)).
+    type: int
+    default: 1
+  jobs:
+    description:
+      - pgbench worker threads (C(pgbench --jobs)).
+    type: int
+    default: 1
+  script:
+    description:
+      - Built-in script to run when O(script_text) is not given.
+    type: str
+    choices: [tpcb-like, simple-update, select-only]
+    default: tpcb-like
+  script_text:
+    description:
+      - A custom pgbench script (its content), for example C(\set id random(1, 5)) and
+        C(SELECT * FROM books WHERE id = :id;). Written to a private temporary file for the run.
+    type: str
+  protocol:
+    description:
+      - Query protocol (C(pgbench --protocol)).
+    type: str
+    choices: [simple, extended, prepared]
+    default: prepared
+  progress_interval:
+    description:
+      - Seconds between the progress reports that RV(progress) is made of; V(0) disables them.
+    type: int
+    default: 5
+  pgbench_path:
+    description:
+      - The pgbench executable; found automatically when unset.
+    type: path
+  influx_endpoints:
+    description:
+      - Path of the lab's C(endpoints.json); when it has an C(influxdb) section, a C(workload) measurement
+        with C(phase=start) and C(phase=stop) is written around a run (a failed write is a warning).
+    type: path
+  influx_node:
+    description:
+      - Value of the C(node) tag of the C(workload) measurement.
+    type: str
+    default: publisher
+extends_documentation_fragment:
+  - inventium.logical_replication.connection
+attributes:
+  check_mode:
+    support: full
+    description: In check mode nothing runs; the result says whether something would.
+  diff_mode:
+    support: none
+    description: Not applicable.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs pgbench on the managed host.
+notes:
+  - A run reports C(changed=true) when the script writes (every built-in but V(select-only); a custom
+    script containing INSERT, UPDATE, DELETE, MERGE, TRUNCATE, COPY, CREATE, DROP or ALTER) and processed
+    at least one transaction.
+"""
+
+EXAMPLES = r"""
+- name: Fill the pgbench tables at scale 10
+  inventium.logical_replication.pgbench:
+    login_host: 127.0.0.1
+    login_password: "{{ publisher_password }}"
+    login_db: publisher
+    mode: init
+    scale: 10
+
+- name: TPC-B-like load at 200 transactions per second for a minute
+  inventium.logical_replication.pgbench:
+    login_host: 127.0.0.1
+    login_password: "{{ publisher_password }}"
+    login_db: publisher
+    duration: 60
+    rate: 200
+    clients: 4
+  register: bench
+
+- name: The seed's select-by-id on books
+  inventium.logical_replication.pgbench:
+    login_db: publisher
+    duration: 10
+    script_text: |
+      \set id random(1, 5)
+      SELECT * FROM books WHERE id = :id;
+"""
+
+RETURN = r"""
+mode:
+  description: The mode that ran.
+  returned: always
+  type: str
+  sample: run
+scale:
+  description: Scale factor of the tables (from C(pgbench_branches) after O(mode=init), from the report after a run).
+  returned: when known
+  type: int
+  sample: 1
+rows:
+  description: Rows written by O(mode=init) (accounts + tellers + branches), or transactions processed by a run.
+  returned: always
+  type: int
+  sample: 100011
+tps:
+  description: Transactions per second, without the initial connection time.
+  returned: after a run
+  type: float
+  sample: 198.8
+latency_average_ms:
+  description: Average transaction latency in milliseconds.
+  returned: after a run
+  type: float
+  sample: 1.327
+latency_stddev_ms:
+  description: Standard deviation of the latency in milliseconds (printed by pgbench with progress or a rate).
+  returned: after a run, when pgbench reports it
+  type: float
+  sample: 1.01
+transactions:
+  description: Transactions processed.
+  returned: after a run
+  type: int
+  sample: 596
+failed_transactions:
+  description: Failed transactions (pgbench 15 and later).
+  returned: after a run, when pgbench reports it
+  type: int
+  sample: 0
+schedule_lag_average_ms:
+  description: Average lag behind the O(rate) schedule in milliseconds.
+  returned: after a rate-limited run
+  type: float
+  sample: 0.146
+progress:
+  description: The per-interval reports (C(seconds), C(tps), C(latency_ms), C(stddev_ms), C(lag_ms), C(failed)).
+  returned: after a run
+  type: list
+  elements: dict
+seconds:
+  description: Wall-clock duration of the pgbench process.
+  returned: always
+  type: float
+  sample: 3.02
+rate:
+  description: Achieved rate - transactions per second of a run, rows per second of O(mode=init).
+  returned: always
+  type: float
+  sample: 198.8
+command:
+  description: The pgbench command line (no password on it).
+  returned: always
+  type: list
+  elements: str
+stdout:
+  description: pgbench's standard output (its report).
+  returned: always
+  type: str
+markers:
+  description: Phases of the C(workload) measurement written to InfluxDB.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os  # noqa: E402 - Ansible modules import after their documentation
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import pgbench  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
+    Markers,
+)
+
+TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+
+
+def table_counts(m):
+    present = m.query(
+        "SELECT c.relname::text AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = c.relnamespace WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p')"
+        " AND n.nspname = ANY(current_schemas(false))",
+        [list(TABLES)],
+    )
+    names = {row["name"] for row in present}
+    missing = [t for t in TABLES if t not in names]
+    if missing:
+        m.fail(
+            f"the pgbench tables {', '.join(missing)} do not exist in database "
+            f"{m.params.get('login_db') or '(default)'}"
+            " (create them with roles/publisher/files/schema/pgbench.sql, the publisher role's publisher_schema_files)"
+        )
+    return m.query_one(
+        "SELECT (SELECT count(*) FROM pgbench_branches) AS branches, (SELECT count(*) FROM pgbench_tellers) AS"
+        " tellers, (SELECT count(*) FROM pgbench_accounts) AS accounts"
+    )
+
+
+def run_pgbench(m, argv, env):
+    start = time.monotonic()
+    rc, out, err = m.module.run_command(argv, environ_update=env)
+    seconds = time.monotonic() - start
+    if rc != 0:
+        m.fail(
+            f"pgbench failed (rc={rc}): {(err or out).strip()[-2000:]}",
+            command=argv,
+            stdout=out,
+            stderr=err,
+        )
+    return out, err, seconds
+
+
+def do_init(m, exe, env, markers):
+    p = m.params
+    try:
+        argv = pgbench.init_argv(exe, p["scale"])
+    except pgbench.PgbenchError as exc:
+        m.fail(str(exc))
+    before = table_counts(m)
+    expected = {"branches": p["scale"], "tellers": 10 * p["scale"], "accounts": pgbench.ACCOUNTS_PER_SCALE * p["scale"]}
+    rows = sum(expected.values())
+    m.close()  # pgbench truncates: no session of ours may hold a lock on the tables
+    if before == expected and not p["force"]:
+        m.exit(changed=False, mode="init", scale=p["scale"], rows=0, seconds=0.0, rate=None, command=argv,
+               stdout="", markers=[])
+    m.queries.append(" ".join(argv))
+    if m.check_mode:
+        m.exit(changed=True, mode="init", scale=p["scale"], rows=rows, seconds=0.0, rate=None, command=argv,
+               stdout="", markers=[])
+    markers.start(rows=rows, scale=p["scale"])
+    out, err, seconds = run_pgbench(m, argv, env)
+    markers.stop(rows=rows, seconds=round(seconds, 3), rate=round(rows / seconds, 1))
+    m.exit(changed=True, mode="init", scale=p["scale"], rows=rows, seconds=round(seconds, 3),
+           rate=round(rows / seconds, 1), command=argv, stdout=out + err, markers=markers.written)
+
+
+def do_run(m, exe, env, markers):
+    p = m.params
+    writes = pgbench.script_writes(p["script"], p.get("script_text"))
+    script_file = None
+    workdir = None
+    try:
+        if p.get("script_text") is not None:
+            workdir = tempfile.mkdtemp(prefix="inventium-pgbench-")
+            script_file = os.path.join(workdir, "script.sql")
+            with open(script_file, "w", encoding="utf-8") as handle:
+                handle.write(p["script_text"])
+        try:
+            argv = pgbench.run_argv(exe, p["duration"], clients=p["clients"], jobs=p["jobs"], rate=p.get("rate"),
+                                    builtin=p["script"], script_file=script_file, progress=p["progress_interval"],
+                                    protocol=p["protocol"])
+        except pgbench.PgbenchError as exc:
+            m.fail(str(exc))
+        m.queries.append(" ".join(argv))
+        if m.check_mode:
+            m.exit(changed=writes, mode="run", rows=0, seconds=0.0, rate=None, command=argv, stdout="",
+                   markers=[], progress=[])
+        m.close()
+        markers.start(target_rate=p.get("rate"), clients=p["clients"], duration=p["duration"])
+        out, err, seconds = run_pgbench(m, argv, env)
+    finally:
+        if workdir:
+            for name in os.listdir(workdir):
+                os.unlink(os.path.join(workdir, name))
+            os.rmdir(workdir)
+    report = pgbench.parse_report(out, err)
+    transactions = report.get("transactions", 0)
+    markers.stop(rows=transactions, seconds=round(seconds, 3), rate=report.get("tps"),
+                 latency_ms=report.get("latency_average_ms"))
+    scale = report.pop("scaling_factor", None)
+    result = dict(report)
+    result.update(mode="run", scale=scale, rows=transactions, seconds=round(seconds, 3), rate=report.get("tps"),
+                  command=argv, stdout=out, markers=markers.written)
+    m.exit(changed=writes and transactions > 0, **result)
+
+
+def main():
+    m = PgModule(
+        argument_spec=dict(
+            mode=dict(type="str", default="run", choices=["init", "run"]),
+            scale=dict(type="int", default=1),
+            force=dict(type="bool", default=False),
+            duration=dict(type="int", default=30),
+            rate=dict(type="float"),
+            clients=dict(type="int", default=1),
+            jobs=dict(type="int", default=1),
+            script=dict(type="str", default="tpcb-like", choices=list(pgbench.BUILTIN_SCRIPTS)),
+            script_text=dict(type="str"),
+            protocol=dict(type="str", default="prepared", choices=["simple", "extended", "prepared"]),
+            progress_interval=dict(type="int", default=5),
+            pgbench_path=dict(type="path"),
+            influx_endpoints=dict(type="path"),
+            influx_node=dict(type="str", default="publisher"),
+        )
+    )
+    p = m.params
+    try:
+        exe = pgbench.find_pgbench(p.get("pgbench_path"))
+    except pgbench.PgbenchError as exc:
+        m.fail(str(exc))
+    env = pgbench.environment(p, p.get("login_password"))
+    m.connect()
+    name = "pgbench_init" if p["mode"] == "init" else "pgbench"
+    markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload=name)
+    if p["mode"] == "init":
+        do_init(m, exe, env, markers)
+    else:
+        do_run(m, exe, env, markers)
+
+
+if __name__ == "__main__":
+    main()
