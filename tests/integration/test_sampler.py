@@ -1,0 +1,360 @@
+"""The metrics sampler (``roles/sampler/files/inventium_sampler.py``) against real servers and a real InfluxDB.
+
+* ``test_sampler_on_a_pair``: a throwaway publisher/subscriber pair of each combination of majors
+  (``pg_pair_db``) with the replicated heartbeat table (``roles/publisher/files/schema/heartbeat.sql``)
+  and ``pg_stat_statements`` installed but not preloaded; the sampler runs a few seconds in
+  ``--dry-run`` mode and every measurement of each node is checked in its line protocol output:
+  the version-dependent ones (``checkpoints`` from ``pg_stat_checkpointer`` on 17+, PostgreSQL 18's
+  conflict counters), the heartbeat (the sampler beats on the publisher, reads the lag on the
+  subscriber) and the error count of the unreadable ``pg_stat_statements``.
+* ``test_sampler_survives_a_subscriber_outage``: the sampler runs against the lab
+  (``.lab/endpoints.json``) writing to an InfluxDB 1.x the fixture starts (Debian's ``influxd``
+  on free loopback ports, data in a temporary directory); the container ``subscriber2`` is stopped
+  for 20 s under the lab's exclusive lock. Asserted with InfluxQL: the publisher's points keep
+  coming during the outage, errors are counted for subscriber2, its ``heartbeat_lag`` resumes after
+  ``docker start``, every measurement has points, the log has one line per problem and no
+  password. A finalizer restarts the container and waits until it is healthy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "collections"))
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import influx  # noqa: E402
+
+PROGRAM = REPO_ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
+HEARTBEAT_SQL = REPO_ROOT / "roles" / "publisher" / "files" / "schema" / "heartbeat.sql"
+ENDPOINTS = REPO_ROOT / ".lab" / "endpoints.json"
+LAB_LOCK = "/tmp/inventium-lab.lock"
+INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
+OUTAGE_SECONDS = 20
+STOPPED = "subscriber2"
+
+
+def parse_lines(text):
+    """``[(measurement, tags, fields, ts)]`` of the sampler's line protocol (it writes no escaped characters here)."""
+    points = []
+    for raw in text.splitlines():
+        if not raw or raw.startswith("#"):
+            continue
+        head, fields, ts = raw.rsplit(" ", 2)
+        measurement, *tags = head.split(",")
+        values = {}
+        for item in fields.split(","):
+            key, value = item.split("=", 1)
+            if value.endswith("i"):
+                values[key] = int(value[:-1])
+            elif value.startswith('"'):
+                values[key] = value.strip('"')
+            else:
+                values[key] = float(value)
+        points.append((measurement, dict(t.split("=", 1) for t in tags), values, int(ts)))
+    return points
+
+
+def write_secret(path, text):
+    path.write_text(text)
+    path.chmod(0o600)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Throwaway pair, every major combination
+# ----------------------------------------------------------------------------------------------
+
+
+def test_sampler_on_a_pair(pg_pair_db, tmp_path):
+    pub, sub = pg_pair_db.publisher, pg_pair_db.subscriber
+    pub_major, sub_major = pub.server.major, sub.server.major
+    ddl = HEARTBEAT_SQL.read_text()
+    pub.execute(ddl)
+    sub.execute(ddl)
+    pub.execute("CREATE PUBLICATION heartbeat_pub FOR TABLE public.replication_heartbeat")
+    statements = bool(pub.scalar("SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_stat_statements'"))
+    if statements:  # installed, not in shared_preload_libraries: reading it fails, the sampler counts that
+        pub.execute("CREATE EXTENSION pg_stat_statements")
+    sub.execute(f"CREATE SUBSCRIPTION sampler_sub CONNECTION '{pub.conninfo()}' PUBLICATION heartbeat_pub")
+    config = {
+        "postgresql": {
+            "pub": {"kind": "publisher", "host": pub.server.host, "port": pub.server.port, "dbname": pub.name,
+                    "user": pub.server.user, "password_file": write_secret(tmp_path / "pub", pub.server.password)},
+            "sub": {"kind": "subscriber", "host": sub.server.host, "port": sub.server.port, "dbname": sub.name,
+                    "user": sub.server.user, "password_file": write_secret(tmp_path / "sub", sub.server.password)},
+        },
+    }
+    (tmp_path / "sampler.json").write_text(json.dumps(config))
+    result = subprocess.run(
+        [sys.executable, str(PROGRAM), "--config", str(tmp_path / "sampler.json"), "--dry-run", "--duration", "4"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert pub.server.password not in result.stderr + result.stdout
+    assert sub.server.password not in result.stderr + result.stdout
+    points = parse_lines(result.stdout)
+    by_node = {}
+    for measurement, tags, fields, _ts in points:
+        by_node.setdefault(tags.get("node"), {}).setdefault(measurement, []).append((tags, fields))
+
+    for node, major in (("pub", pub_major), ("sub", sub_major)):
+        seen = by_node[node]
+        for measurement in ("locks", "activity", "database", "checkpoints", "sampler_round"):
+            assert seen.get(measurement), f"{node}: no {measurement} points"
+        modes = {tags["mode"] for tags, _fields in seen["locks"]}
+        assert {"AccessShareLock", "AccessExclusiveLock"} <= modes
+        _tags, checkpoints = seen["checkpoints"][-1]
+        assert {"checkpoints_timed", "checkpoints_requested", "buffers_alloc"} <= set(checkpoints)
+        assert ("buffers_backend" in checkpoints) == (major < 17)  # pg_stat_checkpointer has none
+        assert seen["activity"][-1][1]["connections"] >= 1
+        assert seen["database"][-1][0]["database"] == (pub.name if node == "pub" else sub.name)
+        assert len(seen["sampler_round"]) >= 3  # one per second
+
+    publisher = by_node["pub"]
+    assert any(t["application_name"] == "sampler_sub" for t, _f in publisher["replication"])
+    slot_tags, slot = publisher["replication_slot"][-1]
+    assert slot_tags["slot_name"] == "sampler_sub"
+    assert slot["active"] == 1
+    assert slot["retained_wal_bytes"] >= 0
+    assert "subscription" not in publisher
+    assert "heartbeat_lag" not in publisher
+    assert "statements" not in publisher
+    assert "sampler_errors" not in by_node["sub"]
+    if statements:
+        errors = [f["count"] for t, f in publisher.get("sampler_errors", ()) if t["kind"] == "statements"]
+        assert errors, "pg_stat_statements without preload must count an error"
+        assert errors[-1] >= 1
+        assert result.stderr.count("statements:") == 1, result.stderr  # logged once, not every round
+
+    subscriber = by_node["sub"]
+    _tags, subscription = subscriber["subscription"][-1]
+    assert subscription["enabled"] == 1
+    assert subscription["tables_total"] == 1
+    if sub_major >= 18:
+        assert "confl_insert_exists" in subscription
+    else:
+        assert not any(key.startswith("confl_") for key in subscription)
+    beats = [(t, f) for t, f in subscriber.get("heartbeat_lag", ()) if t["source"] == "pub"]
+    assert len(beats) >= 2, f"no heartbeat lag on the subscriber: {result.stderr}"
+    assert beats[-1][1]["seq"] > beats[0][1]["seq"], "the publisher's beats must advance on the subscriber"
+    assert 0 <= beats[-1][1]["lag_seconds"] < 3
+
+
+# ----------------------------------------------------------------------------------------------
+# The lab and a real InfluxDB
+# ----------------------------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def influxdb(tmp_path_factory):
+    """Debian's InfluxDB 1.x (``influxd``, installed by .ci/run) on free loopback ports; database ``pglab``."""
+    if not os.path.exists(INFLUXD):
+        pytest.fail("influxd is missing: install Debian's influxdb package (.ci/run does)")
+    root = tmp_path_factory.mktemp("influxdb")
+    http_port, rpc_port = free_port(), free_port()
+    (root / "influxdb.conf").write_text(
+        f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc_port}"\n'
+        f'[meta]\n  dir = "{root}/meta"\n'
+        f'[data]\n  dir = "{root}/data"\n  wal-dir = "{root}/wal"\n  query-log-enabled = false\n'
+        f'[http]\n  bind-address = "127.0.0.1:{http_port}"\n  log-enabled = false\n'
+        "[monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n"
+    )
+    log = open(root / "influxd.log", "w")
+    proc = subprocess.Popen([INFLUXD, "-config", str(root / "influxdb.conf")], stdout=log, stderr=subprocess.STDOUT)
+    client = influx.InfluxClient(f"http://127.0.0.1:{http_port}", api=1, database="pglab")
+    try:
+        deadline = time.monotonic() + 30
+        while not client.ping():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"influxd did not start: {(root / 'influxd.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        client.query("CREATE DATABASE pglab")
+        yield client
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _lab_problem():
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    if shutil.which("docker") is None:
+        return "the lab needs the docker CLI"
+    return None
+
+
+def container_state(name):
+    result = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", name],
+        capture_output=True, text=True, check=False,
+    )
+    return result.stdout.strip()
+
+
+def wait_healthy(name, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = container_state(name)
+        if state in ("true healthy", "true"):
+            return
+        time.sleep(1)
+    raise AssertionError(f"container {name} is not healthy after {timeout}s: {container_state(name)!r}")
+
+
+@contextlib.contextmanager
+def lab_lock(exclusive):
+    with open(LAB_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def restore_subscriber():
+    """Whatever happens, leave the stopped container running and healthy."""
+    yield
+    if container_state(STOPPED).startswith("false"):
+        with lab_lock(exclusive=True):
+            subprocess.run(["docker", "start", STOPPED], capture_output=True, check=False)
+            wait_healthy(STOPPED)
+
+
+def influx_time(seconds):
+    return f"{int(seconds * 1e9)}"
+
+
+def select(client, what, measurement, where):
+    """Run an InfluxQL SELECT built from the test's own names and numbers (``database`` is a keyword: quoted)."""
+    return client.query(f'SELECT {what} FROM "{measurement}" WHERE {where}')  # noqa: S608
+
+
+def test_sampler_survives_a_subscriber_outage(influxdb, tmp_path, restore_subscriber):
+    problem = _lab_problem()
+    if problem:
+        pytest.skip(problem)
+    assert ENDPOINTS.exists(), "the lab is not built (.lab/endpoints.json is missing): run `make lab`"
+    endpoints = json.loads(ENDPOINTS.read_text())
+    nodes = endpoints["postgresql"]
+    assert STOPPED in nodes, f"the lab has no {STOPPED}"
+    publisher = next(name for name, node in nodes.items() if node["kind"] == "publisher")
+    endpoints["influxdb"] = {"url": influxdb.url, "api": 1, "database": "pglab"}
+    endpoints["docker"] = {"containers": ["subscriber1", STOPPED]}
+    config = tmp_path / "endpoints.json"
+    config.write_text(json.dumps(endpoints))
+    # Exclusive for the whole run: the test stops a lab container, and nobody else's restart may
+    # spoil the assertion that the publisher was sampled without an error (about 70 s).
+    with lab_lock(exclusive=True):
+        run_outage(influxdb, tmp_path, config, nodes, publisher)
+
+
+def run_outage(influxdb, tmp_path, config, nodes, publisher):
+    passwords = [Path(n["password_file"]).read_text().strip() for n in nodes.values()]
+    with psycopg.connect(
+        host=nodes[publisher]["host"], port=nodes[publisher]["port"], dbname=nodes[publisher]["dbname"],
+        user=nodes[publisher]["user"], password=Path(nodes[publisher]["password_file"]).read_text().strip(),
+    ) as conn:
+        has_heartbeat = conn.execute("SELECT to_regclass('public.replication_heartbeat') IS NOT NULL").fetchone()[0]
+    assert has_heartbeat, "the lab has no heartbeat table: rebuild it with site.yml (publisher_schema_files)"
+
+    stderr_path = tmp_path / "sampler.log"
+    with open(stderr_path, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(PROGRAM), "--endpoints", str(config), "--interval", "1", "--duration", "120",
+             "--backoff-max", "4"],
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+    try:
+        time.sleep(6)
+        assert proc.poll() is None, stderr_path.read_text()
+        print(f"stopping {STOPPED} for {OUTAGE_SECONDS}s", flush=True)
+        subprocess.run(["docker", "stop", "-t", "5", STOPPED], check=True, capture_output=True)
+        stopped_at = time.time()
+        time.sleep(OUTAGE_SECONDS)
+        subprocess.run(["docker", "start", STOPPED], check=True, capture_output=True)
+        started_at = time.time()
+        wait_healthy(STOPPED)
+        print(f"{STOPPED} is back after {time.time() - stopped_at:.0f}s; waiting for its heartbeat", flush=True)
+        deadline = time.monotonic() + 45
+        resumed = []
+        while time.monotonic() < deadline and not resumed:
+            time.sleep(2)
+            resumed = select(
+                influxdb, "lag_seconds", "heartbeat_lag",
+                f"node = '{STOPPED}' AND lag_seconds < 10 AND time > {influx_time(started_at)}",
+            )
+        assert proc.poll() is None, f"the sampler died: {stderr_path.read_text()}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    log = stderr_path.read_text()
+    assert proc.returncode == 0, log
+    assert resumed, f"heartbeat_lag of {STOPPED} did not come back under 10 s after docker start:\n{log}"
+
+    # The publisher was sampled every second of the outage (allow for ticks at its edges).
+    window = f"time > {influx_time(stopped_at + 1)} AND time < {influx_time(started_at - 1)}"
+    rounds = select(influxdb, "duration_ms", "sampler_round", f"node = '{publisher}' AND {window}")
+    assert len(rounds) >= OUTAGE_SECONDS - 4, f"publisher rounds during the outage: {len(rounds)}"
+    slot = select(influxdb, "last(active)", "replication_slot",
+                  f"node = '{publisher}' AND slot_name = '{STOPPED}_sub' AND {window}")
+    assert slot, f"no point of the slot of {STOPPED} during the outage"
+    assert slot[0]["last"] == 0, f"the slot of {STOPPED} should be inactive during the outage: {slot}"
+    assert not select(influxdb, "*", "sampler_round", f"node = '{STOPPED}' AND {window}")
+    container = select(influxdb, "last(running)", "container", f"node = '{STOPPED}' AND {window}")
+    assert container, f"no container point of {STOPPED} during the outage"
+    assert container[0]["last"] == 0, container
+
+    errors = select(influxdb, "last(count)", "sampler_errors", f"node = '{STOPPED}' GROUP BY kind")
+    kinds = {row["kind"]: row["last"] for row in errors}
+    assert kinds.get("connect", 0) >= 2, f"connection errors of {STOPPED}: {kinds}"
+    assert not select(influxdb, "*", "sampler_errors", f"node = '{publisher}'"), "the publisher had errors"
+
+    # Every measurement has points for the nodes it describes (statements: the lab has no
+    # pg_stat_statements; test_sampler_on_a_pair covers its error path).
+    postgres = (publisher, "subscriber1", STOPPED)
+    expected = {
+        "locks": postgres, "activity": postgres, "database": postgres, "checkpoints": postgres,
+        "sampler_round": postgres, "replication": (publisher,), "replication_slot": (publisher,),
+        "subscription": ("subscriber1", STOPPED), "heartbeat_lag": ("subscriber1", STOPPED),
+        "container": ("subscriber1", STOPPED), "sampler_errors": ("sampler", STOPPED),
+    }
+    for measurement, measured_nodes in expected.items():
+        for node in measured_nodes:
+            rows = select(influxdb, "count(*)", measurement, f"node = '{node}'")
+            assert rows, f"no {measurement} points for {node}"
+
+    # One log line per problem (stopped, back), not one per round; no password anywhere.
+    lines = [line for line in log.splitlines() if f"{STOPPED}:" in line]
+    assert 1 <= len(lines) <= 4, log
+    for password in passwords:
+        assert password not in log
