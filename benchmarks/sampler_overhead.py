@@ -65,7 +65,7 @@ def percentile(values, fraction):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoints", default=str(ROOT / ".lab" / "endpoints.json"))
-    parser.add_argument("--phases", type=int, default=6, help="alternating phases, off first (default 6)")
+    parser.add_argument("--phases", type=int, default=7, help="alternating phases, off first and last (default 7)")
     parser.add_argument("--phase", type=float, default=10, help="seconds per phase (default 10)")
     parser.add_argument("--settle", type=float, default=2, help="seconds left out at the start of a phase")
     parser.add_argument("--clients", type=int, default=2, help="pgbench clients (default 2)")
@@ -135,6 +135,19 @@ def main() -> int:
     off, on = statistics.median(results["off"]), statistics.median(results["on"])
     print(f"\nmedian TPS off {off:.0f}, on {on:.0f}: on/off = {on / off:.3f} (TPS cost {100 * (1 - on / off):+.1f} %;"
           " target < 2 %)")
+    # Against drift (other load on a shared machine): each on phase against the mean of the off
+    # phases around it.
+    ratios = []
+    for index in range(1, min(len(results["on"]), len(results["off"])) + 1):
+        around = results["off"][index - 1 : index + 1]
+        if index - 1 < len(results["on"]):
+            ratios.append(results["on"][index - 1] / statistics.mean(around))
+    if ratios:
+        ratio = statistics.median(ratios)
+        print(f"on / neighbouring off phases: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f}"
+              f" (TPS cost {100 * (1 - ratio):+.1f} %)")
+    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (other work on the machine"
+          " makes single phases noisy)")
 
     durations = {}
     if client is not None:

@@ -79,6 +79,8 @@ DEFAULTS = {
 DOCKER_SOCKET = "/var/run/docker.sock"
 STATEMENTS_RECHECK_SECONDS = 60.0
 HEARTBEAT_RECHECK_SECONDS = 10.0
+DATABASE_SIZE_SECONDS = 30.0
+"""pg_database_size() stats every file of the database: measured every 30 s, the last value written every round."""
 
 
 class ConfigError(ValueError):
@@ -445,6 +447,8 @@ class NodeSampler(threading.Thread):
         self.statements_checked = 0.0
         self.heartbeat = False
         self.heartbeat_checked = 0.0
+        self.size_checked = 0.0
+        self.size_bytes = None
         self.rounds = 0
         self.round_seconds = collections.deque(maxlen=3600)
 
@@ -480,6 +484,7 @@ class NodeSampler(threading.Thread):
         self.major = conn.info.server_version // 10000
         self.statements_checked = 0.0
         self.heartbeat_checked = 0.0
+        self.size_checked = 0.0
 
     def close(self):
         if self.conn is not None:
@@ -487,12 +492,22 @@ class NodeSampler(threading.Thread):
                 self.conn.close()
         self.conn = None
 
+    def database_stats(self, now):
+        measure = now - self.size_checked >= DATABASE_SIZE_SECONDS
+        stats = health.collect_database(self.conn, self.major, size=measure)
+        if measure:
+            self.size_checked = now
+            self.size_bytes = stats.get("size_bytes")
+        else:
+            stats["size_bytes"] = self.size_bytes
+        return stats
+
     def collect(self, now):
         conn, major = self.conn, self.major
         facts = {
             "locks": health.collect_locks(conn, major),
             "activity": health.collect_activity(conn, major),
-            "database": health.collect_database(conn, major),
+            "database": self.database_stats(now),
             "checkpoints": health.collect_checkpoints(conn, major),
             "senders": health.collect_senders(conn, major),
             "slots": health.collect_slots(conn, major),
