@@ -48,6 +48,12 @@ lab-down: venv ## tear the lab down (volumes kept; PURGE=1 removes them and .lab
 status: venv ## replication status of every lab node (lag, slots, sync state, checks)
 	$(VENV)/bin/ansible-playbook playbooks/status.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
 
+# Minutes of metrics `make report` covers.
+MINUTES ?= 15
+.PHONY: report
+report: venv ## PNG plots + markdown of the last MINUTES (default 15) minutes of metrics in .lab/report/
+	$(VENV)/bin/python scripts/report.py --endpoints .lab/endpoints.json --minutes $(MINUTES) --out .lab/report
+
 test: test-venv ## run all checks; ends with "N passed, N failed"
 	$(VENV)/bin/python tests/run_all.py $(if $(STAGES),--stages $(STAGES))
 
