@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -90,6 +91,8 @@ def main() -> int:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         start = time.time()
+        # Reaped children's CPU time: only the sampler runs end (are reaped) in between.
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         time.sleep(1)
         phases = []  # (label, t0, t1) relative to start
         sampler = None
@@ -114,6 +117,7 @@ def main() -> int:
                 sampler = None
             phases.append(("on" if on else "off", t0, time.time() - start))
         bench_started = start
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         _out, err = pgbench.communicate(timeout=60)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -148,6 +152,11 @@ def main() -> int:
               f" (TPS cost {100 * (1 - ratio):+.1f} %)")
     print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (other work on the machine"
           " makes single phases noisy)")
+
+    cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    seconds_on = sum(t1 - t0 for label, t0, t1 in phases if label == "on")
+    print(f"sampler process CPU: {cpu:.2f} s in {seconds_on:.0f} s sampling = {100 * cpu / seconds_on:.1f} % of one CPU"
+          " (start-up included; the servers' work for its queries is not)")
 
     durations = {}
     if client is not None:

@@ -477,7 +477,7 @@ class NodeSampler(threading.Thread):
         conn = psycopg.connect(**kwargs)
         conn.execute(
             "SELECT set_config('jit', 'off', false), set_config('statement_timeout', %s, false),"
-            " set_config('lock_timeout', %s, false), set_config('synchronous_commit', 'local', false)",
+            " set_config('lock_timeout', %s, false), set_config('synchronous_commit', 'off', false)",
             (str(timeout_ms), str(timeout_ms)),
         )
         self.conn = conn
