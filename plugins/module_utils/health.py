@@ -1037,7 +1037,7 @@ def statements_query(schema):
         " coalesce(sum(total_exec_time), 0)::float8 AS total_exec_time_ms,"
         " CASE WHEN sum(calls) > 0 THEN (sum(total_exec_time) / sum(calls))::float8 END AS mean_exec_time_ms,"
         " coalesce(sum(rows), 0)::bigint AS rows"
-        " FROM {}.pg_stat_statements"
+        " FROM {}.pg_stat_statements(false)"  # showtext false: the query texts file is not read
     ).format(sql.Identifier(schema))
 
 

@@ -177,7 +177,7 @@ class ErrorCounter:
             self._failing[source] = kind
         if first:
             text = redact(str(message)).strip().splitlines() if message else []
-            LOG.warning("%s: %s: %s", source, kind, text[0] if text else "")
+            LOG.warning("%s: %s: %s", node, kind, text[0] if text else "")
         return first
 
     def ok(self, source, what="recovered"):
@@ -516,21 +516,36 @@ class NodeSampler(threading.Thread):
         if now - self.statements_checked >= STATEMENTS_RECHECK_SECONDS:
             self.statements_checked = now
             self.statements_schema = health.statements_schema(conn)
+        name = self.node["name"]
+        # Optional pieces: their failure (pg_stat_statements not preloaded, no privilege on the
+        # heartbeat table) is counted and retried later, the rest of the round is kept.
         if self.statements_schema:
             try:
                 facts["statements"] = health.collect_statements(conn, major, self.statements_schema)
+                self.errors.ok(f"{name}:statements")
             except Exception as exc:
                 self.statements_schema = None
-                self.errors.record(self.node["name"], "statements", exc)
+                self.errors.record(name, "statements", exc, source=f"{name}:statements")
+                self._raise_if_broken()
         if now - self.heartbeat_checked >= HEARTBEAT_RECHECK_SECONDS:
             self.heartbeat_checked = now
             self.heartbeat = health.heartbeat_present(conn)
         if self.heartbeat:
-            if self.node["kind"] == "publisher":
-                health.heartbeat_beat(conn, self.node["name"])
-            else:
-                facts["heartbeat"] = health.collect_heartbeat(conn, major)
+            try:
+                if self.node["kind"] == "publisher":
+                    health.heartbeat_beat(conn, name)
+                else:
+                    facts["heartbeat"] = health.collect_heartbeat(conn, major)
+                self.errors.ok(f"{name}:heartbeat")
+            except Exception as exc:
+                self.heartbeat = False
+                self.errors.record(name, "heartbeat", exc, source=f"{name}:heartbeat")
+                self._raise_if_broken()
         return facts
+
+    def _raise_if_broken(self):
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            raise ConnectionError("the connection broke")
 
     def round(self, tick):
         """One sampling round at ``tick``; never raises."""
