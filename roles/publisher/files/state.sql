@@ -21,4 +21,14 @@ SELECT to_regclass('public.books') IS NULL AS demo_missing,
                                                         f.value ->> 'name'), false, true, '')))[1]::text
                              IS DISTINCT FROM f.value ->> 'sha256'
                    END
-             ORDER BY f.n) AS schema_pending
+             ORDER BY f.n) AS schema_pending,
+       -- The publications as the catalogs hold them (every publication, its tables,
+       -- row filters, column lists, schemas, options, owner, comment), and the
+       -- desired state and fingerprint recorded after the last run that managed
+       -- them: equal means nothing changed on either side since.
+       @FINGERPRINT@ AS publications_fingerprint,
+       CASE WHEN to_regclass('inventium.memo') IS NULL THEN NULL
+            ELSE (xpath('/row/v/text()',
+                        query_to_xml('SELECT value AS v FROM inventium.memo WHERE name = ''publications''',
+                                     false, true, '')))[1]::text
+       END AS publications_memo
