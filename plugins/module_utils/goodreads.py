@@ -321,16 +321,17 @@ def parse(text, path=None):
     return rows
 
 
-def read_file(path):
-    """Read ``path`` (UTF-8, with or without BOM) and :func:`parse` it."""
+def read_file(path, name=None):
+    """Read ``path`` (UTF-8, with or without BOM) and :func:`parse` it; messages call it ``name`` (or ``path``)."""
+    name = name or path
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             text = handle.read()
     except UnicodeDecodeError as exc:
-        raise GoodreadsError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
+        raise GoodreadsError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=name) from None
     except OSError as exc:
-        raise GoodreadsError(f"cannot read the file: {exc.strerror}", path=path) from None
-    return parse(text, path=path)
+        raise GoodreadsError(f"cannot read the file: {exc.strerror}", path=name) from None
+    return parse(text, path=name)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,9 +28,25 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.infl
 MEASUREMENT = "workload"
 
 
+INTEGER_FIELDS = ("rows", "behind", "clients", "inserted", "updated", "scale")
+"""Fields written as integers; every other number is written as a float. InfluxDB fixes a field's type
+by its first write, so one field must never be written as 1i by one workload and 1.0 by another."""
+
+
+def _normalise(key, value):
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    if key in INTEGER_FIELDS:
+        return int(value)
+    return float(value)
+
+
 def marker_line(node, workload, phase, fields, timestamp_ns=None):
-    """The line protocol of one marker; ``fields`` without values are dropped, ``phase`` always counts."""
-    values = {key: value for key, value in (fields or {}).items() if value is not None}
+    """The line protocol of one marker; ``fields`` without values are dropped, ``phase`` always counts.
+
+    Counts (``rows``, ``inserted`` ...) are integer fields, other numbers floats (see :data:`INTEGER_FIELDS`).
+    """
+    values = {key: _normalise(key, value) for key, value in (fields or {}).items() if value is not None}
     if not values:
         values = {"rows": 0}
     return line(MEASUREMENT, {"node": node, "workload": workload, "phase": phase}, values, timestamp_ns)

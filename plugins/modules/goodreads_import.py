@@ -43,6 +43,11 @@ options:
       - Schema of O(table).
     type: str
     default: public
+  source_name:
+    description:
+      - Name of the file in messages (for example the controller's path when O(path) is a temporary copy).
+      - Defaults to O(path).
+    type: str
   influx_endpoints:
     description:
       - Path of the lab's C(endpoints.json) on the managed host. When it has an C(influxdb) section, a
@@ -175,6 +180,7 @@ def main():
             path=dict(type="path", required=True),
             table=dict(type="str", default="goodreads_books"),
             schema=dict(type="str", default="public"),
+            source_name=dict(type="str"),
             influx_endpoints=dict(type="path"),
             influx_node=dict(type="str", default="publisher"),
         )
@@ -182,7 +188,7 @@ def main():
     p = m.params
     start = time.monotonic()
     try:
-        rows = goodreads.read_file(p["path"])
+        rows = goodreads.read_file(p["path"], name=p.get("source_name"))
     except goodreads.GoodreadsError as exc:
         m.fail(f"Goodreads import failed, nothing was changed: {exc}", error_line=exc.line, error_column=exc.column)
     conn = m.connect()
