@@ -18,7 +18,7 @@ STAGES ?=
 VENV_STAMP := $(VENV)/.stamp-runtime
 TEST_STAMP := $(VENV)/.stamp-test
 
-.PHONY: help venv test-venv lab lab-down status test lint sanity unit integration molecule build clean
+.PHONY: help venv test-venv lab lab-down status workload test lint sanity unit integration molecule build clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ lab-down: venv ## tear the lab down (volumes kept; PURGE=1 removes them and .lab
 
 status: venv ## replication status of every lab node (lag, slots, sync state, checks)
 	$(VENV)/bin/ansible-playbook playbooks/status.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
+
+workload: venv ## run a workload on the lab: make workload W=pgbench|hum|pulse|goodreads|synthetic|cleanup
+	$(VENV)/bin/ansible-playbook playbooks/workload.yml -i $(INVENTORY) -e workload=$(W) $(ANSIBLE_ARGS)
 
 # Minutes of metrics `make report` covers.
 MINUTES ?= 15
