@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -268,6 +269,12 @@ def restore_subscriber():
             wait_healthy(STOPPED)
 
 
+def lab_passwords(nodes):
+    """The passwords of the lab's nodes (a node being added while the test runs may have none yet)."""
+    files = [Path(n["password_file"]) for n in nodes.values()]
+    return [f.read_text().strip() for f in files if f.exists()]
+
+
 def influx_time(seconds):
     return f"{int(seconds * 1e9)}"
 
@@ -297,7 +304,7 @@ def test_sampler_survives_a_subscriber_outage(influxdb, tmp_path, restore_subscr
 
 
 def run_outage(influxdb, tmp_path, config, nodes, publisher):
-    passwords = [Path(n["password_file"]).read_text().strip() for n in nodes.values()]
+    passwords = lab_passwords(nodes)
     with psycopg.connect(
         host=nodes[publisher]["host"], port=nodes[publisher]["port"], dbname=nodes[publisher]["dbname"],
         user=nodes[publisher]["user"], password=Path(nodes[publisher]["password_file"]).read_text().strip(),
@@ -380,3 +387,96 @@ def run_outage(influxdb, tmp_path, config, nodes, publisher):
     assert 1 <= len(lines) <= 4, log
     for password in passwords:
         assert password not in log
+
+
+# ----------------------------------------------------------------------------------------------
+# The role: docker runtime (idempotent, writes), systemd runtime on a host without systemd
+# ----------------------------------------------------------------------------------------------
+
+ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def run_role(tmp_path, role_vars):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "roles": [{"role": "inventium.logical_replication.sampler", "vars": role_vars}],
+    }]))
+    result = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(playbook)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    recap = RECAP.search(result.stdout)
+    return result, (int(recap.group(2)), int(recap.group(4))) if recap else None
+
+
+def test_role_docker_runtime_is_idempotent_and_samples(influxdb, tmp_path):
+    problem = _lab_problem()
+    if problem:
+        pytest.skip(problem)
+    assert ENDPOINTS.exists(), "the lab is not built (.lab/endpoints.json is missing): run `make lab`"
+    influxdb.query("CREATE DATABASE roletest")
+    endpoints = json.loads(ENDPOINTS.read_text())
+    endpoints["influxdb"] = {"url": influxdb.url, "api": 1, "database": "roletest"}
+    endpoints["docker"] = {"containers": ["subscriber1"]}
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "endpoints.json").write_text(json.dumps(endpoints))
+    name = f"sampler-test-{os.getpid()}"
+    role_vars = {
+        "sampler_endpoints_file": str(config_dir / "endpoints.json"),
+        "sampler_install_dir": str(tmp_path / "install"),
+        "sampler_container_name": name,
+        "sampler_docker_mounts": [str(config_dir), str(ENDPOINTS.parent)],
+    }
+    try:
+        with lab_lock(exclusive=False):
+            first, counts = run_role(tmp_path, role_vars)
+            assert counts, first.stdout + first.stderr
+            assert counts[1] == 0, first.stdout
+            assert counts[0] >= 1
+            created = container_state(name)
+            second, counts = run_role(tmp_path, role_vars)
+            assert counts == (0, 0), second.stdout  # changed=0, failed=0
+            assert container_state(name) == created == "true"
+            deadline = time.monotonic() + 30
+            rows = []
+            while time.monotonic() < deadline and not rows:
+                time.sleep(1)
+                rows = influxdb.query('SELECT count(*) FROM "locks" WHERE node = \'publisher\'', database="roletest")
+            assert rows, subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
+            assert influxdb.query("SELECT count(*) FROM container", database="roletest"), "no container stats"
+            inspect = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True,
+                                                check=True).stdout)[0]
+            assert inspect["HostConfig"]["NetworkMode"] == "host"
+            assert inspect["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+            assert all(not m["RW"] for m in inspect["Mounts"]), inspect["Mounts"]
+            # A changed configuration recreates the container; the program is the deployed copy.
+            endpoints["sampler"] = {"buffer_points": 1000}
+            (config_dir / "endpoints.json").write_text(json.dumps(endpoints))
+            third, counts = run_role(tmp_path, role_vars)
+            assert counts == (1, 0), third.stdout
+        deployed = tmp_path / "install" / "lib" / "ansible_collections" / "inventium" / "logical_replication"
+        health_copy = deployed / "plugins" / "module_utils" / "health.py"
+        assert health_copy.read_text() == (REPO_ROOT / "plugins" / "module_utils" / "health.py").read_text()
+        for secret in lab_passwords(endpoints["postgresql"]):
+            assert secret not in first.stdout + second.stdout + third.stdout
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def test_role_systemd_runtime_without_systemd_says_what_to_do(tmp_path):
+    if Path("/run/systemd/system").exists():
+        pytest.skip("this host runs systemd: the role would install a real service")
+    config = {"postgresql": {"db": {"kind": "publisher", "host": "127.0.0.1", "dbname": "app",
+                                    "password_file": "/etc/inventium/db.pw"}},
+              "influxdb": {"url": "http://127.0.0.1:8086", "api": 1, "database": "pglab"}}
+    result, counts = run_role(tmp_path, {"sampler_runtime": "systemd", "sampler_config": config,
+                                         "sampler_install_dir": str(tmp_path / "install")})
+    assert counts, result.stdout + result.stderr
+    assert counts[1] == 1, result.stdout
+    assert "does not run systemd" in result.stdout
+    assert f"python3 {tmp_path}/install/inventium_sampler.py --config {tmp_path}/install/config.json" in result.stdout
+    assert (tmp_path / "install" / "config.json").stat().st_mode & 0o777 == 0o600
