@@ -1,0 +1,141 @@
+"""Molecule scenario ``hosts``, verify: the roles' native install on three "remote hosts".
+
+The containers lr-hosts-publisher, lr-hosts-subscriber1 and lr-hosts-subscriber2 (reached over
+the community.docker.docker connection, as Ansible reached them) run Debian's PostgreSQL 15 in a
+postgresql-common cluster started by pg_ctlcluster. Checked here: each subscriber holds exactly
+its publication's rows, a change on the publisher reaches the right subscriber only, replication
+runs over TLS across the lr-hosts network, the servers listen where they should, and no port of
+the "hosts" is published on the Docker host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+_RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+testinfra_hosts = _RUNNER.get_hosts("publishers") + _RUNNER.get_hosts("subscribers")
+
+PUBLISHER = "lr-hosts-publisher"
+SUBSCRIBERS = {"lr-hosts-subscriber1": "leadership", "lr-hosts-subscriber2": "technical"}
+DEMO = {
+    "leadership": {(2, 22, "Great By Choice"), (5, 58, "Scaling Teams")},
+    "technical": {
+        (1, 31, "Practical Object Oriented Design in Ruby"),
+        (3, 73, "Building Evolutionary Architectures"),
+        (4, 47, "Design Patterns in Ruby"),
+    },
+}
+TEST_ID = 920001
+INSERT_TEST_ROW = "INSERT INTO public.books VALUES (920001, 9, 'Hosts test', 'leadership')"
+UPDATE_TEST_ROW = "UPDATE public.books SET title = 'Hosts test 2' WHERE id = 920001"
+DELETE_TEST_ROW = "DELETE FROM public.books WHERE id = 920001"
+TIMEOUT = 20.0
+
+
+def _host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def psql(host, dbname: str, sql: str) -> list[list[str]]:
+    """Rows of ``sql`` run as the cluster owner through the local socket (peer), like the role does."""
+    cmd = host.run("runuser -u postgres -- psql -X -At -F '|' -v ON_ERROR_STOP=1 -d %s -c %s", dbname, sql)
+    assert cmd.rc == 0, cmd.stderr
+    return [line.split("|") for line in cmd.stdout.splitlines() if line]
+
+
+def books(host, dbname: str, where: str = "true") -> set[tuple[int, int, str]]:
+    rows = psql(host, dbname, f"SELECT id, sku, title FROM public.books WHERE {where}")  # noqa: S608
+    return {(int(i), int(sku), title) for i, sku, title in rows}
+
+
+def wait_for(check, timeout: float = TIMEOUT) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not replicated within {timeout} s")
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def test_the_three_hosts_are_tested() -> None:
+    assert sorted(testinfra_hosts) == sorted([PUBLISHER, *SUBSCRIBERS])
+
+
+def test_cluster_runs_without_systemd(host) -> None:
+    assert not host.file("/run/systemd/system").exists
+    clusters = json.loads(host.check_output("pg_lsclusters --json"))
+    assert [(str(c["version"]), c["cluster"], int(c["running"])) for c in clusters] == [("15", "main", 1)]
+    assert host.package("postgresql-15").is_installed
+
+
+def test_listening_sockets(host) -> None:
+    if host.backend.get_hostname() == PUBLISHER:
+        # listen_addresses = '*': the subscribers connect over the lr-hosts network.
+        assert host.socket("tcp://0.0.0.0:5432").is_listening
+    else:
+        assert host.socket("tcp://127.0.0.1:5432").is_listening
+        assert not host.socket("tcp://0.0.0.0:5432").is_listening
+
+
+def test_no_port_published_on_the_docker_host() -> None:
+    for name in [PUBLISHER, *SUBSCRIBERS]:
+        out = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .NetworkSettings.Ports}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        ports = json.loads(out) or {}
+        assert all(not bindings for bindings in ports.values()), (name, ports)
+
+
+def test_publisher_admits_replication_only_from_the_network() -> None:
+    hba = _host(PUBLISHER).file("/etc/postgresql/15/main/pg_hba.conf").content_string
+    lines = [line.split() for line in hba.splitlines() if line.startswith(("host", "hostssl"))]
+    remote = [fields for fields in lines if fields[3] not in ("127.0.0.1/32", "::1/128")]
+    assert len(remote) == 1, hba
+    assert remote[0][:3] == ["hostssl", "publisher", "replicator"]
+
+
+def test_subscribers_hold_their_rows_only() -> None:
+    publisher = _host(PUBLISHER)
+    assert books(publisher, "publisher", f"id <> {TEST_ID}") == DEMO["leadership"] | DEMO["technical"]
+    for name, topic in SUBSCRIBERS.items():
+        assert books(_host(name), "subscriber", f"id <> {TEST_ID}") == DEMO[topic], name
+
+
+def test_replication_runs_over_tls() -> None:
+    rows = psql(
+        _host(PUBLISHER),
+        "postgres",
+        "SELECT r.application_name, s.ssl FROM pg_stat_replication AS r JOIN pg_stat_ssl AS s USING (pid) ORDER BY 1",
+    )
+    assert rows == [["lr_hosts_subscriber1_sub", "t"], ["lr_hosts_subscriber2_sub", "t"]]
+
+
+@pytest.fixture
+def test_row():
+    publisher = _host(PUBLISHER)
+    psql(publisher, "publisher", DELETE_TEST_ROW)
+    yield publisher
+    psql(publisher, "publisher", DELETE_TEST_ROW)
+
+
+def test_a_change_reaches_the_right_subscriber_only(test_row) -> None:
+    leader, techie = (_host(name) for name in SUBSCRIBERS)
+    psql(test_row, "publisher", INSERT_TEST_ROW)
+    took = wait_for(lambda: books(leader, "subscriber", f"id = {TEST_ID}") == {(TEST_ID, 9, "Hosts test")})
+    print(f"\nINSERT replicated across the container network in {took:.2f} s")
+    psql(test_row, "publisher", UPDATE_TEST_ROW)
+    wait_for(lambda: books(leader, "subscriber", f"id = {TEST_ID}") == {(TEST_ID, 9, "Hosts test 2")})
+    psql(test_row, "publisher", DELETE_TEST_ROW)
+    wait_for(lambda: not books(leader, "subscriber", f"id = {TEST_ID}"))
+    assert not books(techie, "subscriber", f"id = {TEST_ID}")
