@@ -254,7 +254,7 @@ def convert_row(fields, positions, line):
     if len(fields) != len(positions):
         raise GoodreadsError(f"expected {len(positions)} fields, found {len(fields)}", line=line)
     row = {}
-    for (header, column, kind), index in zip(COLUMNS, positions, strict=True):
+    for (header, column, kind), index in zip(COLUMNS, positions):  # noqa: B905 - Python 3.8 targets
         try:
             row[column] = _CONVERTERS[kind](fields[index])
         except FieldError as exc:

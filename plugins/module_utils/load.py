@@ -204,7 +204,7 @@ class LoadRunner:
         seconds = self.clock() - start
         should = scheduled(min(seconds, self.duration), self.pattern, self.rate, self.amplitude, self.period)
         report_windows = []
-        for (w_start, w_end), ops in zip(spans, per_window, strict=True):
+        for (w_start, w_end), ops in zip(spans, per_window):  # noqa: B905 - Python 3.8 targets
             length = w_end - w_start
             target_ops = scheduled(w_end, self.pattern, self.rate, self.amplitude, self.period) - scheduled(
                 w_start, self.pattern, self.rate, self.amplitude, self.period

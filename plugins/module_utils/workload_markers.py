@@ -34,7 +34,7 @@ by its first write, so one field must never be written as 1i by one workload and
 
 
 def _normalise(key, value):
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return value
     if key in INTEGER_FIELDS:
         return int(value)
