@@ -166,15 +166,40 @@ def stage_integration() -> StageResult:
     return pytest_stage("integration", "tests/integration")
 
 
+def junit_counts(report: Path) -> tuple[int, int, int]:
+    """(passed, failed, skipped) of a pytest junit report."""
+    total = failed = skipped = 0
+    # The report is the file pytest just wrote for us, not untrusted input.
+    for suite in ET.parse(report).getroot().iter("testsuite"):  # noqa: S314
+        total += int(suite.get("tests", 0))
+        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped += int(suite.get("skipped", 0))
+    return total - failed - skipped, failed, skipped
+
+
 def stage_molecule() -> StageResult:
+    """Every Molecule scenario with `molecule test` (after the integration stage built the lab).
+
+    Each scenario counts as one test for its own steps (create, converge, idempotence, ...) plus
+    the counts of its Testinfra tests, read from the junit report the verifier's pytest writes
+    (PYTEST_ADDOPTS reaches it through Molecule's environment).
+    """
     scenarios = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
     result = StageResult("molecule", note=", ".join(scenarios) or "no scenarios")
     for scenario in scenarios:
-        rc = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=tool_env())
-        if rc == 0:
-            result.passed += 1
-        else:
-            result.failed += 1
+        report = BUILD / f"junit-molecule-{scenario}.xml"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.unlink(missing_ok=True)
+        env = tool_env()
+        env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} --junitxml={report}".strip()
+        start = time.monotonic()
+        rc = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=env)
+        seconds = time.monotonic() - start
+        passed, failed, skipped = junit_counts(report) if report.exists() else (0, 0, 0)
+        result.passed += passed + int(rc == 0)
+        result.failed += failed + int(rc != 0 and failed == 0)
+        result.skipped += skipped
+        print(f"molecule {scenario}: exit {rc} in {seconds:.1f}s; testinfra: {passed} passed, {failed} failed")
     return result
 
 
