@@ -84,7 +84,11 @@ def test_service_file_works(host, node: str) -> None:
 
 
 def test_no_secret_in_the_converge_output() -> None:
-    log = Path(os.environ["ANSIBLE_LOG_PATH"]).read_text(errors="replace")
+    path = Path(os.environ["ANSIBLE_LOG_PATH"])
+    # Molecule prunes its ephemeral directory after `molecule test`: a lone `molecule verify`
+    # needs a `molecule converge -s lab` first.
+    assert path.is_file(), f"no converge output at {path}: run `molecule converge -s lab` before verify"
+    log = path.read_text(errors="replace")
     # converge and idempotence: two runs of the whole site.yml
     assert log.count("PLAY RECAP") >= 2, "the log does not hold the converge and idempotence output"
     secrets = all_secrets()
