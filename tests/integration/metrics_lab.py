@@ -38,8 +38,13 @@ def _endpoints() -> dict:
         return {}
 
 
+_ENSURED: list[dict] = []  # once per pytest session: the playbook run is the slow part
+
+
 def ensure_metrics_lab() -> dict:
     """The lab with its InfluxDB; returns the lab's endpoints.json."""
+    if _ENSURED:
+        return _ENSURED[0]
     if not _endpoints().get("postgresql"):
         started = time.monotonic()
         print("building the lab (site.yml) ...", flush=True)
@@ -52,6 +57,7 @@ def ensure_metrics_lab() -> dict:
     print(f"{METRICS_PLAYBOOK}: {time.monotonic() - started:.1f} s", flush=True)
     document = _endpoints()
     assert document.get("influxdb"), "endpoints.json has no influxdb section after playbooks/metrics.yml"
+    _ENSURED.append(document)
     return document
 
 
