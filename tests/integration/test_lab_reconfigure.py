@@ -26,6 +26,7 @@ Run it under ``flock -x /tmp/inventium-lab.lock`` next to other users of the lab
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import shutil
@@ -268,6 +269,29 @@ class TestReconfigure:
         assert subscription_state("subscriber2") == before["sub2"]
         starts = {node: postmaster_start(node) for node in ("publisher", "subscriber1", "subscriber2")}
         assert starts == before["starts"]
+
+
+# ------------------------------------------------------------------ schema files
+PROBE_TABLE = "public.reconf_schema_probe"
+
+
+def test_schema_file_applied_once(tmp_path: Path) -> None:
+    """A schema file added to publisher_schema_files runs once, a re-run skips it."""
+    probe = tmp_path / "probe.sql"
+    probe.write_text(f"CREATE TABLE IF NOT EXISTS {PROBE_TABLE} (id integer PRIMARY KEY);\n")
+    group_vars = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/publishers.yml").read_text())
+    files = evars({"publisher_schema_files": [*group_vars["publisher_schema_files"], str(probe)]})
+    try:
+        first = site("--limit", "publisher", *files)
+        assert changes(first) == {"publisher": {f"Apply the schema files: {probe}"}}, first.changed_tasks()
+        assert has_table("publisher", PROBE_TABLE)
+        (recorded,) = query("publisher", "SELECT sha256 FROM inventium.schema_files WHERE name = %s", [str(probe)])
+        assert recorded[0] == hashlib.sha256(probe.read_text().rstrip("\n").encode()).hexdigest()
+        assert_noop(site("--limit", "publisher", *files))
+    finally:
+        with connect("publisher") as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {PROBE_TABLE}")
+            conn.execute("DELETE FROM inventium.schema_files WHERE name = %s", [str(probe)])
 
 
 # ------------------------------------------------------------------ (d)

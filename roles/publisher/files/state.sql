@@ -10,6 +10,8 @@ SELECT to_regclass('public.books') IS NULL AS demo_missing,
              WHERE NOT COALESCE(has_table_privilege(%(role)s, to_regclass(t), 'SELECT'), false)) AS ungranted,
        -- Schema files to (re)apply, in their order: never applied, changed since
        -- (sha256 recorded in inventium.schema_files), or a table they create is gone.
+       -- (The scalar subqueries inside query_to_xml always return one row: an
+       -- empty result would be an empty, unparsable XML document.)
        ARRAY(SELECT f.value ->> 'name'
              FROM jsonb_array_elements(%(files)s::jsonb) WITH ORDINALITY AS f (value, n)
              -- CASE, not OR: the catalog lookup must not run without the table.
@@ -17,7 +19,7 @@ SELECT to_regclass('public.books') IS NULL AS demo_missing,
                         WHEN EXISTS (SELECT FROM jsonb_array_elements_text(f.value -> 'tables') AS t (name)
                                      WHERE to_regclass(t.name) IS NULL) THEN true
                         ELSE (xpath('/row/s/text()',
-                                    query_to_xml(format('SELECT sha256 AS s FROM inventium.schema_files WHERE name = %%L',
+                                    query_to_xml(format('SELECT (SELECT sha256 FROM inventium.schema_files WHERE name = %%L) AS s',
                                                         f.value ->> 'name'), false, true, '')))[1]::text
                              IS DISTINCT FROM f.value ->> 'sha256'
                    END
@@ -29,6 +31,6 @@ SELECT to_regclass('public.books') IS NULL AS demo_missing,
        @FINGERPRINT@ AS publications_fingerprint,
        CASE WHEN to_regclass('inventium.memo') IS NULL THEN NULL
             ELSE (xpath('/row/v/text()',
-                        query_to_xml('SELECT value AS v FROM inventium.memo WHERE name = ''publications''',
+                        query_to_xml('SELECT (SELECT value FROM inventium.memo WHERE name = ''publications'') AS v',
                                      false, true, '')))[1]::text
        END AS publications_memo
