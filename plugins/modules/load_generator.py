@@ -276,8 +276,9 @@ def main():
     m.queries.extend(m.render(s) for s in (runner.statements.insert, runner.statements.update,
                                            runner.statements.delete))
     if m.check_mode:
-        m.exit(changed=predicted > 0, pattern=p["pattern"], operations=predicted, rows=predicted, seconds=0.0,
-               rows_in_range=existing, id_range=[runner.id_base, runner.id_last], markers=[])
+        m.exit(changed=predicted > 0, pattern=p["pattern"], operations=predicted, rows=predicted, inserts=0,
+               updates=0, deletes=0, seconds=0.0, rate=None, target_rate=round(predicted / p["duration"], 2),
+               behind=0, windows=[], rows_in_range=existing, id_range=[runner.id_base, runner.id_last], markers=[])
     markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload=p["pattern"])
     markers.start(target_rate=p["rate"], amplitude=p["amplitude"] if p["pattern"] == "pulse" else None,
                   period=p["period"] if p["pattern"] == "pulse" else None, duration=p["duration"])
