@@ -207,7 +207,10 @@ markers:
 import time  # noqa: E402 - Ansible modules import after their documentation
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import load  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
+    psycopg,
+    sql,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     PgModule,
     format_db_error,
@@ -221,12 +224,9 @@ def cleanup(m):
     p = m.params
     first, last = p["id_base"], p["id_base"] + load.ID_SPAN - 1
     start = time.monotonic()
-    rows = m.query_one(
-        psycopg.sql.SQL("SELECT count(*) AS n FROM {} WHERE id BETWEEN %s AND %s").format(
-            psycopg.sql.Identifier(p["schema"], p["table"])
-        ),
-        [first, last],
-    )["n"]
+    target = sql.Identifier(p["schema"], p["table"])
+    count = sql.SQL("SELECT count(*) AS n FROM {} WHERE id BETWEEN %s AND %s").format(target)
+    rows = m.query_one(count, [first, last])["n"]
     if rows:
         m.execute(load.cleanup_statement(p["schema"], p["table"]), [first, last])
     m.exit(changed=rows > 0, rows=rows, seconds=round(time.monotonic() - start, 3), rows_in_range=0,
