@@ -6,7 +6,7 @@
 
 Every workload module writes one point when its load starts and one when it stops::
 
-    workload,node=publisher,phase=start,workload=hum rows=0i,target_rate=50.0
+    workload,node=publisher,phase=start,workload=hum target_rate=50.0,duration=30.0,rows=0i
     workload,node=publisher,phase=stop,workload=hum rows=1500i,seconds=30.01,rate=49.98
 
 so dashboards can shade the time the load ran (tags ``node``, ``workload``, ``phase``). The
@@ -28,7 +28,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.infl
 MEASUREMENT = "workload"
 
 
-INTEGER_FIELDS = ("rows", "behind", "clients", "inserted", "updated", "scale")
+INTEGER_FIELDS = ("rows", "planned_rows", "behind", "clients", "inserted", "updated", "scale")
 """Fields written as integers; every other number is written as a float. InfluxDB fixes a field's type
 by its first write, so one field must never be written as 1i by one workload and 1.0 by another."""
 
@@ -42,13 +42,12 @@ def _normalise(key, value):
 
 
 def marker_line(node, workload, phase, fields, timestamp_ns=None):
-    """The line protocol of one marker; ``fields`` without values are dropped, ``phase`` always counts.
+    """The line protocol of one marker; ``fields`` without values are dropped, ``rows`` is always there.
 
     Counts (``rows``, ``inserted`` ...) are integer fields, other numbers floats (see :data:`INTEGER_FIELDS`).
     """
     values = {key: _normalise(key, value) for key, value in (fields or {}).items() if value is not None}
-    if not values:
-        values = {"rows": 0}
+    values.setdefault("rows", 0)  # every marker has rows (0 at start), so `SELECT rows` finds them all
     return line(MEASUREMENT, {"node": node, "workload": workload, "phase": phase}, values, timestamp_ns)
 
 

@@ -204,7 +204,7 @@ def main():
 
     markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload="goodreads")
     if not m.check_mode:
-        markers.start(rows=len(rows))
+        markers.start(planned_rows=len(rows))
     statement = goodreads.upsert_statement(p["schema"], p["table"])
     m.queries.append(m.render(statement))
     try:

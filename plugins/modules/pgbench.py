@@ -286,7 +286,7 @@ def do_init(m, exe, env, markers):
     if m.check_mode:
         m.exit(changed=True, mode="init", scale=p["scale"], rows=rows, seconds=0.0, rate=None, command=argv,
                stdout="", markers=[])
-    markers.start(rows=rows, scale=p["scale"])
+    markers.start(planned_rows=rows, scale=p["scale"])
     out, err, seconds = run_pgbench(m, argv, env)
     markers.stop(rows=rows, seconds=round(seconds, 3), rate=round(rows / seconds, 1))
     m.exit(changed=True, mode="init", scale=p["scale"], rows=rows, seconds=round(seconds, 3),

@@ -222,7 +222,7 @@ def main():
                rate=None, progress=[], table_bytes=None, markers=[])
     markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload="synthetic")
     if "start" in p["influx_phases"]:
-        markers.start(rows=p["rows"], table=name)
+        markers.start(planned_rows=p["rows"], table=name)
     progress = []
     try:
         if p["truncate"]:

@@ -218,3 +218,5 @@ def test_marker_lines_keep_field_types_stable():
     assert "rate=30.0" in line
     assert "amplitude" not in line
     assert marker_line("publisher", "x", "start", {}).endswith(" rows=0i")
+    start = marker_line("publisher", "goodreads", "start", {"planned_rows": 120})
+    assert start.endswith(" planned_rows=120i,rows=0i")
