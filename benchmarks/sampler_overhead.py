@@ -88,7 +88,9 @@ def main() -> int:
         total = args.phases * args.phase + 3
         pgbench = subprocess.Popen(
             [PGBENCH, "-n", "-c", str(args.clients), "-j", "1", "-T", str(int(total) + 1), "-P", "1", bench],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         start = time.time()
         # Reaped children's CPU time: only the sampler runs end (are reaped) in between.
@@ -101,8 +103,16 @@ def main() -> int:
             on = index % 2 == 1
             t0 = time.time() - start
             if on:
-                command = [sys.executable, str(PROGRAM), "--endpoints", args.endpoints, "--interval",
-                           str(args.interval), "--log-level", "WARNING"]
+                command = [
+                    sys.executable,
+                    str(PROGRAM),
+                    "--endpoints",
+                    args.endpoints,
+                    "--interval",
+                    str(args.interval),
+                    "--log-level",
+                    "WARNING",
+                ]
                 if client is None:
                     command.append("--dry-run")
                 with open(dry_run, "a") as out:
@@ -126,9 +136,11 @@ def main() -> int:
     # pgbench's progress times count from its own start (about when `start` was taken).
     progress = [(float(m.group(1)), float(m.group(2))) for m in map(PROGRESS.match, err.splitlines()) if m]
     results = {"off": [], "on": []}
-    print(f"\npgbench -c {args.clients} on the lab publisher ({os.cpu_count()} CPUs), {args.phase:.0f} s phases, "
-          f"first {args.settle:.0f} s of each left out; sampler at {args.interval} s "
-          f"{'writing to ' + str(client) if client else '(dry run: InfluxDB not in endpoints.json)'}")
+    print(
+        f"\npgbench -c {args.clients} on the lab publisher ({os.cpu_count()} CPUs), {args.phase:.0f} s phases, "
+        f"first {args.settle:.0f} s of each left out; sampler at {args.interval} s "
+        f"{'writing to ' + str(client) if client else '(dry run: InfluxDB not in endpoints.json)'}"
+    )
     for label, t0, t1 in phases:
         samples = [tps for t, tps in progress if t0 + args.settle < t <= t1]
         if not samples:
@@ -137,8 +149,10 @@ def main() -> int:
         results[label].append(median)
         print(f"  sampler {label:<3}  {median:8.0f} tps  ({len(samples)} s)")
     off, on = statistics.median(results["off"]), statistics.median(results["on"])
-    print(f"\nmedian TPS off {off:.0f}, on {on:.0f}: on/off = {on / off:.3f} (TPS cost {100 * (1 - on / off):+.1f} %;"
-          " target < 2 %)")
+    print(
+        f"\nmedian TPS off {off:.0f}, on {on:.0f}: on/off = {on / off:.3f} (TPS cost {100 * (1 - on / off):+.1f} %;"
+        " target < 2 %)"
+    )
     # Against drift (other load on a shared machine): each on phase against the mean of the off
     # phases around it.
     ratios = []
@@ -148,15 +162,21 @@ def main() -> int:
             ratios.append(results["on"][index - 1] / statistics.mean(around))
     if ratios:
         ratio = statistics.median(ratios)
-        print(f"on / neighbouring off phases: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f}"
-              f" (TPS cost {100 * (1 - ratio):+.1f} %)")
-    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (other work on the machine"
-          " makes single phases noisy)")
+        print(
+            f"on / neighbouring off phases: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f}"
+            f" (TPS cost {100 * (1 - ratio):+.1f} %)"
+        )
+    print(
+        f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (other work on the machine"
+        " makes single phases noisy)"
+    )
 
     cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
     seconds_on = sum(t1 - t0 for label, t0, t1 in phases if label == "on")
-    print(f"sampler process CPU: {cpu:.2f} s in {seconds_on:.0f} s sampling = {100 * cpu / seconds_on:.1f} % of one CPU"
-          " (start-up included; the servers' work for its queries is not)")
+    print(
+        f"sampler process CPU: {cpu:.2f} s in {seconds_on:.0f} s sampling = {100 * cpu / seconds_on:.1f} % of one CPU"
+        " (start-up included; the servers' work for its queries is not)"
+    )
 
     durations = {}
     if client is not None:
@@ -173,8 +193,10 @@ def main() -> int:
                 durations.setdefault(node_name, []).append(float(value))
     print("\nsampler round latency (all queries of one node, persistent connection):")
     for node_name, values in sorted(durations.items()):
-        print(f"  {node_name:<12} median {statistics.median(values):6.2f} ms  p90 {percentile(values, 0.9):6.2f} ms"
-              f"  ({len(values)} rounds)")
+        print(
+            f"  {node_name:<12} median {statistics.median(values):6.2f} ms  p90 {percentile(values, 0.9):6.2f} ms"
+            f"  ({len(values)} rounds)"
+        )
     return 0
 
 

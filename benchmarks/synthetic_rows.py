@@ -41,7 +41,7 @@ TARGET = 200_000
 BAR = 40
 
 
-def bar(done: int, total: int, elapsed: float) -> None:
+def progress_bar(done: int, total: int, elapsed: float) -> None:
     filled = int(BAR * done / total) if total else BAR
     line = synthetic.progress_line(done, total, elapsed)
     sys.stderr.write(f"\r[{'#' * filled}{'.' * (BAR - filled)}] {line}   ")
@@ -55,7 +55,7 @@ def fill(conn, kind: str, rows: int, chunk: int, truncate: bool, doc_bytes: int)
     if truncate:
         conn.execute(f"TRUNCATE {table}")
     first = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]  # noqa: S608
-    return synthetic.generate(conn, kind, first, rows, chunk, doc_bytes=doc_bytes, progress=bar)
+    return synthetic.generate(conn, kind, first, rows, chunk, doc_bytes=doc_bytes, progress=progress_bar)
 
 
 def floor_rate(conn, rows: int, chunk: int) -> float:
@@ -75,8 +75,10 @@ def floor_rate(conn, rows: int, chunk: int) -> float:
 
 def report(kind: str, result: dict, floor: float | None) -> None:
     rate = result["rows_per_second"]
-    print(f"synthetic_{kind}: {result['rows']} rows in {result['seconds']:.2f} s = {rate:,.0f} rows/s "
-          f"({result['chunks']} chunks)")
+    print(
+        f"synthetic_{kind}: {result['rows']} rows in {result['seconds']:.2f} s = {rate:,.0f} rows/s "
+        f"({result['chunks']} chunks)"
+    )
     if kind == "books":
         verdict = "meets" if rate >= TARGET else "MISSES"
         print(f"ratio to the {TARGET:,} rows/s target: {rate / TARGET:.2f} ({verdict} it)")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2025, Inventium logical replication team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -122,12 +121,9 @@ class Report:
 
     # ------------------------------------------------------------------ sections
     def lag(self) -> list[str]:
-        bytes_lines = {
-            name: data
-            for name, data in series(
-                self.grouped("replay_lag_bytes", "replication", '"application_name"'), "application_name", "value"
-            ).items()
-        }
+        bytes_lines = dict(
+            series(self.grouped("replay_lag_bytes", "replication", '"application_name"'), "application_name", "value")
+        )
         heartbeat = series(self.grouped("lag_seconds", "heartbeat_lag", '"node"'), "node", "value")
         image = self.plot(
             "lag",
@@ -147,10 +143,10 @@ class Report:
             "no `replication` or `heartbeat_lag` points in the period (is the sampler running?)",
         )
         rows = ["| subscription | last replay lag (bytes) | max (bytes) |", "|---|---:|---:|"]
-        for name, (_, values) in sorted(bytes_lines.items()):
+        for name, (_times, values) in sorted(bytes_lines.items()):
             rows.append(f"| {name} | {values[-1]:,.0f} | {max(values):,.0f} |")
         rows += ["", "| subscriber | last heartbeat lag (s) | max (s) |", "|---|---:|---:|"]
-        for name, (_, values) in sorted(heartbeat.items()):
+        for name, (_times, values) in sorted(heartbeat.items()):
             rows.append(f"| {name} | {values[-1]:.3f} | {max(values):.3f} |")
         return rows
 

@@ -60,8 +60,17 @@ HEADERS = tuple(header for header, _column, _kind in COLUMNS)
 COLUMN_NAMES = tuple(column for _header, column, _kind in COLUMNS)
 # PostgreSQL types of the temporary staging table (the target table has the same types).
 SQL_TYPES = {
-    "id": "bigint", "title": "text", "text": "text", "isbn10": "text", "isbn13": "text", "rating": "smallint",
-    "average": "numeric(3,2)", "count": "integer", "year": "integer", "date": "date", "list": "text[]",
+    "id": "bigint",
+    "title": "text",
+    "text": "text",
+    "isbn10": "text",
+    "isbn13": "text",
+    "rating": "smallint",
+    "average": "numeric(3,2)",
+    "count": "integer",
+    "year": "integer",
+    "date": "date",
+    "list": "text[]",
     "bool": "boolean",
 }
 

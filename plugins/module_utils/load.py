@@ -107,9 +107,23 @@ def cleanup_statement(schema, table):
 class LoadRunner:
     """Runs the schedule on an autocommit psycopg connection and collects the report."""
 
-    def __init__(self, conn, schema="public", table="books", pattern="hum", rate=10.0, amplitude=0.0, period=60.0,
-                 duration=10.0, mix=None, id_base=DEFAULT_ID_BASE, report_interval=5.0, seed=None,
-                 clock=time.monotonic, sleep=time.sleep):
+    def __init__(
+        self,
+        conn,
+        schema="public",
+        table="books",
+        pattern="hum",
+        rate=10.0,
+        amplitude=0.0,
+        period=60.0,
+        duration=10.0,
+        mix=None,
+        id_base=DEFAULT_ID_BASE,
+        report_interval=5.0,
+        seed=None,
+        clock=time.monotonic,
+        sleep=time.sleep,
+    ):
         self.conn = conn
         self.pattern = pattern
         self.rate = float(rate)

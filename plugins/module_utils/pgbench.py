@@ -45,14 +45,27 @@ _SUMMARY = {
 }
 _TPS = re.compile(r"^tps\s*=\s*" + _NUMBER + r"\s*\((.*)\)$", re.M)
 _PROGRESS = re.compile(
-    r"^progress:\s*" + _NUMBER + r" s,\s*" + _NUMBER + r" tps,\s*lat\s*" + _NUMBER
+    r"^progress:\s*"
+    + _NUMBER
+    + r" s,\s*"
+    + _NUMBER
+    + r" tps,\s*lat\s*"
+    + _NUMBER
     + r" ms stddev\s*([-+\d.]+|NaN)(.*)$",
     re.M,
 )
 _PROGRESS_LAG = re.compile(r"lag\s*" + _NUMBER + " ms")
 _PROGRESS_FAILED = re.compile(r"(\d+) failed")
-_INTEGERS = ("scaling_factor", "clients", "threads", "duration", "transactions", "failed_transactions",
-             "skipped_transactions", "late_transactions")
+_INTEGERS = (
+    "scaling_factor",
+    "clients",
+    "threads",
+    "duration",
+    "transactions",
+    "failed_transactions",
+    "skipped_transactions",
+    "late_transactions",
+)
 
 
 class PgbenchError(Exception):
@@ -103,13 +116,20 @@ def init_argv(pgbench, scale):
     return [pgbench, "--initialize", "--init-steps=gv", f"--scale={int(scale)}", "--quiet"]
 
 
-def run_argv(pgbench, duration, clients=1, jobs=1, rate=None, builtin=None, script_file=None, progress=5,
-             protocol="prepared"):
+def run_argv(
+    pgbench, duration, clients=1, jobs=1, rate=None, builtin=None, script_file=None, progress=5, protocol="prepared"
+):
     """The command line of a timed run (``-T``), optionally rate limited (``-R``)."""
     if int(duration) < 1:
         raise PgbenchError("duration must be at least 1 second")
-    argv = [pgbench, "--no-vacuum", f"--time={int(duration)}", f"--client={int(clients)}",
-            f"--jobs={int(jobs)}", f"--protocol={protocol}"]
+    argv = [
+        pgbench,
+        "--no-vacuum",
+        f"--time={int(duration)}",
+        f"--client={int(clients)}",
+        f"--jobs={int(jobs)}",
+        f"--protocol={protocol}",
+    ]
     if progress:
         argv.append(f"--progress={int(progress)}")
     if rate:

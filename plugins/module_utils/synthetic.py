@@ -32,22 +32,99 @@ DEFAULT_DOC_BYTES = 4096
 MD5_WORD = 33  # 32 hex characters and a space
 
 ADJECTIVES = (
-    "Practical", "Elegant", "Pragmatic", "Hidden", "Modern", "Quiet", "Distributed", "Effective",
-    "Lost", "Patient", "Clean", "Secret", "Evolutionary", "Reliable", "Brief", "Complete",
-    "Curious", "Wild", "Gentle", "Infinite", "Scalable", "Functional", "Ancient", "Last",
+    "Practical",
+    "Elegant",
+    "Pragmatic",
+    "Hidden",
+    "Modern",
+    "Quiet",
+    "Distributed",
+    "Effective",
+    "Lost",
+    "Patient",
+    "Clean",
+    "Secret",
+    "Evolutionary",
+    "Reliable",
+    "Brief",
+    "Complete",
+    "Curious",
+    "Wild",
+    "Gentle",
+    "Infinite",
+    "Scalable",
+    "Functional",
+    "Ancient",
+    "Last",
 )
 NOUNS = (
-    "Architecture", "Garden", "Database", "Leadership", "River", "Replication", "Teams", "Patterns",
-    "Design", "Kingdom", "Algorithms", "Systems", "Journey", "Compilers", "Habits", "Ocean",
-    "Networks", "Choices", "Mountains", "Queries", "Letters", "Engines", "Machines", "Cities",
+    "Architecture",
+    "Garden",
+    "Database",
+    "Leadership",
+    "River",
+    "Replication",
+    "Teams",
+    "Patterns",
+    "Design",
+    "Kingdom",
+    "Algorithms",
+    "Systems",
+    "Journey",
+    "Compilers",
+    "Habits",
+    "Ocean",
+    "Networks",
+    "Choices",
+    "Mountains",
+    "Queries",
+    "Letters",
+    "Engines",
+    "Machines",
+    "Cities",
 )
 FIRST_NAMES = (
-    "Ada", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Alan", "Margaret", "Ken", "Radia",
-    "Niklaus", "Sophie", "Tony", "Anita", "John", "Lynn", "Martin", "Mary", "Leslie", "Hedy",
+    "Ada",
+    "Grace",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Alan",
+    "Margaret",
+    "Ken",
+    "Radia",
+    "Niklaus",
+    "Sophie",
+    "Tony",
+    "Anita",
+    "John",
+    "Lynn",
+    "Martin",
+    "Mary",
+    "Leslie",
+    "Hedy",
 )
 LAST_NAMES = (
-    "Lovelace", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Turing", "Hamilton", "Thompson",
-    "Perlman", "Wirth", "Wilson", "Hoare", "Borg", "Backus", "Conway", "Fowler", "Shaw", "Lamport",
+    "Lovelace",
+    "Hopper",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Turing",
+    "Hamilton",
+    "Thompson",
+    "Perlman",
+    "Wirth",
+    "Wilson",
+    "Hoare",
+    "Borg",
+    "Backus",
+    "Conway",
+    "Fowler",
+    "Shaw",
+    "Lamport",
     "Lamarr",
 )
 TOPICS = ("technical", "leadership", "fiction", "history", "science", "poetry", "travel", "cooking")
@@ -71,8 +148,7 @@ def _h(shift):
 def _hash_source(first, last):
     """The ids ``first .. last`` and their multiplicative hash ``h`` (Knuth), below 2^32, once per row."""
     return sql.SQL(
-        "(SELECT g AS id, ((g * 2654435761) % 4294967296) AS h"
-        " FROM generate_series({}::bigint, {}::bigint) AS g) AS s"
+        "(SELECT g AS id, ((g * 2654435761) % 4294967296) AS h FROM generate_series({}::bigint, {}::bigint) AS g) AS s"
     ).format(sql.Literal(int(first)), sql.Literal(int(last)))
 
 
@@ -102,8 +178,12 @@ def _wide_columns():
         columns.append((f"n{i:02d}", sql.SQL(f"(((h >> {i + 2}) % 10000000) / 100.0)::numeric(12, 2)")))
     for i in range(1, 17):
         words = NOUNS if i % 2 else ADJECTIVES
-        columns.append((f"t{i:02d}", sql.SQL("{} || ' ' || ((h >> {}) % 1000)::text").format(
-            _pick(words, _h(i)), sql.Literal(i + 4))))
+        columns.append(
+            (
+                f"t{i:02d}",
+                sql.SQL("{} || ' ' || ((h >> {}) % 1000)::text").format(_pick(words, _h(i)), sql.Literal(i + 4)),
+            )
+        )
     for i in range(1, 5):
         columns.append((f"d{i:02d}", sql.SQL(f"(date '2000-01-01' + ((h >> {i * 3}) % 9000)::integer)")))
     for i in range(1, 5):
@@ -118,9 +198,9 @@ def _wide_columns():
 
 def _docs_columns(doc_bytes):
     words = max(1, -(-int(doc_bytes) // MD5_WORD))
-    body = sql.SQL(
-        "(SELECT string_agg(md5((id * {} + k)::text), ' ') FROM generate_series(1, {}) AS k)"
-    ).format(sql.Literal(words + 1), sql.Literal(words))
+    body = sql.SQL("(SELECT string_agg(md5((id * {} + k)::text), ' ') FROM generate_series(1, {}) AS k)").format(
+        sql.Literal(words + 1), sql.Literal(words)
+    )
     attrs = sql.SQL(
         "jsonb_build_object("
         "'title', {title}, 'topic', {topic}, 'binding', {binding}, "
@@ -189,8 +269,9 @@ def progress_line(done, total, elapsed):
     return f"rows {done}/{total} ({percent:.0f}%), {rate:.0f} rows/s"
 
 
-def generate(conn, kind, first_id, rows, chunk_size, schema="public", table=None, doc_bytes=DEFAULT_DOC_BYTES,
-             progress=None):
+def generate(
+    conn, kind, first_id, rows, chunk_size, schema="public", table=None, doc_bytes=DEFAULT_DOC_BYTES, progress=None
+):
     """Insert ``rows`` rows with ids ``first_id ..`` in committed chunks on ``conn`` (autocommit session).
 
     Each chunk runs as its own transaction (``BEGIN; INSERT ... SELECT; COMMIT``). ``progress`` is

@@ -218,8 +218,7 @@ def main():
     seconds = time.monotonic() - start
     rate = round(len(rows) / seconds, 1) if seconds > 0 else None
     if not m.check_mode:
-        markers.stop(rows=len(rows), seconds=round(seconds, 3), rate=rate, inserted=len(inserted),
-                     updated=len(updated))
+        markers.stop(rows=len(rows), seconds=round(seconds, 3), rate=rate, inserted=len(inserted), updated=len(updated))
     m.exit(
         changed=bool(inserted or updated),
         rows=len(rows),

@@ -229,8 +229,14 @@ def cleanup(m):
     rows = m.query_one(count, [first, last])["n"]
     if rows:
         m.execute(load.cleanup_statement(p["schema"], p["table"]), [first, last])
-    m.exit(changed=rows > 0, rows=rows, seconds=round(time.monotonic() - start, 3), rows_in_range=0,
-           id_range=[first, last], markers=[])
+    m.exit(
+        changed=rows > 0,
+        rows=rows,
+        seconds=round(time.monotonic() - start, 3),
+        rows_in_range=0,
+        id_range=[first, last],
+        markers=[],
+    )
 
 
 def main():
@@ -265,33 +271,70 @@ def main():
         m.fail(str(exc))
     if p["report_interval"] <= 0:
         m.fail("report_interval: must be greater than 0 seconds")
-    runner = load.LoadRunner(conn, schema=p["schema"], table=p["table"], pattern=p["pattern"], rate=p["rate"],
-                             amplitude=p["amplitude"], period=p["period"], duration=p["duration"], mix=mix,
-                             id_base=p["id_base"], report_interval=p["report_interval"], seed=p["seed"])
+    runner = load.LoadRunner(
+        conn,
+        schema=p["schema"],
+        table=p["table"],
+        pattern=p["pattern"],
+        rate=p["rate"],
+        amplitude=p["amplitude"],
+        period=p["period"],
+        duration=p["duration"],
+        mix=mix,
+        id_base=p["id_base"],
+        report_interval=p["report_interval"],
+        seed=p["seed"],
+    )
     try:
         existing = runner.load_existing()
     except psycopg.Error as exc:
         m.fail(format_db_error(exc, (), f"reading {p['schema']}.{p['table']} failed"), sqlstate=exc.sqlstate)
     predicted = round(load.scheduled(p["duration"], p["pattern"], p["rate"], p["amplitude"], p["period"]))
-    m.queries.extend(m.render(s) for s in (runner.statements.insert, runner.statements.update,
-                                           runner.statements.delete))
+    m.queries.extend(
+        m.render(s) for s in (runner.statements.insert, runner.statements.update, runner.statements.delete)
+    )
     if m.check_mode:
-        m.exit(changed=predicted > 0, pattern=p["pattern"], operations=predicted, rows=predicted, inserts=0,
-               updates=0, deletes=0, seconds=0.0, rate=None, target_rate=round(predicted / p["duration"], 2),
-               behind=0, windows=[], rows_in_range=existing, id_range=[runner.id_base, runner.id_last], markers=[])
+        m.exit(
+            changed=predicted > 0,
+            pattern=p["pattern"],
+            operations=predicted,
+            rows=predicted,
+            inserts=0,
+            updates=0,
+            deletes=0,
+            seconds=0.0,
+            rate=None,
+            target_rate=round(predicted / p["duration"], 2),
+            behind=0,
+            windows=[],
+            rows_in_range=existing,
+            id_range=[runner.id_base, runner.id_last],
+            markers=[],
+        )
     markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload=p["pattern"])
-    markers.start(target_rate=p["rate"], amplitude=p["amplitude"] if p["pattern"] == "pulse" else None,
-                  period=p["period"] if p["pattern"] == "pulse" else None, duration=p["duration"])
+    markers.start(
+        target_rate=p["rate"],
+        amplitude=p["amplitude"] if p["pattern"] == "pulse" else None,
+        period=p["period"] if p["pattern"] == "pulse" else None,
+        duration=p["duration"],
+    )
     try:
         report = runner.run()
     except (psycopg.Error, load.LoadError) as exc:
         done = dict(runner.counts)
         markers.stop(rows=sum(done.values()), failed=True)
         message = format_db_error(exc, (), "load failed") if isinstance(exc, psycopg.Error) else str(exc)
-        m.fail(f"{message} (after {done['insert']} inserts, {done['update']} updates, {done['delete']} deletes)",
-               markers=markers.written)
-    markers.stop(rows=report["operations"], seconds=report["seconds"], rate=report["rate"],
-                 target_rate=report["target_rate"], behind=report["behind"])
+        m.fail(
+            f"{message} (after {done['insert']} inserts, {done['update']} updates, {done['delete']} deletes)",
+            markers=markers.written,
+        )
+    markers.stop(
+        rows=report["operations"],
+        seconds=report["seconds"],
+        rate=report["rate"],
+        target_rate=report["target_rate"],
+        behind=report["behind"],
+    )
     report["rows"] = report["operations"]
     m.exit(changed=report["operations"] > 0, markers=markers.written, **report)
 

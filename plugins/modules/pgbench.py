@@ -280,17 +280,44 @@ def do_init(m, exe, env, markers):
     rows = sum(expected.values())
     m.close()  # pgbench truncates: no session of ours may hold a lock on the tables
     if before == expected and not p["force"]:
-        m.exit(changed=False, mode="init", scale=p["scale"], rows=0, seconds=0.0, rate=None, command=argv,
-               stdout="", markers=[])
+        m.exit(
+            changed=False,
+            mode="init",
+            scale=p["scale"],
+            rows=0,
+            seconds=0.0,
+            rate=None,
+            command=argv,
+            stdout="",
+            markers=[],
+        )
     m.queries.append(" ".join(argv))
     if m.check_mode:
-        m.exit(changed=True, mode="init", scale=p["scale"], rows=rows, seconds=0.0, rate=None, command=argv,
-               stdout="", markers=[])
+        m.exit(
+            changed=True,
+            mode="init",
+            scale=p["scale"],
+            rows=rows,
+            seconds=0.0,
+            rate=None,
+            command=argv,
+            stdout="",
+            markers=[],
+        )
     markers.start(planned_rows=rows, scale=p["scale"])
     out, err, seconds = run_pgbench(m, argv, env)
     markers.stop(rows=rows, seconds=round(seconds, 3), rate=round(rows / seconds, 1))
-    m.exit(changed=True, mode="init", scale=p["scale"], rows=rows, seconds=round(seconds, 3),
-           rate=round(rows / seconds, 1), command=argv, stdout=out + err, markers=markers.written)
+    m.exit(
+        changed=True,
+        mode="init",
+        scale=p["scale"],
+        rows=rows,
+        seconds=round(seconds, 3),
+        rate=round(rows / seconds, 1),
+        command=argv,
+        stdout=out + err,
+        markers=markers.written,
+    )
 
 
 def do_run(m, exe, env, markers):
@@ -305,15 +332,32 @@ def do_run(m, exe, env, markers):
             with open(script_file, "w", encoding="utf-8") as handle:
                 handle.write(p["script_text"])
         try:
-            argv = pgbench.run_argv(exe, p["duration"], clients=p["clients"], jobs=p["jobs"], rate=p.get("rate"),
-                                    builtin=p["script"], script_file=script_file, progress=p["progress_interval"],
-                                    protocol=p["protocol"])
+            argv = pgbench.run_argv(
+                exe,
+                p["duration"],
+                clients=p["clients"],
+                jobs=p["jobs"],
+                rate=p.get("rate"),
+                builtin=p["script"],
+                script_file=script_file,
+                progress=p["progress_interval"],
+                protocol=p["protocol"],
+            )
         except pgbench.PgbenchError as exc:
             m.fail(str(exc))
         m.queries.append(" ".join(argv))
         if m.check_mode:
-            m.exit(changed=writes, mode="run", rows=0, seconds=0.0, rate=None, command=argv, stdout="",
-                   markers=[], progress=[])
+            m.exit(
+                changed=writes,
+                mode="run",
+                rows=0,
+                seconds=0.0,
+                rate=None,
+                command=argv,
+                stdout="",
+                markers=[],
+                progress=[],
+            )
         m.close()
         markers.start(target_rate=p.get("rate"), clients=p["clients"], duration=p["duration"])
         out, err, seconds = run_pgbench(m, argv, env)
@@ -324,12 +368,24 @@ def do_run(m, exe, env, markers):
             os.rmdir(workdir)
     report = pgbench.parse_report(out, err)
     transactions = report.get("transactions", 0)
-    markers.stop(rows=transactions, seconds=round(seconds, 3), rate=report.get("tps"),
-                 latency_ms=report.get("latency_average_ms"))
+    markers.stop(
+        rows=transactions,
+        seconds=round(seconds, 3),
+        rate=report.get("tps"),
+        latency_ms=report.get("latency_average_ms"),
+    )
     scale = report.pop("scaling_factor", None)
     result = dict(report)
-    result.update(mode="run", scale=scale, rows=transactions, seconds=round(seconds, 3), rate=report.get("tps"),
-                  command=argv, stdout=out, markers=markers.written)
+    result.update(
+        mode="run",
+        scale=scale,
+        rows=transactions,
+        seconds=round(seconds, 3),
+        rate=report.get("tps"),
+        command=argv,
+        stdout=out,
+        markers=markers.written,
+    )
     m.exit(changed=writes and transactions > 0, **result)
 
 

@@ -213,13 +213,26 @@ def main():
     ranges = synthetic.chunks(first_id, p["rows"], p["chunk_size"])
     if ranges:
         m.queries.append(
-            m.render(synthetic.insert_statement(p["table"], ranges[0][0], ranges[0][1], schema=p["schema"],
-                                                doc_bytes=p["doc_bytes"]))
+            m.render(
+                synthetic.insert_statement(
+                    p["table"], ranges[0][0], ranges[0][1], schema=p["schema"], doc_bytes=p["doc_bytes"]
+                )
+            )
         )
     if m.check_mode:
-        m.exit(changed=bool(ranges) or p["truncate"], table=f"{p['schema']}.{name}", rows=p["rows"],
-               first_id=first_id, last_id=ranges[-1][1] if ranges else None, chunks=len(ranges), seconds=0.0,
-               rate=None, progress=[], table_bytes=None, markers=[])
+        m.exit(
+            changed=bool(ranges) or p["truncate"],
+            table=f"{p['schema']}.{name}",
+            rows=p["rows"],
+            first_id=first_id,
+            last_id=ranges[-1][1] if ranges else None,
+            chunks=len(ranges),
+            seconds=0.0,
+            rate=None,
+            progress=[],
+            table_bytes=None,
+            markers=[],
+        )
     markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload="synthetic")
     if "start" in p["influx_phases"]:
         markers.start(planned_rows=p["rows"], table=name)
@@ -228,13 +241,20 @@ def main():
         if p["truncate"]:
             conn.execute(sql.SQL("TRUNCATE {}").format(target))
         result = synthetic.generate(
-            conn, p["table"], first_id, p["rows"], p["chunk_size"], schema=p["schema"], doc_bytes=p["doc_bytes"],
+            conn,
+            p["table"],
+            first_id,
+            p["rows"],
+            p["chunk_size"],
+            schema=p["schema"],
+            doc_bytes=p["doc_bytes"],
             progress=lambda done, total, elapsed: progress.append(synthetic.progress_line(done, total, elapsed)),
         )
     except psycopg.Error as exc:
         m.fail(
-            format_db_error(exc, (), f"generating rows into {p['schema']}.{name} failed after {len(progress)} "
-                            "committed chunk(s)"),
+            format_db_error(
+                exc, (), f"generating rows into {p['schema']}.{name} failed after {len(progress)} committed chunk(s)"
+            ),
             sqlstate=exc.sqlstate,
             progress=progress,
         )

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate tests/data/goodreads_sample.csv: a SYNTHETIC Goodreads library export.
 
 Every title, author, publisher, review and note is made up from the word lists below with a
@@ -27,22 +26,118 @@ SEED = 20231017
 ROWS = 120
 
 HEADER = [
-    "Book Id", "Title", "Author", "Author l-f", "Additional Authors", "ISBN", "ISBN13", "My Rating",
-    "Average Rating", "Publisher", "Binding", "Number of Pages", "Year Published", "Original Publication Year",
-    "Date Read", "Date Added", "Bookshelves", "Bookshelves with positions", "Exclusive Shelf", "My Review",
-    "Spoiler", "Private Notes", "Read Count", "Owned Copies",
+    "Book Id",
+    "Title",
+    "Author",
+    "Author l-f",
+    "Additional Authors",
+    "ISBN",
+    "ISBN13",
+    "My Rating",
+    "Average Rating",
+    "Publisher",
+    "Binding",
+    "Number of Pages",
+    "Year Published",
+    "Original Publication Year",
+    "Date Read",
+    "Date Added",
+    "Bookshelves",
+    "Bookshelves with positions",
+    "Exclusive Shelf",
+    "My Review",
+    "Spoiler",
+    "Private Notes",
+    "Read Count",
+    "Owned Copies",
 ]
-FIRST = ["Ada", "Bruno", "Céline", "Dmitri", "Elif", "Farid", "Greta", "Hiroshi", "Inés", "Jonas", "Kwame",
-         "Lena", "Mateo", "Noor", "Oskar", "Priya", "Quentin", "Rosa", "Søren", "Tamsin", "Ugo", "Vera"]
-LAST = ["Abernathy", "Brightwater", "Castellano", "Dunmore", "Eriksen", "Fairbank", "Grünwald", "Holloway",
-        "Ishikawa", "Jovanović", "Kestrel", "Lindqvist", "Marchetti", "Northcott", "O'Sullivan", "Pemberton"]
-ADJ = ["Silent", "Practical", "Evolutionary", "Hidden", "Distributed", "Patient", "Curious", "Broken",
-       "Scalable", "Gentle", "Last", "Clockwork", "Salted", "Idempotent", "Northern", "Paper"]
-NOUN = ["Garden", "Replica", "Lighthouse", "Ledger", "Architecture", "Orchard", "Protocol", "Harbor",
-        "Teams", "Compass", "Archive", "Engine", "Atlas", "Migration", "Choir", "Cartographer"]
+FIRST = [
+    "Ada",
+    "Bruno",
+    "Céline",
+    "Dmitri",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hiroshi",
+    "Inés",
+    "Jonas",
+    "Kwame",
+    "Lena",
+    "Mateo",
+    "Noor",
+    "Oskar",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Søren",
+    "Tamsin",
+    "Ugo",
+    "Vera",
+]
+LAST = [
+    "Abernathy",
+    "Brightwater",
+    "Castellano",
+    "Dunmore",
+    "Eriksen",
+    "Fairbank",
+    "Grünwald",
+    "Holloway",
+    "Ishikawa",
+    "Jovanović",
+    "Kestrel",
+    "Lindqvist",
+    "Marchetti",
+    "Northcott",
+    "O'Sullivan",
+    "Pemberton",
+]
+ADJ = [
+    "Silent",
+    "Practical",
+    "Evolutionary",
+    "Hidden",
+    "Distributed",
+    "Patient",
+    "Curious",
+    "Broken",
+    "Scalable",
+    "Gentle",
+    "Last",
+    "Clockwork",
+    "Salted",
+    "Idempotent",
+    "Northern",
+    "Paper",
+]
+NOUN = [
+    "Garden",
+    "Replica",
+    "Lighthouse",
+    "Ledger",
+    "Architecture",
+    "Orchard",
+    "Protocol",
+    "Harbor",
+    "Teams",
+    "Compass",
+    "Archive",
+    "Engine",
+    "Atlas",
+    "Migration",
+    "Choir",
+    "Cartographer",
+]
 SERIES = ["The Slot Trilogy", "Chronicles of the WAL", "Harbor Tales", "The Ledger Cycle"]
-PUBLISHERS = ["Fictional House", "Imaginary Press", "Nowhere Books", "Placeholder & Sons",
-              "Sample Publishing, Inc.", "Synthetic Editions"]
+PUBLISHERS = [
+    "Fictional House",
+    "Imaginary Press",
+    "Nowhere Books",
+    "Placeholder & Sons",
+    "Sample Publishing, Inc.",
+    "Synthetic Editions",
+]
 BINDINGS = ["Paperback", "Hardcover", "Kindle Edition", "ebook", "Mass Market Paperback", "Audiobook"]
 SHELVES = ["favorites", "technical", "leadership", "fiction", "history", "owned", "book-club", "2023-reads"]
 PHRASES = [
@@ -89,7 +184,7 @@ def make_rows(rng: random.Random) -> list[list[str]]:
         title = f"{rng.choice(ADJ)} {rng.choice(NOUN)}"
         if rng.random() < 0.2:
             title += f" ({rng.choice(SERIES)}, #{rng.randint(1, 5)})"
-        additional = ", ".join(f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in range(rng.randint(1, 2)))
+        additional = ", ".join(f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _author in range(rng.randint(1, 2)))
         if rng.random() < 0.15:
             isbn = isbn13 = ""
         else:
@@ -110,32 +205,34 @@ def make_rows(rng: random.Random) -> list[list[str]]:
             if read and rng.random() < 0.7
             else ""
         )
-        rows.append([
-            str(book_id),
-            title,
-            f"{first} {last}",
-            f"{last}, {first}",
-            additional if rng.random() < 0.25 else "",
-            f'="{isbn}"',
-            f'="{isbn13}"',
-            str(rng.randint(1, 5) if read else 0),
-            f"{rng.uniform(2.5, 4.9):.2f}",
-            rng.choice(PUBLISHERS) if rng.random() < 0.9 else "",
-            rng.choice(BINDINGS),
-            str(rng.randint(90, 1200)) if rng.random() < 0.9 else "",
-            str(year) if rng.random() < 0.9 else "",
-            original,
-            date_read,
-            added,
-            ", ".join(s for s in [*extra, shelf] if s != "read"),
-            ", ".join(positions),
-            shelf,
-            review(rng) if read else "",
-            "",
-            "Lent to a (fictional) friend, ask back." if rng.random() < 0.05 else "",
-            str(rng.randint(1, 3) if read else 0),
-            str(rng.randint(0, 2)),
-        ])
+        rows.append(
+            [
+                str(book_id),
+                title,
+                f"{first} {last}",
+                f"{last}, {first}",
+                additional if rng.random() < 0.25 else "",
+                f'="{isbn}"',
+                f'="{isbn13}"',
+                str(rng.randint(1, 5) if read else 0),
+                f"{rng.uniform(2.5, 4.9):.2f}",
+                rng.choice(PUBLISHERS) if rng.random() < 0.9 else "",
+                rng.choice(BINDINGS),
+                str(rng.randint(90, 1200)) if rng.random() < 0.9 else "",
+                str(year) if rng.random() < 0.9 else "",
+                original,
+                date_read,
+                added,
+                ", ".join(s for s in [*extra, shelf] if s != "read"),
+                ", ".join(positions),
+                shelf,
+                review(rng) if read else "",
+                "",
+                "Lent to a (fictional) friend, ask back." if rng.random() < 0.05 else "",
+                str(rng.randint(1, 3) if read else 0),
+                str(rng.randint(0, 2)),
+            ]
+        )
     return rows
 
 

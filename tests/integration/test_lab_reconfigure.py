@@ -133,7 +133,7 @@ def query(node: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
 
 
 def subscription_state(node: str = "subscriber1") -> dict[str, Any]:
-    (oid, binary, stream), *_ = query(
+    (oid, binary, stream), *_others = query(
         node, "SELECT oid, subbinary, substream::text FROM pg_subscription WHERE subname = %s", [f"{node}_sub"]
     )
     rels = query(

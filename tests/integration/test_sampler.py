@@ -94,16 +94,31 @@ def test_sampler_on_a_pair(pg_pair_db, tmp_path):
     sub.execute(f"CREATE SUBSCRIPTION sampler_sub CONNECTION '{pub.conninfo()}' PUBLICATION heartbeat_pub")
     config = {
         "postgresql": {
-            "pub": {"kind": "publisher", "host": pub.server.host, "port": pub.server.port, "dbname": pub.name,
-                    "user": pub.server.user, "password_file": write_secret(tmp_path / "pub", pub.server.password)},
-            "sub": {"kind": "subscriber", "host": sub.server.host, "port": sub.server.port, "dbname": sub.name,
-                    "user": sub.server.user, "password_file": write_secret(tmp_path / "sub", sub.server.password)},
+            "pub": {
+                "kind": "publisher",
+                "host": pub.server.host,
+                "port": pub.server.port,
+                "dbname": pub.name,
+                "user": pub.server.user,
+                "password_file": write_secret(tmp_path / "pub", pub.server.password),
+            },
+            "sub": {
+                "kind": "subscriber",
+                "host": sub.server.host,
+                "port": sub.server.port,
+                "dbname": sub.name,
+                "user": sub.server.user,
+                "password_file": write_secret(tmp_path / "sub", sub.server.password),
+            },
         },
     }
     (tmp_path / "sampler.json").write_text(json.dumps(config))
     result = subprocess.run(
         [sys.executable, str(PROGRAM), "--config", str(tmp_path / "sampler.json"), "--dry-run", "--duration", "4"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert pub.server.password not in result.stderr + result.stdout
@@ -161,13 +176,25 @@ def test_sampler_reads_pg_stat_statements_when_preloaded(pg_server_factory, pg_m
     server.execute("CREATE EXTENSION pg_stat_statements")
     for _query in range(20):
         server.execute("SELECT count(*) FROM pg_class")
-    config = {"postgresql": {"solo": {"kind": "subscriber", "host": server.host, "port": server.port,
-                                      "dbname": "postgres", "user": server.user,
-                                      "password_file": write_secret(tmp_path / "pw", server.password)}}}
+    config = {
+        "postgresql": {
+            "solo": {
+                "kind": "subscriber",
+                "host": server.host,
+                "port": server.port,
+                "dbname": "postgres",
+                "user": server.user,
+                "password_file": write_secret(tmp_path / "pw", server.password),
+            }
+        }
+    }
     (tmp_path / "sampler.json").write_text(json.dumps(config))
     result = subprocess.run(
         [sys.executable, str(PROGRAM), "--config", str(tmp_path / "sampler.json"), "--dry-run", "--duration", "2"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     statements = [f for m, t, f, _ts in parse_lines(result.stdout) if m == "statements" and t["node"] == "solo"]
@@ -234,7 +261,9 @@ def _lab_problem():
 def container_state(name):
     result = subprocess.run(
         ["docker", "inspect", "-f", "{{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", name],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return result.stdout.strip()
 
@@ -306,8 +335,11 @@ def test_sampler_survives_a_subscriber_outage(influxdb, tmp_path, restore_subscr
 def run_outage(influxdb, tmp_path, config, nodes, publisher):
     passwords = lab_passwords(nodes)
     with psycopg.connect(
-        host=nodes[publisher]["host"], port=nodes[publisher]["port"], dbname=nodes[publisher]["dbname"],
-        user=nodes[publisher]["user"], password=Path(nodes[publisher]["password_file"]).read_text().strip(),
+        host=nodes[publisher]["host"],
+        port=nodes[publisher]["port"],
+        dbname=nodes[publisher]["dbname"],
+        user=nodes[publisher]["user"],
+        password=Path(nodes[publisher]["password_file"]).read_text().strip(),
     ) as conn:
         has_heartbeat = conn.execute("SELECT to_regclass('public.replication_heartbeat') IS NOT NULL").fetchone()[0]
     assert has_heartbeat, "the lab has no heartbeat table: rebuild it with site.yml (publisher_schema_files)"
@@ -315,9 +347,20 @@ def run_outage(influxdb, tmp_path, config, nodes, publisher):
     stderr_path = tmp_path / "sampler.log"
     with open(stderr_path, "w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(PROGRAM), "--endpoints", str(config), "--interval", "1", "--duration", "120",
-             "--backoff-max", "4"],
-            stdout=subprocess.DEVNULL, stderr=stderr,
+            [
+                sys.executable,
+                str(PROGRAM),
+                "--endpoints",
+                str(config),
+                "--interval",
+                "1",
+                "--duration",
+                "120",
+                "--backoff-max",
+                "4",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
     try:
         time.sleep(6)
@@ -335,7 +378,9 @@ def run_outage(influxdb, tmp_path, config, nodes, publisher):
         while time.monotonic() < deadline and not resumed:
             time.sleep(2)
             resumed = select(
-                influxdb, "lag_seconds", "heartbeat_lag",
+                influxdb,
+                "lag_seconds",
+                "heartbeat_lag",
                 f"node = '{STOPPED}' AND lag_seconds < 10 AND time > {influx_time(started_at)}",
             )
         assert proc.poll() is None, f"the sampler died: {stderr_path.read_text()}"
@@ -354,8 +399,12 @@ def run_outage(influxdb, tmp_path, config, nodes, publisher):
     window = f"time > {influx_time(stopped_at + 1)} AND time < {influx_time(started_at - 1)}"
     rounds = select(influxdb, "duration_ms", "sampler_round", f"node = '{publisher}' AND {window}")
     assert len(rounds) >= OUTAGE_SECONDS - 4, f"publisher rounds during the outage: {len(rounds)}"
-    slot = select(influxdb, "last(active)", "replication_slot",
-                  f"node = '{publisher}' AND slot_name = '{STOPPED}_sub' AND {window}")
+    slot = select(
+        influxdb,
+        "last(active)",
+        "replication_slot",
+        f"node = '{publisher}' AND slot_name = '{STOPPED}_sub' AND {window}",
+    )
     assert slot, f"no point of the slot of {STOPPED} during the outage"
     assert slot[0]["last"] == 0, f"the slot of {STOPPED} should be inactive during the outage: {slot}"
     assert not select(influxdb, "*", "sampler_round", f"node = '{STOPPED}' AND {window}")
@@ -372,10 +421,17 @@ def run_outage(influxdb, tmp_path, config, nodes, publisher):
     # pg_stat_statements; test_sampler_on_a_pair covers its error path).
     postgres = (publisher, "subscriber1", STOPPED)
     expected = {
-        "locks": postgres, "activity": postgres, "database": postgres, "checkpoints": postgres,
-        "sampler_round": postgres, "replication": (publisher,), "replication_slot": (publisher,),
-        "subscription": ("subscriber1", STOPPED), "heartbeat_lag": ("subscriber1", STOPPED),
-        "container": ("subscriber1", STOPPED), "sampler_errors": ("sampler", STOPPED),
+        "locks": postgres,
+        "activity": postgres,
+        "database": postgres,
+        "checkpoints": postgres,
+        "sampler_round": postgres,
+        "replication": (publisher,),
+        "replication_slot": (publisher,),
+        "subscription": ("subscriber1", STOPPED),
+        "heartbeat_lag": ("subscriber1", STOPPED),
+        "container": ("subscriber1", STOPPED),
+        "sampler_errors": ("sampler", STOPPED),
     }
     for measurement, measured_nodes in expected.items():
         for node in measured_nodes:
@@ -399,14 +455,25 @@ RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d
 
 def run_role(tmp_path, role_vars):
     playbook = tmp_path / "play.yml"
-    playbook.write_text(json.dumps([{
-        "hosts": "localhost", "gather_facts": False,
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        "roles": [{"role": "inventium.logical_replication.sampler", "vars": role_vars}],
-    }]))
+    playbook.write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                    "roles": [{"role": "inventium.logical_replication.sampler", "vars": role_vars}],
+                }
+            ]
+        )
+    )
     result = subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(playbook)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     recap = RECAP.search(result.stdout)
     return result, (int(recap.group(2)), int(recap.group(4))) if recap else None
@@ -445,11 +512,12 @@ def test_role_docker_runtime_is_idempotent_and_samples(influxdb, tmp_path):
             rows = []
             while time.monotonic() < deadline and not rows:
                 time.sleep(1)
-                rows = influxdb.query('SELECT count(*) FROM "locks" WHERE node = \'publisher\'', database="roletest")
-            assert rows, subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
+                rows = influxdb.query("SELECT count(*) FROM \"locks\" WHERE node = 'publisher'", database="roletest")
+            assert rows, subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False).stderr
             assert influxdb.query("SELECT count(*) FROM container", database="roletest"), "no container stats"
-            inspect = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True,
-                                                check=True).stdout)[0]
+            inspect = json.loads(
+                subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True).stdout
+            )[0]
             assert inspect["HostConfig"]["NetworkMode"] == "host"
             assert inspect["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
             assert all(not m["RW"] for m in inspect["Mounts"]), inspect["Mounts"]
@@ -470,11 +538,16 @@ def test_role_docker_runtime_is_idempotent_and_samples(influxdb, tmp_path):
 def test_role_systemd_runtime_without_systemd_says_what_to_do(tmp_path):
     if Path("/run/systemd/system").exists():
         pytest.skip("this host runs systemd: the role would install a real service")
-    config = {"postgresql": {"db": {"kind": "publisher", "host": "127.0.0.1", "dbname": "app",
-                                    "password_file": "/etc/inventium/db.pw"}},
-              "influxdb": {"url": "http://127.0.0.1:8086", "api": 1, "database": "pglab"}}
-    result, counts = run_role(tmp_path, {"sampler_runtime": "systemd", "sampler_config": config,
-                                         "sampler_install_dir": str(tmp_path / "install")})
+    config = {
+        "postgresql": {
+            "db": {"kind": "publisher", "host": "127.0.0.1", "dbname": "app", "password_file": "/etc/inventium/db.pw"}
+        },
+        "influxdb": {"url": "http://127.0.0.1:8086", "api": 1, "database": "pglab"},
+    }
+    result, counts = run_role(
+        tmp_path,
+        {"sampler_runtime": "systemd", "sampler_config": config, "sampler_install_dir": str(tmp_path / "install")},
+    )
     assert counts, result.stdout + result.stderr
     assert counts[1] == 1, result.stdout
     assert "does not run systemd" in result.stdout

@@ -93,8 +93,9 @@ def test_import_is_idempotent_and_typed(library, tmp_path):
     updated = run_module("goodreads_import", args(library, edited))
     assert updated["updated_ids"] == [int(rows[5][0])]
     assert updated["inserted"] == 0
-    assert library.scalar("SELECT my_rating::text FROM goodreads_books WHERE book_id = %s", [int(rows[5][0])]) == (
-        rows[5][header.index("My Rating")]
+    assert (
+        library.scalar("SELECT my_rating::text FROM goodreads_books WHERE book_id = %s", [int(rows[5][0])])
+        == (rows[5][header.index("My Rating")])
     )
 
 

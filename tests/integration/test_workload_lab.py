@@ -87,8 +87,9 @@ def run_workload(name: str, **extra: Any) -> WorkloadRun:
     asked = time.monotonic()
     with shared_lab_lock():
         started = time.monotonic()
-        proc = subprocess.run(argv, cwd=lab_client.REPO_ROOT, env=env, capture_output=True, text=True,
-                              timeout=600, check=False)
+        proc = subprocess.run(
+            argv, cwd=lab_client.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
     print(f"workload {name}: waited {started - asked:.1f} s for the lab lock, ran {time.monotonic() - started:.1f} s")
     output = proc.stdout + "\n" + proc.stderr
     start = proc.stdout.find("{")
@@ -141,8 +142,9 @@ def test_hum_pulse_and_cleanup_replicate_by_topic():
     assert 80 <= result["operations"] <= 91
     assert len(result["windows"]) == 3
     assert "hum:" in hum.report()
-    pulse = run_workload("pulse", workload_duration=3, workload_rate=30, workload_pulse_period=3,
-                         workload_report_interval=1.5)
+    pulse = run_workload(
+        "pulse", workload_duration=3, workload_rate=30, workload_pulse_period=3, workload_report_interval=1.5
+    )
     assert pulse.task("Generate load")["operations"] >= 80
     for node in SUBSCRIBERS:
         topic = TOPIC_OF[node]
@@ -191,8 +193,9 @@ def test_goodreads_sample_imports_once_and_replicates():
     for node in SUBSCRIBERS:
         assert subscribed(node, "public.goodreads_books"), f"{node} does not subscribe to library_pub"
     wait_equal("SELECT count(*) FROM goodreads_books")
-    wait_equal("SELECT md5(string_agg(book_id || ':' || coalesce(my_review, ''), ',' ORDER BY book_id)) "
-               "FROM goodreads_books")
+    wait_equal(
+        "SELECT md5(string_agg(book_id || ':' || coalesce(my_review, ''), ',' ORDER BY book_id)) FROM goodreads_books"
+    )
 
 
 def test_synthetic_shows_progress_and_replicates_where_published():

@@ -49,5 +49,8 @@ def test_new_subscriber_copies_then_streams_synthetic_rows(pg_harness, pg_majors
 
     more = run_module("synthetic_data", {**login, "rows": 5000, "chunk_size": 2500})
     assert (more["first_id"], more["last_id"]) == (20001, 25000)
-    wait_until(lambda: digest(subscriber, "synthetic_books") == digest(publisher, "synthetic_books"), timeout=30,
-               message="streamed synthetic rows")
+    wait_until(
+        lambda: digest(subscriber, "synthetic_books") == digest(publisher, "synthetic_books"),
+        timeout=30,
+        message="streamed synthetic rows",
+    )

@@ -127,8 +127,8 @@ def test_empty_fields_are_null_and_shelves_empty_lists():
     assert row["isbn13"] is None
     assert row["bookshelves"] == []
     assert row["bookshelves_with_positions"] == []
-    assert all(row[c] is None for c in COLUMN_NAMES if c not in ("book_id", "title", "bookshelves",
-                                                                  "bookshelves_with_positions"))
+    filled = ("book_id", "title", "bookshelves", "bookshelves_with_positions")
+    assert all(row[c] is None for c in COLUMN_NAMES if c not in filled)
 
 
 def test_header_in_another_order_and_with_a_bom():
@@ -185,8 +185,11 @@ def test_bad_fields_name_line_and_column(changes, column, fragment):
 
 def test_physical_line_numbers_count_newlines_inside_reviews():
     review = "one\ntwo\nthree"
-    text = render(with_(My_Review=review), with_(**{"Book Id": "2", "My Review": review}),
-                  with_(**{"Book Id": "3", "Date Read": "yesterday"}))
+    text = render(
+        with_(My_Review=review),
+        with_(**{"Book Id": "2", "My Review": review}),
+        with_(**{"Book Id": "3", "Date Read": "yesterday"}),
+    )
     # header: line 1; row 1: lines 2-4; row 2: lines 5-7; row 3 starts on line 8.
     assert error_of(text).line == 8
 
@@ -240,8 +243,9 @@ def test_the_shipped_sample():
 
 
 def test_the_sample_is_what_its_generator_makes():
-    proc = subprocess.run([sys.executable, str(DATA / "make_goodreads_sample.py"), "--check"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(DATA / "make_goodreads_sample.py"), "--check"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
 
 

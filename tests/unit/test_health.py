@@ -707,13 +707,24 @@ def test_collect_server_reads_the_files_when_allowed():
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("major", "view"), [(13, "pg_stat_bgwriter"), (16, "pg_stat_bgwriter"),
-                                             (17, "pg_stat_checkpointer"), (18, "pg_stat_checkpointer")])
+@pytest.mark.parametrize(
+    ("major", "view"),
+    [(13, "pg_stat_bgwriter"), (16, "pg_stat_bgwriter"), (17, "pg_stat_checkpointer"), (18, "pg_stat_checkpointer")],
+)
 def test_checkpoints_query_reads_the_view_of_the_major(major, view):
     query = render(health.checkpoints_query(major))
     assert f"pg_catalog.{view}" in query
-    for column in ("checkpoints_timed", "checkpoints_requested", "write_time_ms", "sync_time_ms",
-                   "buffers_checkpoint", "buffers_clean", "maxwritten_clean", "buffers_backend", "buffers_alloc"):
+    for column in (
+        "checkpoints_timed",
+        "checkpoints_requested",
+        "write_time_ms",
+        "sync_time_ms",
+        "buffers_checkpoint",
+        "buffers_clean",
+        "maxwritten_clean",
+        "buffers_backend",
+        "buffers_alloc",
+    ):
         assert f"AS {column}" in query
     if major >= 17:
         assert "NULL::bigint AS buffers_backend" in query  # 17 removed it (pg_stat_io has it)

@@ -154,10 +154,18 @@ def test_a_source_other_than_the_node_fails_and_recovers_separately():
 # ----------------------------------------------------------------------------------------------
 
 PUBLISHER_FACTS = {
-    "locks": {"AccessShareLock": {"lock_count": 3, "waiting_count": 0}, "ExclusiveLock": {"lock_count": 1,
-                                                                                          "waiting_count": 1}},
-    "activity": {"connections": 4, "active": 1, "idle": 3, "waiting_on_lock": 0, "max_connections": 100,
-                 "longest_transaction_seconds": 0.25},
+    "locks": {
+        "AccessShareLock": {"lock_count": 3, "waiting_count": 0},
+        "ExclusiveLock": {"lock_count": 1, "waiting_count": 1},
+    },
+    "activity": {
+        "connections": 4,
+        "active": 1,
+        "idle": 3,
+        "waiting_on_lock": 0,
+        "max_connections": 100,
+        "longest_transaction_seconds": 0.25,
+    },
     "database": {"database": "publisher", "size_bytes": 7_798_119, "xact_commit": 61, "cache_hit_ratio": 0.97},
     "checkpoints": {"checkpoints_timed": 2, "checkpoints_requested": 1, "buffers_backend": None},
     "statements": {"statements": 10, "calls": 100, "mean_exec_time_ms": 0.5},
@@ -279,10 +287,21 @@ def test_subscriber_points_with_pg18_conflicts_and_heartbeat():
 
 
 def test_disabled_subscription_before_pg15_has_no_error_counts():
-    facts = {"subscriptions": [subscription(enabled=False, apply_worker_pid=None, apply_error_count=None,
-                                            sync_error_count=None, seconds_since_last_msg_receipt=None,
-                                            table_states={})]}
-    (fields,) = parse(sampler.node_points("old", facts, TS)).values()
+    facts = {
+        "subscriptions": [
+            subscription(
+                enabled=False,
+                apply_worker_pid=None,
+                apply_error_count=None,
+                sync_error_count=None,
+                seconds_since_last_msg_receipt=None,
+                table_states={},
+            )
+        ]
+    }
+    points = parse(sampler.node_points("old", facts, TS))
+    assert len(points) == 1
+    fields = next(iter(points.values()))
     assert fields == {"enabled": "0i", "worker_running": "0i", "tables_total": "0i", "tables_ready": "0i"}
 
 
@@ -308,11 +327,13 @@ def docker_stats(total, system, pre_total=0, pre_system=0, usage=50_000_000, ina
         "precpu_stats": {"cpu_usage": {"total_usage": pre_total}, "system_cpu_usage": pre_system},
         "memory_stats": {"usage": usage, "limit": 100_000_000, "stats": {"inactive_file": inactive}},
         "networks": {"eth0": {"rx_bytes": 100, "tx_bytes": 50}, "eth1": {"rx_bytes": 1, "tx_bytes": 2}},
-        "blkio_stats": {"io_service_bytes_recursive": [
-            {"major": 8, "minor": 0, "op": "read", "value": 4096},
-            {"major": 8, "minor": 0, "op": "write", "value": 8192},
-            {"major": 8, "minor": 16, "op": "Read", "value": 1},
-        ]},
+        "blkio_stats": {
+            "io_service_bytes_recursive": [
+                {"major": 8, "minor": 0, "op": "read", "value": 4096},
+                {"major": 8, "minor": 0, "op": "write", "value": 8192},
+                {"major": 8, "minor": 16, "op": "Read", "value": 1},
+            ]
+        },
         "pids_stats": {"current": 7},
     }
 
@@ -351,13 +372,31 @@ def test_a_stopped_container_has_no_fields():
 
 ENDPOINTS = {
     "postgresql": {
-        "publisher": {"kind": "publisher", "host": "127.0.0.1", "port": 5432, "dbname": "publisher",
-                      "user": "postgres", "password_file": "secrets/publisher-postgres", "service": "publisher"},
-        "subscriber1": {"kind": "subscriber", "host": "127.0.0.1", "port": "5433", "dbname": "subscriber",
-                        "user": "postgres", "password_file": "/abs/sub1"},
+        "publisher": {
+            "kind": "publisher",
+            "host": "127.0.0.1",
+            "port": 5432,
+            "dbname": "publisher",
+            "user": "postgres",
+            "password_file": "secrets/publisher-postgres",
+            "service": "publisher",
+        },
+        "subscriber1": {
+            "kind": "subscriber",
+            "host": "127.0.0.1",
+            "port": "5433",
+            "dbname": "subscriber",
+            "user": "postgres",
+            "password_file": "/abs/sub1",
+        },
     },
-    "influxdb": {"url": "http://127.0.0.1:8086", "api": 1, "database": "pglab", "username": "u",
-                 "password_file": "secrets/influxdb"},
+    "influxdb": {
+        "url": "http://127.0.0.1:8086",
+        "api": 1,
+        "database": "pglab",
+        "username": "u",
+        "password_file": "secrets/influxdb",
+    },
     "docker": {"containers": ["subscriber1", "influxdb"]},
     "service_file": "pg_service.conf",
 }

@@ -59,8 +59,14 @@ def test_parse_pgbench_15_report_and_progress():
     assert report["schedule_lag_max_ms"] == pytest.approx(4.327)
     assert report["initial_connection_time_ms"] == pytest.approx(5.596)
     assert (report["clients"], report["threads"], report["duration"], report["scaling_factor"]) == (2, 1, 3, 1)
-    assert report["progress"][0] == {"seconds": 1.0, "tps": 191.0, "latency_ms": 0.985, "stddev_ms": 0.508,
-                                     "lag_ms": 0.097, "failed": 0}
+    assert report["progress"][0] == {
+        "seconds": 1.0,
+        "tps": 191.0,
+        "latency_ms": 0.985,
+        "stddev_ms": 0.508,
+        "lag_ms": 0.097,
+        "failed": 0,
+    }
     assert len(report["progress"]) == 3
 
 
@@ -69,8 +75,9 @@ def test_parse_old_pgbench_report():
     assert report["tps"] == pytest.approx(12001.5)
     assert report["tps_including_connections"] == pytest.approx(11990.1)
     assert "failed_transactions" not in report
-    assert report["progress"] == [{"seconds": 5.0, "tps": 12000.2, "latency_ms": 0.333, "stddev_ms": 0.1,
-                                   "lag_ms": None, "failed": None}]
+    assert report["progress"] == [
+        {"seconds": 5.0, "tps": 12000.2, "latency_ms": 0.333, "stddev_ms": 0.1, "lag_ms": None, "failed": None}
+    ]
 
 
 def test_pgbench_command_lines():
@@ -87,8 +94,17 @@ def test_pgbench_command_lines():
 
 
 def test_pgbench_environment_carries_the_password_only_there():
-    env = pgbench.environment({"login_host": "127.0.0.1", "login_port": 5432, "login_user": "postgres",
-                               "login_db": "publisher", "ssl_mode": "prefer", "connect_timeout": 10}, "s3cret")
+    env = pgbench.environment(
+        {
+            "login_host": "127.0.0.1",
+            "login_port": 5432,
+            "login_user": "postgres",
+            "login_db": "publisher",
+            "ssl_mode": "prefer",
+            "connect_timeout": 10,
+        },
+        "s3cret",
+    )
     assert env["PGPASSWORD"] == "s3cret"
     assert env["PGHOST"] == "127.0.0.1"
     assert env["PGDATABASE"] == "publisher"
@@ -118,8 +134,9 @@ def test_pulse_schedule_integrates_the_sine():
     assert load.scheduled(quarter, "pulse", rate, amplitude, period) == pytest.approx(numeric * quarter / steps)
     assert load.rate_at(quarter, "pulse", rate, amplitude, period) == pytest.approx(180)
     assert load.rate_at(3 * quarter, "pulse", rate, amplitude, period) == pytest.approx(20)
-    assert math.isclose(load.scheduled(period / 2, "pulse", rate, amplitude, period),
-                        rate * period / 2 + amplitude * period / math.pi)
+    assert math.isclose(
+        load.scheduled(period / 2, "pulse", rate, amplitude, period), rate * period / 2 + amplitude * period / math.pi
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,8 +178,9 @@ class FakeClock:
 
 def test_runner_follows_the_schedule_with_a_fake_clock():
     conn, clock = FakeConnection(), FakeClock()
-    runner = load.LoadRunner(conn, pattern="hum", rate=50, duration=4, report_interval=1, seed=1,
-                             clock=clock, sleep=clock.sleep)
+    runner = load.LoadRunner(
+        conn, pattern="hum", rate=50, duration=4, report_interval=1, seed=1, clock=clock, sleep=clock.sleep
+    )
     report = runner.run()
     assert report["operations"] == 200
     assert report["behind"] == 0
@@ -180,8 +198,9 @@ def test_runner_reports_falling_behind():
         def execute(self, statement, params=None):
             clock.now += 0.05  # 20 operations/s at most
 
-    runner = load.LoadRunner(Slow(), pattern="hum", rate=50, duration=2, report_interval=1, seed=1,
-                             clock=clock, sleep=clock.sleep)
+    runner = load.LoadRunner(
+        Slow(), pattern="hum", rate=50, duration=2, report_interval=1, seed=1, clock=clock, sleep=clock.sleep
+    )
     report = runner.run()
     assert report["operations"] == 40
     assert report["behind"] == 60
@@ -209,8 +228,9 @@ def test_synthetic_columns_match_the_schema_file():
 
 
 def test_marker_lines_keep_field_types_stable():
-    line = marker_line("publisher", "hum", "stop", {"rows": 90, "seconds": 3, "rate": 30, "behind": 0,
-                                                    "amplitude": None})
+    line = marker_line(
+        "publisher", "hum", "stop", {"rows": 90, "seconds": 3, "rate": 30, "behind": 0, "amplitude": None}
+    )
     assert line.startswith("workload,node=publisher,phase=stop,workload=hum ")
     assert "rows=90i" in line
     assert "behind=0i" in line

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2025, Inventium logical replication team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -692,8 +691,11 @@ class Sampler:
         lines = []
         for (node, kind), count in sorted(self.errors.counts().items()):
             lines += _point("sampler_errors", {"node": node, "kind": kind}, {"count": count}, ts)
-        fields = {"buffered_points": len(self.buffer), "dropped_points": self.buffer.dropped,
-                  "written_points": self.written}
+        fields = {
+            "buffered_points": len(self.buffer),
+            "dropped_points": self.buffer.dropped,
+            "written_points": self.written,
+        }
         lines += _point("sampler_errors", {"node": self.settings["node_name"], "kind": "buffer"}, fields, ts)
         return lines
 
@@ -753,8 +755,12 @@ class Sampler:
             self.containers.join(timeout=10)
         self.buffer.add(self.status_points(round(time.time() * 1e9)))
         self.flush(final=True)
-        LOG.info("stopped: %d points written, %d dropped, %d still buffered", self.written, self.buffer.dropped,
-                 len(self.buffer))
+        LOG.info(
+            "stopped: %d points written, %d dropped, %d still buffered",
+            self.written,
+            self.buffer.dropped,
+            len(self.buffer),
+        )
 
 
 # ----------------------------------------------------------------------------------------------
