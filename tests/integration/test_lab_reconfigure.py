@@ -61,7 +61,13 @@ pytestmark = pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_un
 
 LIMIT = ("--limit", "publisher,subscriber1")
 SUBSCRIPTION = "subscriber1_sub"
-SUB1_TASK = "Subscribe to leadership_pub, heartbeat_pub, library_pub, bench_pub"
+# The publications every lab subscriber subscribes to besides its own (the lab inventory's).
+COMMON_PUBLICATIONS = ", ".join(
+    yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/subscribers.yml").read_text())[
+        "subscriber_common_publications"
+    ]
+)
+SUB1_TASK = f"Subscribe to leadership_pub, {COMMON_PUBLICATIONS}"
 NEW_TABLE = "public.reconf_items"
 NEW_ROWS = {(1, "one"), (2, "two"), (3, "three")}
 # (b): the leadership filter widened to a second topic.
@@ -349,7 +355,7 @@ class TestSubscriber3:
         added = subscriber3["added"]
         changed = changes(added)
         assert set(added.recap()) == {"localhost", "subscriber3"}
-        assert "Subscribe to technical_pub, heartbeat_pub, library_pub, bench_pub" in changed["subscriber3"]
+        assert f"Subscribe to technical_pub, {COMMON_PUBLICATIONS}" in changed["subscriber3"]
         assert_noop(subscriber3["readded"])
         assert subscriber3["sub3_books"] == TECHNICAL_IDS
         assert subscriber3["sub3_labels"]["org.inventium.lab.node"] == "subscriber3"
