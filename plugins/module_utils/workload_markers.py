@@ -28,6 +28,14 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.infl
 MEASUREMENT = "workload"
 
 
+def marker_argument_spec():
+    """The options every workload module has for its markers (documented by the workload_markers doc fragment)."""
+    return {
+        "influx_endpoints": {"type": "path"},
+        "influx_node": {"type": "str", "default": "publisher"},
+    }
+
+
 INTEGER_FIELDS = ("rows", "planned_rows", "behind", "clients", "inserted", "updated", "scale")
 """Fields written as integers; every other number is written as a float. InfluxDB fixes a field's type
 by its first write, so one field must never be written as 1i by one workload and 1.0 by another."""

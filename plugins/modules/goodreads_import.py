@@ -48,31 +48,16 @@ options:
       - Name of the file in messages (for example the controller's path when O(path) is a temporary copy).
       - Defaults to O(path).
     type: str
-  influx_endpoints:
-    description:
-      - Path of the lab's C(endpoints.json) on the managed host. When it has an C(influxdb) section, a
-        C(workload) measurement is written with C(phase=start) and C(phase=stop) (tags C(node), C(workload),
-        C(phase); fields C(rows), C(seconds), C(rate)).
-      - A failed write is a warning, never a failure.
-    type: path
-  influx_node:
-    description:
-      - Value of the C(node) tag of the C(workload) measurement.
-    type: str
-    default: publisher
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.workload_markers
+  - inventium.logical_replication.attributes
+  - inventium.logical_replication.attributes.platform
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     support: none
-    description: The counts of inserted and updated books are returned instead of a diff.
-  platform:
-    support: full
-    platforms: postgresql
-    description: Target OS/families that can be operated against.
 notes:
   - The table is published in the lab's C(library_pub); the subscribers receive the imported rows.
   - Supports PostgreSQL 13 and later.
@@ -169,6 +154,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_m
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
     Markers,
+    marker_argument_spec,
 )
 
 LISTED_IDS = 100
@@ -177,12 +163,11 @@ LISTED_IDS = 100
 def main():
     m = PgModule(
         argument_spec=dict(
+            **marker_argument_spec(),
             path=dict(type="path", required=True),
             table=dict(type="str", default="goodreads_books"),
             schema=dict(type="str", default="public"),
             source_name=dict(type="str"),
-            influx_endpoints=dict(type="path"),
-            influx_node=dict(type="str", default="publisher"),
         )
     )
     p = m.params

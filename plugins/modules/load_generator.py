@@ -84,29 +84,16 @@ options:
     description:
       - Seed of the random choices, for a reproducible sequence of operations.
     type: int
-  influx_endpoints:
-    description:
-      - Path of the lab's C(endpoints.json); when it has an C(influxdb) section, a C(workload) measurement
-        with C(phase=start) and C(phase=stop) is written (a failed write is a warning).
-    type: path
-  influx_node:
-    description:
-      - Value of the C(node) tag of the C(workload) measurement.
-    type: str
-    default: publisher
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.workload_markers
+  - inventium.logical_replication.attributes
+  - inventium.logical_replication.attributes.platform
 attributes:
   check_mode:
     support: full
-    description: In check mode no load runs; the result predicts the number of operations.
   diff_mode:
     support: none
-    description: Not applicable.
-  platform:
-    support: full
-    platforms: postgresql
-    description: Target OS/families that can be operated against.
 """
 
 EXAMPLES = r"""
@@ -217,6 +204,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_m
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
     Markers,
+    marker_argument_spec,
 )
 
 
@@ -242,6 +230,7 @@ def cleanup(m):
 def main():
     m = PgModule(
         argument_spec=dict(
+            **marker_argument_spec(),
             operation=dict(type="str", default="run", choices=["run", "cleanup"]),
             pattern=dict(type="str", default="hum", choices=["hum", "pulse"]),
             rate=dict(type="float", default=20.0),
@@ -254,8 +243,6 @@ def main():
             id_base=dict(type="int", default=load.DEFAULT_ID_BASE),
             report_interval=dict(type="float", default=5.0),
             seed=dict(type="int"),
-            influx_endpoints=dict(type="path"),
-            influx_node=dict(type="str", default="publisher"),
         )
     )
     p = m.params

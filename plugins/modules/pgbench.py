@@ -87,18 +87,9 @@ options:
     description:
       - The pgbench executable; found automatically when unset.
     type: path
-  influx_endpoints:
-    description:
-      - Path of the lab's C(endpoints.json); when it has an C(influxdb) section, a C(workload) measurement
-        with C(phase=start) and C(phase=stop) is written around a run (a failed write is a warning).
-    type: path
-  influx_node:
-    description:
-      - Value of the C(node) tag of the C(workload) measurement.
-    type: str
-    default: publisher
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.workload_markers
 attributes:
   check_mode:
     support: full
@@ -229,6 +220,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils impo
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
     Markers,
+    marker_argument_spec,
 )
 
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
@@ -392,6 +384,7 @@ def do_run(m, exe, env, markers):
 def main():
     m = PgModule(
         argument_spec=dict(
+            **marker_argument_spec(),
             mode=dict(type="str", default="run", choices=["init", "run"]),
             scale=dict(type="int", default=1),
             force=dict(type="bool", default=False),
@@ -404,8 +397,6 @@ def main():
             protocol=dict(type="str", default="prepared", choices=["simple", "extended", "prepared"]),
             progress_interval=dict(type="int", default=5),
             pgbench_path=dict(type="path"),
-            influx_endpoints=dict(type="path"),
-            influx_node=dict(type="str", default="publisher"),
         )
     )
     p = m.params

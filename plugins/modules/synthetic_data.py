@@ -59,11 +59,6 @@ options:
       - Schema of the synthetic tables.
     type: str
     default: public
-  influx_endpoints:
-    description:
-      - Path of the lab's C(endpoints.json); when it has an C(influxdb) section, the phases of O(influx_phases)
-        are written to the C(workload) measurement (a failed write is a warning).
-    type: path
   influx_phases:
     description:
       - Which markers this call writes; a playbook that splits a large generation into several calls writes
@@ -72,24 +67,16 @@ options:
     elements: str
     choices: [start, stop]
     default: [start, stop]
-  influx_node:
-    description:
-      - Value of the C(node) tag of the C(workload) measurement.
-    type: str
-    default: publisher
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.workload_markers
+  - inventium.logical_replication.attributes
+  - inventium.logical_replication.attributes.platform
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is written; the result names the id range that would be generated.
   diff_mode:
     support: none
-    description: Not applicable.
-  platform:
-    support: full
-    platforms: postgresql
-    description: Target OS/families that can be operated against.
 """
 
 EXAMPLES = r"""
@@ -174,12 +161,14 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_m
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
     Markers,
+    marker_argument_spec,
 )
 
 
 def main():
     m = PgModule(
         argument_spec=dict(
+            **marker_argument_spec(),
             table=dict(type="str", default="books", choices=list(synthetic.TABLES)),
             rows=dict(type="int", default=1000000),
             chunk_size=dict(type="int", default=50000),
@@ -187,9 +176,7 @@ def main():
             truncate=dict(type="bool", default=False),
             doc_bytes=dict(type="int", default=synthetic.DEFAULT_DOC_BYTES),
             schema=dict(type="str", default="public"),
-            influx_endpoints=dict(type="path"),
             influx_phases=dict(type="list", elements="str", choices=["start", "stop"], default=["start", "stop"]),
-            influx_node=dict(type="str", default="publisher"),
         )
     )
     p = m.params
