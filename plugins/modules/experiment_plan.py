@@ -1,0 +1,287 @@
+#!/usr/bin/python
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: experiment_plan
+short_description: Validate an experiment file against the real servers and return its plan
+version_added: 0.1.0
+description:
+  - Reads an experiment file (C(experiments/<name>.yml), schema in C(experiments/README.md)), reads
+    C(pg_settings) (name, context, type, enum values, range, unit) and the version of the publisher and
+    of every subscriber node, and validates the file against them, the measurement catalog and the
+    workload steps.
+  - Unknown keys, unknown measures, unknown steps or step parameters, settings that are not in the
+    server's C(pg_settings) or need a restart (context C(postmaster)), invalid setting values, and
+    subscription or publication options that are unknown or too new for a node's version all fail,
+    naming the file, the key path and the reason. Nothing is changed, ever - the module only reads.
+  - A variant with C(requires) (for example C(subscriber_major: 16)) does not run on older nodes; the
+    plan says so in RV(plan.notes) instead of failing.
+  - Returns the plan the experiment runner executes - the resolved variants with their full step
+    lists, the interleaved runs (A B C A B C ...) and the notes.
+author:
+  - Inventium logical replication team (@inventium)
+options:
+  file:
+    description:
+      - Path of the experiment file on the machine the module runs on.
+      - Messages name it as C(experiments/<file name>) when it lies in a directory named C(experiments).
+    type: path
+    required: true
+  publisher:
+    description:
+      - How to connect to the publisher - the connection options of the collection's modules
+        (C(login_host), C(login_port), C(login_user), C(login_password), C(login_db), C(login_unix_socket),
+        C(ssl_mode), C(ssl_rootcert), C(ssl_cert), C(ssl_key), C(connect_timeout)).
+    type: dict
+    required: true
+  nodes:
+    description:
+      - Every subscriber node the experiment may use (the inventory group C(subscribers)); the file's
+        C(nodes) selects among them (default - all).
+      - Each element has C(name) plus the connection options as in O(publisher). C(container) is the name
+        of the node's Docker container, V("") when it has none (then container limits are refused).
+        Other keys (C(subscription), C(slot_name), C(major), ...) are accepted and ignored, so the list the
+        runner passes to the experiment_run module can be passed here as well.
+    type: list
+    elements: dict
+    required: true
+  repeat:
+    description:
+      - Repetitions of every variant; overrides the file's C(repeat) (default 3).
+    type: int
+  cores:
+    description:
+      - CPU cores available to the containers (C(limits.cpus) above it is refused). Default - the core
+        count of the machine the module runs on.
+    type: int
+extends_documentation_fragment:
+  - inventium.logical_replication.attributes
+  - inventium.logical_replication.attributes.platform
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - Any role that can read C(pg_settings) is enough; the module opens one read-only session per server.
+  - The schema of experiment files and the measurement catalog are documented in C(experiments/README.md).
+seealso:
+  - module: inventium.logical_replication.server_settings
+  - module: inventium.logical_replication.subscription
+"""
+
+EXAMPLES = r"""
+- name: Validate the streaming experiment and plan its runs
+  inventium.logical_replication.experiment_plan:
+    file: "{{ playbook_dir }}/../experiments/streaming.yml"
+    publisher:
+      login_host: 127.0.0.1
+      login_port: 5432
+      login_user: postgres
+      login_password: "{{ publisher_password }}"
+      login_db: publisher
+    nodes:
+      - name: subscriber1
+        login_host: 127.0.0.1
+        login_port: 5433
+        login_password: "{{ subscriber1_password }}"
+        login_db: subscriber
+        container: subscriber1
+    repeat: "{{ experiment_repeat | default(omit) }}"
+  register: experiment
+"""
+
+RETURN = r"""
+plan:
+  description: The validated, resolved experiment.
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: The experiment's name (the file name without C(.yml)).
+      type: str
+      sample: streaming
+    file:
+      description: The file as named in messages.
+      type: str
+      sample: experiments/streaming.yml
+    question:
+      description: The question the experiment answers.
+      type: str
+    repeat:
+      description: Repetitions of every variant.
+      type: int
+      sample: 3
+    nodes:
+      description: The subscriber nodes the experiment uses.
+      type: list
+      elements: str
+      sample: [subscriber1, subscriber2]
+    measures:
+      description: The measures to take (catalog names), C(baseline_copy_seconds) added for C(baseline=copy).
+      type: list
+      elements: str
+    measure_info:
+      description: Catalog metadata of each measure (unit, per_node, better, description).
+      type: dict
+    baseline:
+      description: V(copy) or V(null).
+      type: str
+    variants:
+      description:
+        - Each variant resolved - C(name), C(subscription) (normalised values, for example V(off) for a
+          YAML boolean), C(publisher_settings), C(subscriber_settings), C(publication), C(limits),
+          C(subscriber_sql), C(requires), C(nodes) (the nodes that run it) and C(steps) (the full step
+          list with defaults and the variant's overrides applied).
+      type: list
+      elements: dict
+    runs:
+      description: The runs in order - C(index), C(total), C(repetition), C(variant); variants interleaved.
+      type: list
+      elements: dict
+      sample:
+        - {index: 1, total: 6, repetition: 1, variant: "off"}
+        - {index: 2, total: 6, repetition: 1, variant: parallel}
+    notes:
+      description: What the plan could not do and why (for example a variant a node's version cannot run).
+      type: list
+      elements: str
+versions:
+  description: C(server_version) of the publisher and of every node, by name (V(publisher) for the publisher).
+  returned: success
+  type: dict
+  sample: {publisher: "15.10", subscriber1: "15.10", subscriber2: "17.6"}
+errors:
+  description: On failure - every problem as C(path) (key path in the file) and C(reason).
+  returned: failure
+  type: list
+  elements: dict
+"""
+
+import os  # noqa: E402 - Ansible modules import after their documentation
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._experiment_spec import (  # noqa: E402
+    SpecError,
+    load_file,
+    validate,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
+    HAS_PSYCOPG,
+    PSYCOPG_IMPORT_ERROR,
+    PSYCOPG_REQUIREMENT,
+    PgConnectionError,
+    connect,
+    connection_argument_spec,
+    psycopg,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
+    format_db_error,
+    server_major,
+)
+
+SETTINGS_QUERY = "SELECT name, setting, unit, vartype, context, enumvals, min_val, max_val FROM pg_catalog.pg_settings"
+VERSION_QUERY = (
+    "SELECT current_setting('server_version_num')::int AS version_num, current_setting('server_version') AS version"
+)
+
+
+def display_name(path):
+    """``/repo/experiments/streaming.yml`` -> ``experiments/streaming.yml``; other paths as given."""
+    parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return f"experiments/{os.path.basename(path)}" if parent == "experiments" else path
+
+
+def connection_params(given):
+    """The connection options of ``given`` with the collection's defaults for the missing ones."""
+    params = {key: spec.get("default") for key, spec in connection_argument_spec().items()}
+    params.update({key: value for key, value in given.items() if key in params and value is not None})
+    return params
+
+
+def read_facts(label, given):
+    """Version and pg_settings of one server; raises PgConnectionError / psycopg.Error."""
+    conn = connect(connection_params(given))
+    try:
+        version = conn.execute(VERSION_QUERY).fetchone()
+        settings = {row["name"].lower(): row for row in conn.execute(SETTINGS_QUERY).fetchall()}
+    finally:
+        conn.close()
+    return {
+        "major": server_major(version["version_num"]),
+        "version": version["version"].split()[0],
+        "version_num": version["version_num"],
+        "settings": settings,
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            file=dict(type="path", required=True),
+            publisher=dict(type="dict", required=True),
+            nodes=dict(type="list", elements="dict", required=True),
+            repeat=dict(type="int"),
+            cores=dict(type="int"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    # publisher and nodes are free-form dicts (the runner passes its node list as is): mask passwords by hand.
+    for target in [params["publisher"], *params["nodes"]]:
+        if target.get("login_password"):
+            module.no_log_values.add(str(target["login_password"]))
+    if not HAS_PSYCOPG:
+        module.fail_json(msg=missing_required_lib(PSYCOPG_REQUIREMENT), exception=PSYCOPG_IMPORT_ERROR)
+
+    display = display_name(params["file"])
+    try:
+        spec = load_file(params["file"], display)
+    except SpecError as exc:
+        module.fail_json(msg=str(exc), errors=[{"path": p, "reason": r} for p, r in exc.errors])
+
+    names = []
+    for index, node in enumerate(params["nodes"]):
+        name = node.get("name")
+        if not isinstance(name, str) or not name or name in names:
+            module.fail_json(msg=f"nodes[{index}]: every node needs a unique name, got {name!r}")
+        names.append(name)
+    wanted = spec.get("nodes") if isinstance(spec, dict) and isinstance(spec.get("nodes"), list) else names
+
+    facts = {"nodes": {}, "cores": params["cores"] or os.cpu_count()}
+    targets = [("publisher", params["publisher"])] + [(n["name"], n) for n in params["nodes"] if n["name"] in wanted]
+    versions = {}
+    for label, given in targets:
+        try:
+            server = read_facts(label, given)
+        except PgConnectionError as exc:
+            module.fail_json(msg=f"{display}: reading the facts of {label} failed: {exc}")
+        except psycopg.Error as exc:
+            module.fail_json(msg=f"{display}: " + format_db_error(exc, (), f"reading pg_settings of {label} failed"))
+        except Exception as exc:
+            module.fail_json(
+                msg=f"{display}: reading the facts of {label} failed: {exc}", exception=traceback.format_exc()
+            )
+        versions[label] = server["version"]
+        if label == "publisher":
+            facts["publisher"] = server
+        else:
+            if "container" in given:
+                server["container"] = given["container"] or ""
+            facts["nodes"][label] = server
+
+    try:
+        plan = validate(spec, display, facts=facts, repeat=params["repeat"], available_nodes=names)
+    except SpecError as exc:
+        module.fail_json(msg=str(exc), errors=[{"path": p, "reason": r} for p, r in exc.errors], versions=versions)
+    module.exit_json(changed=False, plan=plan, versions=versions)
+
+
+if __name__ == "__main__":
+    main()
