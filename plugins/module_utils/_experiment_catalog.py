@@ -35,8 +35,8 @@ MARKER_INSERT = "INSERT INTO experiment.marker (id, run) VALUES (%s, %s)"
 MARKER_SEEN = "SELECT 1 FROM experiment.marker WHERE id = %s"
 """Polled on each node every 10 ms from the COMMIT's return."""
 
-HEARTBEAT_INSERT = "INSERT INTO experiment.heartbeat (id, ts) VALUES (%s, %s)"
-"""Probe on the publisher, autocommit, every 0.5 s (``ts``: the probe's clock, unix seconds)."""
+HEARTBEAT_INSERT = "INSERT INTO experiment.heartbeat (id, seq, beat_at) VALUES (%s, %s, to_timestamp(%s))"
+"""Probe on the publisher, autocommit, every 0.5 s (id = seq = beat number, beat_at = the probe's clock)."""
 HEARTBEAT_SEEN = "SELECT coalesce(max(id), 0) AS id FROM experiment.heartbeat"
 """Probe on each node: the newest beat seen (beats are written in id order, one transaction each)."""
 
@@ -129,7 +129,7 @@ CATALOG = dict(
             "Median over the run of the heartbeat lag: age of the oldest beat the node has not seen yet (0 when "
             "caught up).",
             "Probe every 0.5 s: `" + HEARTBEAT_INSERT + "` on the publisher, `" + HEARTBEAT_SEEN + "` on the node; "
-            "lag = probe clock now - ts of the oldest beat with id > the node's max id (0 when none).",
+            "lag = probe clock now - beat_at of the oldest beat with id > the node's max id (0 when none).",
         ),
         _entry(
             "heartbeat_lag_max_seconds",

@@ -11,9 +11,10 @@
 a default of ``None`` means "optional, no value".
 
 Tables (schema ``experiment``, created by the lab's publisher schema file and published by
-``experiment_pub``; the same definitions on every node): ``marker``, ``heartbeat``, ``rows``,
-``rows_full`` (REPLICA IDENTITY FULL, no primary key), ``books`` (the load generator's shape).
-Tables a step creates itself (``initial_sync``, ``row_filter``) are created and dropped by it.
+``experiment_pub`` / ``experiment_filter_1..4``; the same definitions on every node): ``marker``,
+``heartbeat``, ``rows``, ``rows_full`` (REPLICA IDENTITY FULL, no key), ``filtered`` (the row filter
+experiments' table), ``books`` (the load generator's shape). ``sync_1..4`` exist on the publisher only
+(publication ``experiment_sync_pub``); ``initial_sync`` creates them on the nodes.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ COMMON_PARAMS = {
     },
 }
 
-_TABLE_DOC = "Table in schema experiment the step writes (rows, rows_full or books)."
+_TABLE_DOC = "Table in schema experiment the step writes (rows, rows_full or filtered)."
 
 STEPS = {
     "large_transaction": {
@@ -125,13 +126,14 @@ STEPS = {
         },
     },
     "initial_sync": {
-        "doc": "Create `tables` tables totalling `rows` rows on the publisher, a publication and on each node the "
-        "step's own subscription (options copied from the node's lab subscription: binary, streaming; plus "
-        "`options`), time until all tables are ready; with baseline copy also COPY | COPY; drop all afterwards.",
+        "doc": "Fill the publisher's experiment.sync_1..4 (publication experiment_sync_pub) with `rows` rows in total "
+        "(kept between runs), create on each node in turn the step's own subscription exp_sync_<node> (connection "
+        "and binary/streaming options copied from the node's lab subscription, plus `options`) and time it until "
+        "every table is ready; with baseline copy also COPY | COPY the same tables; drop the subscription and "
+        "truncate the node's tables afterwards.",
         "writes": False,
         "params": {
-            "tables": {"type": "int", "default": 4, "doc": "Number of tables."},
-            "rows": {"type": "int", "default": 1000000, "doc": "Rows in all tables together."},
+            "rows": {"type": "int", "default": 1000000, "doc": "Rows in the four tables together."},
             "payload_bytes": {"type": "int", "default": 100, "doc": "Length of each row's text payload."},
             "options": {
                 "type": "dict",
@@ -170,24 +172,6 @@ STEPS = {
             },
         },
     },
-    "row_filter": {
-        "doc": "Create experiment.rf_load, `publications` publications of it (row-filtered by k % publications, "
-        "or one unfiltered) and on each node one subscription to them (copy_data false); INSERT `rows` rows in "
-        "transactions of `batch`; wait until applied; drop it all.",
-        "writes": True,
-        "params": {
-            "publications": {
-                "type": "int",
-                "default": 1,
-                "doc": "Publications of the table (0: none, the table is written but not published).",
-            },
-            "filtered": {"type": "bool", "default": True, "doc": "Row filter on each publication (false: none)."},
-            "rows": {"type": "int", "default": 200000, "doc": "Rows inserted."},
-            "batch": {"type": "int", "default": 100, "doc": "Rows per transaction."},
-            "payload_bytes": {"type": "int", "default": 100, "doc": "Length of each row's text payload."},
-            "timeout": {"type": "float", "default": 600.0, "doc": "Seconds to wait for the nodes to apply."},
-        },
-    },
     "wait_caught_up": {
         "doc": "Join the background steps, then wait until every node has replayed the publisher's WAL up to now "
         "(records catchup_seconds from the last write's end).",
@@ -209,11 +193,12 @@ STEPS = {
 STEP_KINDS = tuple(STEPS)
 TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,)}
 
-RESET_TABLES = ("marker", "heartbeat", "rows", "rows_full", "books")
+RESET_TABLES = ("marker", "heartbeat", "rows", "rows_full", "filtered", "books")
 """The lab's experiment tables (schema experiment, publication experiment_pub) truncated before each run."""
 SCHEMA = "experiment"
 SYNC_PUBLICATION = "experiment_sync_pub"
-RF_TABLE = "rf_load"
+SYNC_TABLES = ("sync_1", "sync_2", "sync_3", "sync_4")
+SYNC_SUBSCRIPTION_PREFIX = "exp_sync_"
 LOCAL_HOSTS = ("", "127.0.0.1", "localhost", "::1")
 PGBENCH_ROWS_PER_TRANSACTION = {"tpcb-like": 4, "simple-update": 2, "select-only": 0}
 POLL = 0.1
@@ -262,9 +247,9 @@ def _payload_sql(payload_bytes):
 
 
 def insert_series_sql(table, payload_bytes):
-    """INSERT of ids %s..%s into an experiment table (id, k, payload); k = id so an index on k is selective."""
+    """INSERT of ids %s..%s into an experiment table (id, k, grp, payload); k = id (an index on k is selective)."""
     return sql.SQL(
-        "INSERT INTO {} (id, k, payload) SELECT g, g, {} FROM generate_series(%s::bigint, %s::bigint) g"
+        "INSERT INTO {} (id, k, grp, payload) SELECT g, g, g % 4, {} FROM generate_series(%s::bigint, %s::bigint) g"
     ).format(_table(table), _payload_sql(payload_bytes))
 
 
@@ -514,7 +499,7 @@ class Probe(threading.Thread):
 
     def sample(self, pub, conns, serial):
         ts = _now()
-        pub.execute(catalog.HEARTBEAT_INSERT, [serial, ts])
+        pub.execute(catalog.HEARTBEAT_INSERT, [serial, serial, ts])
         self.beats.append((serial, ts))
         for node in self.ctx.nodes:
             name = node.name
@@ -801,75 +786,79 @@ def _drop_subscription(node, name):
             conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sql.Identifier(name)))
 
 
-def _create_tables(conns, names, ddl):
-    for conn in conns:
-        for name in names:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_table(name)))
-            conn.execute(sql.SQL(ddl).format(_table(name)))
-
-
-def _drop_tables(conns, names):
-    for conn in conns:
-        for name in names:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_table(name)))
+def _fill_sync_tables(ctx, rows, payload_bytes):
+    """Fill the publisher's sync tables with ``rows`` rows in total, unless they already hold exactly those."""
+    per_table = rows // len(SYNC_TABLES)
+    count = sql.SQL("SELECT count(*) AS n, coalesce(max(id), 0) AS last FROM {}")
+    for name in SYNC_TABLES:
+        row = ctx.conn.execute(count.format(_table(name))).fetchone()
+        if row["n"] == per_table and row["last"] == per_table:
+            continue
+        with ctx.conn.transaction():
+            ctx.conn.execute(sql.SQL("TRUNCATE {}").format(_table(name)))
+            ctx.conn.execute(
+                sql.SQL("INSERT INTO {} (id, k, payload) SELECT g, g, {} FROM generate_series(1, %s::bigint) g").format(
+                    _table(name), _payload_sql(payload_bytes)
+                ),
+                [per_table],
+            )
+        ctx.conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(_table(name)))
+    return per_table * len(SYNC_TABLES)
 
 
 def step_initial_sync(ctx, p):
-    tables = [f"sync_{i}" for i in range(1, int(p["tables"]) + 1)]
-    per_table = int(p["rows"]) // len(tables)
-    ddl = "CREATE TABLE {} (id bigint PRIMARY KEY, k integer NOT NULL, payload text NOT NULL)"
-    nodes = ctx.live_nodes()
-    node_conns = [n.connect() for n in nodes]
-    try:
-        _create_tables([ctx.conn, *node_conns], tables, ddl)
-        for name in tables:
-            ctx.conn.execute(insert_series_sql(name, p["payload_bytes"]), [1, per_table])
-        ctx.conn.execute(
-            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-                sql.Identifier(SYNC_PUBLICATION), sql.SQL(", ").join(_table(t) for t in tables)
-            )
+    exists = ctx.conn.execute("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = %s", [SYNC_PUBLICATION])
+    if exists.fetchone() is None:
+        raise ExperimentError(
+            f"initial_sync: publication {SYNC_PUBLICATION} (experiment.sync_1..4) is missing on the "
+            "publisher; `make lab` creates it"
         )
-        for node, conn in zip(nodes, node_conns):  # noqa: B905 - Python 3.8 targets
-            name = f"experiment_sync_{_ident(node.name)}"
-            node.extra_subscriptions.append(name)
-            started = time.monotonic()
-            options = _create_subscription(ctx, node, name, [SYNC_PUBLICATION], dict(p["options"] or {}))
-            if options.get("binary") and (ctx.pub_major < 16 or (node.major or 0) < 16):
-                ctx.note(
-                    f"{node.name}: binary = true does not make the initial COPY binary here (needs publisher and "
-                    f"subscriber 16+; publisher {ctx.pub_major}, {node.name} {node.major}): it only changes the "
-                    "format of the streamed changes"
-                )
-            deadline = started + float(p["timeout"])
-            while True:
-                row = conn.execute(catalog.SUBSCRIPTION_READY, [name]).fetchone()
-                if row["tables"] == len(tables) and row["ready"] == row["tables"]:
-                    break
-                if time.monotonic() > deadline:
-                    raise ExperimentError(
-                        f"{node.name}: {row['ready']}/{len(tables)} tables ready after {p['timeout']} s"
+    total = _fill_sync_tables(ctx, int(p["rows"]), p["payload_bytes"])
+    ddl = sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigint PRIMARY KEY, k integer NOT NULL, payload text NOT NULL)")
+    for node in ctx.live_nodes():
+        name = SYNC_SUBSCRIPTION_PREFIX + _ident(node.name)
+        with node.connect() as conn:
+            try:
+                _drop_subscription(node, name)
+                for table in SYNC_TABLES:
+                    conn.execute(ddl.format(_table(table)))
+                    conn.execute(sql.SQL("TRUNCATE {}").format(_table(table)))
+                node.extra_subscriptions.append(name)
+                started = time.monotonic()
+                options = _create_subscription(ctx, node, name, [SYNC_PUBLICATION], dict(p["options"] or {}))
+                if options.get("binary") and (ctx.pub_major < 16 or (node.major or 0) < 16):
+                    ctx.note(
+                        f"{node.name}: binary = true does not make the initial COPY binary here (that needs publisher "
+                        f"and subscriber 16+; publisher {ctx.pub_major}, {node.name} {node.major}): it only changes "
+                        "the format of the changes streamed after the copy"
                     )
-                time.sleep(POLL)
-            ctx.set_measure("initial_sync_seconds", node.name, round(time.monotonic() - started, 3))
-            counts = [
-                conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(_table(t))).fetchone()["n"] for t in tables
-            ]
-            if sum(counts) != per_table * len(tables):
-                ctx.note(f"{node.name}: initial sync copied {sum(counts)} rows, expected {per_table * len(tables)}")
-            _drop_subscription(node, name)
-            node.extra_subscriptions.remove(name)
-            if ctx.baseline == "copy":
-                ctx.set_measure("baseline_copy_seconds", node.name, round(copy_tables(ctx, conn, tables), 3))
-    finally:
-        for node in nodes:
-            name = f"experiment_sync_{_ident(node.name)}"
-            if name in node.extra_subscriptions:
+                deadline = started + float(p["timeout"])
+                while True:
+                    row = conn.execute(catalog.SUBSCRIPTION_READY, [name]).fetchone()
+                    if row["tables"] == len(SYNC_TABLES) and row["ready"] == row["tables"]:
+                        break
+                    if time.monotonic() > deadline:
+                        raise ExperimentError(
+                            f"{node.name}: {row['ready']}/{len(SYNC_TABLES)} tables ready after {p['timeout']} s"
+                        )
+                    time.sleep(POLL)
+                ctx.set_measure("initial_sync_seconds", node.name, round(time.monotonic() - started, 3))
+                copied = sum(
+                    conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(_table(t))).fetchone()["n"]
+                    for t in SYNC_TABLES
+                )
+                if copied != total:
+                    ctx.note(f"{node.name}: the initial sync copied {copied} rows, expected {total}")
+                _drop_subscription(node, name)
                 node.extra_subscriptions.remove(name)
-            _drop_subscription(node, name)
-        ctx.conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(SYNC_PUBLICATION)))
-        _drop_tables([ctx.conn, *node_conns], tables)
-        for conn in node_conns:
-            conn.close()
+                if ctx.baseline == "copy":
+                    ctx.set_measure("baseline_copy_seconds", node.name, round(copy_tables(ctx, conn, SYNC_TABLES), 3))
+            finally:
+                if name in node.extra_subscriptions:
+                    node.extra_subscriptions.remove(name)
+                _drop_subscription(node, name)
+                for table in SYNC_TABLES:
+                    conn.execute(sql.SQL("TRUNCATE {}").format(_table(table)))
 
 
 def copy_tables(ctx, node_conn, tables):
@@ -998,61 +987,6 @@ def step_slot_limit(ctx, p):
             )
 
 
-def step_row_filter(ctx, p):
-    count = int(p["publications"])
-    rows = int(p["rows"])
-    nodes = ctx.live_nodes()
-    node_conns = [n.connect() for n in nodes]
-    publications = [f"experiment_rf_{i}" for i in range(1, count + 1)]
-    subscriptions = {n.name: f"experiment_rf_{_ident(n.name)}" for n in nodes}
-    ddl = "CREATE TABLE {} (id bigint PRIMARY KEY, k integer NOT NULL, payload text NOT NULL)"
-    try:
-        _create_tables([ctx.conn, *node_conns], [RF_TABLE], ddl)
-        for index, name in enumerate(publications):
-            where = sql.SQL("")
-            if p["filtered"]:
-                # The filters partition k: every row is published once whatever the count (filter cost only).
-                where = sql.SQL(" WHERE (k % {} = {})").format(sql.Literal(count), sql.Literal(index))
-            ctx.conn.execute(
-                sql.SQL("CREATE PUBLICATION {} FOR TABLE {}{} WITH (publish = 'insert')").format(
-                    sql.Identifier(name), _table(RF_TABLE), where
-                )
-            )
-        if publications:
-            for node in nodes:
-                _create_subscription(ctx, node, subscriptions[node.name], publications, {"copy_data": False})
-                node.extra_subscriptions.append(subscriptions[node.name])
-            ctx.wait_caught_up(
-                ctx.current_lsn(), timeout=p["timeout"], nodes=nodes, app_names=lambda n: [subscriptions[n.name]]
-            )
-        with connect(ctx.publisher, autocommit=False) as conn:
-            started = time.monotonic()
-            transactions = _insert_batches(ctx, conn, RF_TABLE, rows, p["batch"], p["payload_bytes"], marker=False)
-            commit_with_marker(ctx, conn)
-            seconds = time.monotonic() - started
-            conn.autocommit = True
-            ctx.record_write(conn, rows, transactions + 1, seconds)
-        if publications:
-            ctx.wait_caught_up(
-                ctx.last_write["lsn"], timeout=p["timeout"], nodes=nodes, app_names=lambda n: [subscriptions[n.name]]
-            )
-            for node, conn in zip(nodes, node_conns):  # noqa: B905 - Python 3.8 targets
-                got = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(_table(RF_TABLE))).fetchone()["n"]
-                if got != rows:
-                    ctx.note(f"{node.name}: row_filter replicated {got} of {rows} rows")
-    finally:
-        for node in nodes:
-            name = subscriptions[node.name]
-            if name in node.extra_subscriptions:
-                node.extra_subscriptions.remove(name)
-            _drop_subscription(node, name)
-        for name in publications:
-            ctx.conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(name)))
-        _drop_tables([ctx.conn, *node_conns], [RF_TABLE])
-        for conn in node_conns:
-            conn.close()
-
-
 def join_background(ctx):
     while ctx.background:
         thread = ctx.background.pop(0)
@@ -1085,7 +1019,6 @@ STEP_FUNCTIONS = {
     "initial_sync": step_initial_sync,
     "update_delete": step_update_delete,
     "slot_limit": step_slot_limit,
-    "row_filter": step_row_filter,
     "wait_caught_up": step_wait_caught_up,
     "sleep": step_sleep,
 }
