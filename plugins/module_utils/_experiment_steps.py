@@ -249,7 +249,7 @@ def _payload_sql(payload_bytes):
 def insert_series_sql(table, payload_bytes):
     """INSERT of ids %s..%s into an experiment table (id, k, grp, payload); k = id (an index on k is selective)."""
     return sql.SQL(
-        "INSERT INTO {} (id, k, grp, payload) SELECT g, g, g % 4, {} FROM generate_series(%s::bigint, %s::bigint) g"
+        "INSERT INTO {} (id, k, grp, payload) SELECT g, g, g %% 4, {} FROM generate_series(%s::bigint, %s::bigint) g"
     ).format(_table(table), _payload_sql(payload_bytes))
 
 

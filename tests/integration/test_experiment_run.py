@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from ansible_module import run_module
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "roles" / "publisher" / "files" / "schema" / "experiment.sql"
@@ -51,8 +52,10 @@ def _build(pub, sub, sub_major, conninfo_extra=None):
         )
     conninfo = pub.conninfo(**(conninfo_extra or {}))
     sub.execute(
-        f"CREATE SUBSCRIPTION {LAB_SUB} CONNECTION '{conninfo}'"
-        " PUBLICATION experiment_pub, experiment_filter_1 WITH (copy_data = false)"
+        sql.SQL(
+            "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION experiment_pub, experiment_filter_1"
+            " WITH (copy_data = false)"
+        ).format(sql.Identifier(LAB_SUB), sql.Literal(conninfo))
     )
     publisher = pub.login_args()
     node = {
@@ -97,7 +100,7 @@ def test_large_transaction_spills_without_streaming_and_streams_with_it(pg_pair,
         "byte_lag_max_bytes",
     ]
     steps = [{"step": "large_transaction", "id": "big", "rows": 20000}, {"step": "wait_caught_up"}]
-    off = _run(args, steps, measures, run={"experiment": "streaming", "variant": "off", "repetition": 1})
+    off = _run(args, steps, measures, run={"experiment": "streaming", "variant": "no-streaming", "repetition": 1})
     m = off["measures"]
     assert m["spill_bytes"][NODE] > 64 * 1024, m
     assert m["spill_count"][NODE] >= 1
@@ -110,7 +113,7 @@ def test_large_transaction_spills_without_streaming_and_streams_with_it(pg_pair,
     assert any("subscriber_cpu_seconds" in note for note in off["notes"])
     assert off["series"]["heartbeat_lag"][NODE], off["series"]
     assert pg_pair_db.subscriber.scalar("SELECT count(*) FROM experiment.rows") == 20000
-    assert pg_pair_db.subscriber.scalar("SELECT run FROM experiment.marker") == "streaming/off/1"
+    assert pg_pair_db.subscriber.scalar("SELECT run FROM experiment.marker") == "streaming/no-streaming/1"
 
     pg_pair_db.subscriber.execute(f"ALTER SUBSCRIPTION {LAB_SUB} SET (streaming = on)")
     on = _run(args, steps, measures)
@@ -144,7 +147,8 @@ def test_backlog_and_pause_measure_the_drain(lab, pg_pair_db):
     assert m["publisher_tps"] > 0
     assert m["apply_error_count"][NODE] == 0
     whats = [e["what"] for e in result["events"]]
-    assert f"subscription {LAB_SUB} disabled" in whats and f"subscription {LAB_SUB} enabled" in whats
+    assert f"subscription {LAB_SUB} disabled" in whats
+    assert f"subscription {LAB_SUB} enabled" in whats
 
     steps = [
         {"step": "hum", "id": "load", "rate": 50, "duration": 6, "background": True},
@@ -263,8 +267,10 @@ def test_slot_limit_loses_the_slot_and_reports_it(pg_server_factory, pg_majors, 
     assert m["retained_wal_peak_bytes"][NODE] > 0
     whats = [e["what"] for e in result["events"] if e["node"] == NODE]
     transitions = [w for w in whats if w.startswith("wal_status")]
-    assert transitions and transitions[-1].endswith("-> lost"), whats
+    assert transitions, whats
+    assert transitions[-1].endswith("-> lost"), whats
     recovery = result["recovery"][NODE]
-    assert recovery["slot"] == LAB_SUB and recovery["subscription"] == LAB_SUB
+    assert recovery["slot"] == LAB_SUB
+    assert recovery["subscription"] == LAB_SUB
     assert "can no longer get changes from replication slot" in (recovery["error"] or ""), recovery
     assert publisher.scalar("SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", [LAB_SUB]) == "lost"
