@@ -45,6 +45,15 @@ CREATE TABLE IF NOT EXISTS experiment.marker (
     written_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
+-- books: shaped like the lab's books (the workloads' load generator writes
+-- id, sku, title, topic), for steady background load.
+CREATE TABLE IF NOT EXISTS experiment.books (
+    id bigint PRIMARY KEY,
+    sku integer,
+    title text,
+    topic text
+);
+
 -- heartbeat: an experiment's probe beats here while a run lasts.
 CREATE TABLE IF NOT EXISTS experiment.heartbeat (
     id integer PRIMARY KEY,
