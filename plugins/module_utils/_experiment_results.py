@@ -340,7 +340,7 @@ def summary(raw, measure_info):
             s = stats[column][variant]
             if s["median"] is None:
                 cells.append("-")
-            elif s["n"] > 1:
+            elif s["n"] > 1 and s["min"] != s["max"]:
                 cells.append(f"{fmt(s['median'], units[column])} ({_range(s, units[column])})")
             else:
                 cells.append(fmt(s["median"], units[column]))
