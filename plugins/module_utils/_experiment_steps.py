@@ -306,6 +306,7 @@ class Context:
         self.pgbench_tps = []
         self.last_write = None  # {"t": monotonic, "lsn": text, "serial": n}
         self.write_serial = 0
+        self.live = {}  # running step -> callable returning its rows so far
         self.catchup = {}
         self.catchup_serial = None
         self.step_measures = {}
@@ -350,14 +351,20 @@ class Context:
             else:
                 self.step_measures.setdefault(name, {})[node] = value
 
-    def record_write(self, conn, rows, transactions, seconds):
+    def record_write(self, conn, rows, transactions, seconds, live_key=None):
         lsn = conn.execute(catalog.CURRENT_LSN).fetchone()["lsn"]
         with self.lock:
+            self.live.pop(live_key, None)
             self.writes["rows"] += rows
             self.writes["transactions"] += transactions
             self.writes["seconds"] += seconds
             self.write_serial += 1
             self.last_write = {"t": time.monotonic(), "lsn": lsn, "serial": self.write_serial}
+
+    def rows_now(self):
+        """Rows written so far, including those of steps still running (pause counts its background writer)."""
+        with self.lock:
+            return self.writes["rows"] + sum(count() for count in self.live.values())
 
     def observe_wal_status(self, node, status, ts=None):
         with self.lock:
@@ -376,8 +383,8 @@ class Context:
 
     def wait_caught_up(self, lsn, since=None, timeout=600.0, conn=None, app_names=None, nodes=None):
         """Poll until each node's walsender(s) replayed ``lsn``; return {node: monotonic time seen}."""
+        own = conn is None
         conn = conn or connect(self.publisher)
-        own = conn is not self.conn
         seen = {}
         deadline = time.monotonic() + timeout
         try:
@@ -603,10 +610,14 @@ def step_large_transaction(ctx, p):
         ctx.record_write(conn, rows, 1, seconds)
 
 
-def _insert_batches(ctx, conn, table, rows, batch, payload_bytes, marker=True):
+def _insert_batches(ctx, conn, table, rows, batch, payload_bytes, marker=True, live_key=None):
     statement = insert_series_sql(table, payload_bytes)
     first = ctx.take_ids(table, rows)
     done = 0
+    committed = [0]
+    if live_key is not None:
+        with ctx.lock:
+            ctx.live[live_key] = lambda: committed[0]
     transactions = 0
     while done < rows:
         size = min(int(batch), rows - done)
@@ -617,6 +628,7 @@ def _insert_batches(ctx, conn, table, rows, batch, payload_bytes, marker=True):
             commit_with_marker(ctx, conn)
         else:
             conn.commit()
+        committed[0] = done
     return transactions
 
 
@@ -624,10 +636,11 @@ def step_burst(ctx, p):
     rows = int(p["rows"])
     with connect(ctx.publisher, autocommit=False) as conn:
         started = time.monotonic()
-        transactions = _insert_batches(ctx, conn, p["table"], rows, p["batch"], p["payload_bytes"])
+        key = object()
+        transactions = _insert_batches(ctx, conn, p["table"], rows, p["batch"], p["payload_bytes"], live_key=key)
         seconds = time.monotonic() - started
         conn.autocommit = True
-        ctx.record_write(conn, rows, transactions, seconds)
+        ctx.record_write(conn, rows, transactions, seconds, live_key=key)
 
 
 def step_pgbench(ctx, p):
@@ -675,11 +688,14 @@ def step_hum(ctx, p):
             seed=1,
         )
         runner.load_existing()
+        key = object()
+        with ctx.lock:
+            ctx.live[key] = lambda: sum(runner.counts.values())
         report = runner.run()
         if report["behind"]:
             ctx.note(f"hum: {report['behind']} operations behind its schedule of {p['rate']:g}/s")
         marker_transaction(ctx)
-        ctx.record_write(conn, report["operations"], report["operations"], report["seconds"])
+        ctx.record_write(conn, report["operations"], report["operations"], report["seconds"], live_key=key)
 
 
 def _pause_and_resume(ctx, seconds=None, write=None, timeout=600.0):
@@ -687,7 +703,9 @@ def _pause_and_resume(ctx, seconds=None, write=None, timeout=600.0):
 
     Returns (rows written meanwhile, their rows/s, {node: drain seconds})."""
     nodes = ctx.live_nodes()
-    rows_before = ctx.writes["rows"]
+    if write is None and not ctx.live:
+        ctx.note("pause: no step was writing during the pause (put `background: true` on a writer before it)")
+    rows_before = ctx.rows_now()
     ctx.set_enabled(nodes, False)
     try:
         ctx.wait_slot_inactive(nodes)
@@ -696,7 +714,7 @@ def _pause_and_resume(ctx, seconds=None, write=None, timeout=600.0):
             written, write_seconds = write()
         else:
             time.sleep(float(seconds))
-            written = ctx.writes["rows"] - rows_before
+            written = ctx.rows_now() - rows_before
             write_seconds = time.monotonic() - started
         lsn = ctx.current_lsn()
         for node in nodes:
@@ -718,8 +736,6 @@ def _drain_measures(ctx, written, write_rate, drain):
 
 
 def step_pause(ctx, p):
-    if not ctx.background:
-        ctx.note("pause: no background step writes during the pause (put `background: true` on a writer before it)")
     written, write_rate, drain = _pause_and_resume(ctx, seconds=p["seconds"])
     _drain_measures(ctx, written, write_rate, drain)
 
@@ -916,7 +932,7 @@ def subscriber_error(ctx, node, since):
             container = None
     if container is not None:
         text = container.logs(since=int(since), stdout=True, stderr=True).decode(errors="replace")
-        errors = [line.strip() for line in text.splitlines() if "ERROR:" in line]
+        errors = [" ".join(line.split()) for line in text.splitlines() if "ERROR:" in line]
         if errors:
             return errors[-1]
     with _replication_connection(ctx) as conn:
@@ -924,7 +940,7 @@ def subscriber_error(ctx, node, since):
             "START_REPLICATION SLOT {} LOGICAL 0/0 (proto_version '1', publication_names 'experiment_pub')"
         ).format(sql.Identifier(node.slot_name))
         result = conn.pgconn.exec_(command.as_bytes(conn))
-        message = result.error_message.decode(errors="replace").strip()
+        message = " ".join(result.error_message.decode(errors="replace").split())
     return f"(publisher's answer to the subscriber's START_REPLICATION) {message}" if message else None
 
 
