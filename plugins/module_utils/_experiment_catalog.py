@@ -307,6 +307,16 @@ CATALOG = dict(
             "retained_bytes of `" + SLOT_RETAINED + "` read just before ALTER SUBSCRIPTION ... ENABLE.",
         ),
         _entry(
+            "resume_catchup_seconds",
+            "s",
+            True,
+            "lower",
+            "Time from re-enabling the node's subscription (pause/backlog steps) until it replayed everything "
+            "written before.",
+            "`" + CURRENT_LSN + "` on the publisher just before ALTER SUBSCRIPTION ... ENABLE; client clock from the "
+            "ENABLE until `" + CAUGHT_UP + "` reaches that LSN (polled every 0.1 s).",
+        ),
+        _entry(
             "workload_seconds",
             "s",
             False,

@@ -91,8 +91,9 @@ STEPS = {
             "builtin": {"type": "str", "default": "tpcb-like", "doc": "Built-in script (tpcb-like, simple-update)."},
             "init_scale": {
                 "type": "int",
-                "default": 0,
-                "doc": "When > 0: pgbench -i -I gv at this scale before the run (not measured); 0: tables as they are.",
+                "default": 1,
+                "doc": "pgbench -i -I gv at this scale when the tables hold another scale (then waits until "
+                "replicated; not in publisher_tps); 0: never initialise.",
             },
         },
     },
@@ -724,6 +725,8 @@ def _pause_and_resume(ctx, seconds=None, write=None, timeout=600.0):
     resumed = time.monotonic()
     seen = ctx.wait_caught_up(lsn, timeout=timeout, nodes=nodes)
     drain = {name: t - resumed for name, t in seen.items()}
+    for name, seconds in drain.items():
+        ctx.set_measure("resume_catchup_seconds", name, round(seconds, 3))
     return written, (written / write_seconds if write_seconds > 0 else None), drain
 
 
