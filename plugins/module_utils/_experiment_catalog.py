@@ -276,8 +276,9 @@ CATALOG = dict(
             "Rows of a backlog the node applied per second after its subscription was resumed.",
             "backlog step: rows written while the subscription was disabled ÷ (client clock from ALTER "
             "SUBSCRIPTION ... ENABLE until `" + CAUGHT_UP + "` reaches the LSN taken after the writes); "
-            "update_delete step: rows changed ÷ (end of the publisher's statements until caught up, same query) "
-            "when the node could not keep up, else ÷ the publisher's duration.",
+            "update_delete step: rows changed (updated + deleted) ÷ (client clock from the first UPDATE on the "
+            "publisher until the same query reaches the LSN after the last DELETE); pause step: rows the background "
+            "writer committed during the pause ÷ (ENABLE until caught up to the LSN at resume).",
         ),
         _entry(
             "catchup_rate_ratio",
