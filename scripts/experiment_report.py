@@ -146,7 +146,7 @@ def lag_plot(path: Path, raw: dict, variants: list[str]) -> bool:
     panels = [("heartbeat_lag", "heartbeat lag (s): age of the oldest beat not yet seen"), ("byte_lag", None)]
     lines: dict[str, dict[str, tuple[list, list]]] = {}
     for run in raw.get("runs", []):
-        for kind, _ in panels:
+        for kind, _title in panels:
             for node, points in ((run.get("series") or {}).get(kind) or {}).items():
                 pairs = sorted((float(ts), float(v)) for ts, v in points if v is not None)
                 if not pairs:
@@ -155,8 +155,8 @@ def lag_plot(path: Path, raw: dict, variants: list[str]) -> bool:
                 if times:  # a NaN point ends the previous run's line: no line across the pause between runs
                     times.append(times[-1])
                     values.append(math.nan)
-                times.extend(parse_time(ts) for ts, _ in pairs)
-                values.extend(v for _, v in pairs)
+                times.extend(parse_time(ts) for ts, _value in pairs)
+                values.extend(value for _ts, value in pairs)
     if not lines:
         return False
     shown = [(kind, title) for kind, title in panels if lines.get(kind)]
@@ -166,7 +166,7 @@ def lag_plot(path: Path, raw: dict, variants: list[str]) -> bool:
         scale, unit = 1.0, "s"
         if kind == "byte_lag":
             peak = max(
-                (max((x for x in v if not math.isnan(x)), default=0) for _, v in lines[kind].values()), default=0
+                (max((x for x in v if not math.isnan(x)), default=0) for _times, v in lines[kind].values()), default=0
             )
             scale, unit = byte_scale(peak)
             title = f"byte lag ({unit}): publisher WAL position minus the node's replay position"
@@ -228,7 +228,7 @@ def write_report(run_dir: Path) -> list[Path]:
     summary_path = run_dir / "summary.md"
     summary_path.write_text(text, encoding="utf-8")
     written.append(summary_path)
-    written += [path for _, path in images]
+    written += [path for _name, path in images]
     return written
 
 

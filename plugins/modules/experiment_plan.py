@@ -18,7 +18,7 @@ description:
     server's C(pg_settings) or need a restart (context C(postmaster)), invalid setting values, and
     subscription or publication options that are unknown or too new for a node's version all fail,
     naming the file, the key path and the reason. Nothing is changed, ever - the module only reads.
-  - A variant with C(requires) (for example C(subscriber_major: 16)) does not run on older nodes; the
+  - A variant with C(requires) (for example a C(subscriber_major) of 16) does not run on older nodes; the
     plan says so in RV(plan.notes) instead of failing.
   - Returns the plan the experiment runner executes - the resolved variants with their full step
     lists, the interleaved runs (A B C A B C ...) and the notes.
