@@ -16,7 +16,8 @@ interleaved runs (A B C A B C ...) and the notes (variants impossible on a node 
 
 Node facts (``facts``), as ``experiment_plan`` reads them::
 
-    {"publisher": {"major": 15, "version": "15.10", "settings": {name: pg_settings row}},
+    {"publisher": {"major": 15, "version": "15.10", "settings": {name: pg_settings row},
+                   "publications": ["experiment_pub", ...], "tables": ["experiment.rows", ...]},
      "nodes": {"subscriber1": {"major": 15, "version": "15.10", "settings": {...}, "container": "subscriber1"}},
      "cores": 2}
 
@@ -60,7 +61,7 @@ VARIANT_KEYS = {
     "subscription": "options of the subscription module, applied to each node's lab subscription",
     "publisher_settings": "server parameters (GUCs) on the publisher; reloadable ones only",
     "subscriber_settings": "server parameters (GUCs) on each node; reloadable ones only",
-    "publication": "options of the experiment publication (publication module)",
+    "publication": "publication module options of experiment_pub, or {publication: options} for several",
     "limits": "container limits of each node: cpus (cores, e.g. 0.5), memory (e.g. 512m)",
     "subscriber_sql": "SQL statements run on each node before the workload",
     "requires": "subscriber_major / publisher_major: nodes below it do not run the variant (a note)",
@@ -98,8 +99,14 @@ PUBLICATION_OPTIONS = {
     "publish": (10, "publish"),
     "publish_via_partition_root": (13, "bool"),
     "publish_generated_columns": (18, ("none", "stored")),
+    "tables": (10, "tables"),
 }
 PUBLISH_ACTIONS = ("insert", "update", "delete", "truncate")
+TABLE_KEYS = ("name", "where", "columns")
+ROW_FILTER_MAJOR = 15
+"""Row filters (``where``) and column lists (``columns``) of published tables need PostgreSQL 15+."""
+EXPERIMENT_PUBLICATION = "experiment_pub"
+"""The publication a variant's ``publication`` options apply to when they do not name publications."""
 BINARY_COPY_MAJOR = 16
 """A subscription's initial table copy uses binary COPY only when publisher AND subscriber are 16+."""
 
@@ -399,11 +406,27 @@ class _Checker:
         return out
 
     def publication(self, raw, path):
+        """Options of the experiment publication, or ``{publication name: options}`` (every value a mapping)."""
         if not isinstance(raw, dict) or not raw:
             self.error(path, f"expected a non-empty mapping of publication option to value, got {raw!r}")
             return {}
+        if all(isinstance(value, dict) for value in raw.values()):
+            return {name: self.publication_options(options, _path(path, name), name) for name, options in raw.items()}
+        return self.publication_options(raw, path, EXPERIMENT_PUBLICATION)
+
+    def publication_options(self, raw, path, name):
+        publisher = (self.facts or {}).get("publisher") or {}
+        major = publisher.get("major")
+        known = publisher.get("publications")
+        if known is not None and name not in known:
+            self.error(
+                path,
+                f"no publication {name!r} on the publisher{_close(name, known)}"
+                f" (publications: {', '.join(sorted(known)) or 'none'})",
+            )
+        if not raw:
+            self.error(path, "expected publication options")
         out = {}
-        major = ((self.facts or {}).get("publisher") or {}).get("major")
         for option, value in raw.items():
             where = _path(path, option)
             if option not in PUBLICATION_OPTIONS:
@@ -424,6 +447,8 @@ class _Checker:
                     bad = [i for i in value if i not in PUBLISH_ACTIONS]
                     if bad:
                         raise ValueError(f"{', '.join(bad)} not among {', '.join(PUBLISH_ACTIONS)}")
+                elif values == "tables":
+                    value = self.tables(value, where, major, publisher.get("tables"))
                 else:
                     value = _choice(value, values)
             except ValueError as exc:
@@ -433,6 +458,35 @@ class _Checker:
             if major is not None and major < minimum:
                 self.error(where, f"{option} needs PostgreSQL {minimum}+ on the publisher (publisher is {major})")
         return out
+
+    def tables(self, value, path, major, existing):
+        """A publication's ``tables``: names or {name, where, columns}; row filters and column lists need 15+."""
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of tables, got {value!r}")
+        for index, table in enumerate(value):
+            where = _path(path, index)
+            entry = {"name": table} if isinstance(table, str) else table
+            if not self.mapping(entry, where, TABLE_KEYS, required=("name",)):
+                continue
+            name = entry["name"]
+            if not isinstance(name, str) or not name.strip():
+                self.error(_path(where, "name"), f"expected a table name, got {name!r}")
+                continue
+            qualified = name.strip() if "." in name else "public." + name.strip()
+            if existing is not None and '"' not in qualified and qualified.lower() not in existing:
+                self.error(_path(where, "name"), f"no table {qualified} on the publisher{_close(qualified, existing)}")
+            for key, kind in (("where", str), ("columns", list)):
+                if key not in entry:
+                    continue
+                if not isinstance(entry[key], kind) or not entry[key]:
+                    self.error(_path(where, key), f"expected a non-empty {kind.__name__}, got {entry[key]!r}")
+                elif major is not None and major < ROW_FILTER_MAJOR:
+                    what = "a row filter" if key == "where" else "a column list"
+                    self.error(
+                        _path(where, key),
+                        f"{what} needs PostgreSQL {ROW_FILTER_MAJOR}+ on the publisher (publisher is {major})",
+                    )
+        return value
 
     def limits(self, raw, path, nodes):
         if not self.mapping(raw, path, LIMIT_KEYS) or not raw:

@@ -12,12 +12,13 @@ version_added: 0.1.0
 description:
   - Reads an experiment file (C(experiments/<name>.yml), schema in C(experiments/README.md)), reads
     C(pg_settings) (name, context, type, enum values, range, unit) and the version of the publisher and
-    of every subscriber node, and validates the file against them, the measurement catalog and the
-    workload steps.
+    of every subscriber node, and the publications and tables of the publisher's database, and
+    validates the file against them, the measurement catalog and the workload steps.
   - Unknown keys, unknown measures, unknown steps or step parameters, settings that are not in the
-    server's C(pg_settings) or need a restart (context C(postmaster)), invalid setting values, and
-    subscription or publication options that are unknown or too new for a node's version all fail,
-    naming the file, the key path and the reason. Nothing is changed, ever - the module only reads.
+    server's C(pg_settings) or need a restart (context C(postmaster)), invalid setting values,
+    subscription or publication options that are unknown or too new for a node's version, and
+    publications or published tables that do not exist all fail, naming the file, the key path and the
+    reason. Nothing is changed, ever - the module only reads.
   - A variant with C(requires) (for example a C(subscriber_major) of 16) does not run on older nodes; the
     plan says so in RV(plan.notes) instead of failing.
   - Returns the plan the experiment runner executes - the resolved variants with their full step
@@ -187,6 +188,12 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_m
 )
 
 SETTINGS_QUERY = "SELECT name, setting, unit, vartype, context, enumvals, min_val, max_val FROM pg_catalog.pg_settings"
+PUBLICATIONS_QUERY = "SELECT pubname::text AS name FROM pg_catalog.pg_publication"
+TABLES_QUERY = (
+    "SELECT lower(n.nspname || '.' || c.relname) AS name FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+)
 VERSION_QUERY = (
     "SELECT current_setting('server_version_num')::int AS version_num, current_setting('server_version') AS version"
 )
@@ -205,20 +212,26 @@ def connection_params(given):
     return params
 
 
-def read_facts(label, given):
-    """Version and pg_settings of one server; raises PgConnectionError / psycopg.Error."""
+def read_facts(given, publisher=False):
+    """Version and pg_settings of one server (the publisher: also its publications and tables).
+
+    Raises PgConnectionError / psycopg.Error.
+    """
     conn = connect(connection_params(given))
     try:
         version = conn.execute(VERSION_QUERY).fetchone()
-        settings = {row["name"].lower(): row for row in conn.execute(SETTINGS_QUERY).fetchall()}
+        facts = {
+            "major": server_major(version["version_num"]),
+            "version": version["version"].split()[0],
+            "version_num": version["version_num"],
+            "settings": {row["name"].lower(): row for row in conn.execute(SETTINGS_QUERY).fetchall()},
+        }
+        if publisher:
+            facts["publications"] = sorted(row["name"] for row in conn.execute(PUBLICATIONS_QUERY).fetchall())
+            facts["tables"] = sorted(row["name"] for row in conn.execute(TABLES_QUERY).fetchall())
     finally:
         conn.close()
-    return {
-        "major": server_major(version["version_num"]),
-        "version": version["version"].split()[0],
-        "version_num": version["version_num"],
-        "settings": settings,
-    }
+    return facts
 
 
 def main():
@@ -259,7 +272,7 @@ def main():
     versions = {}
     for label, given in targets:
         try:
-            server = read_facts(label, given)
+            server = read_facts(given, publisher=label == "publisher")
         except PgConnectionError as exc:
             module.fail_json(msg=f"{display}: reading the facts of {label} failed: {exc}")
         except psycopg.Error as exc:

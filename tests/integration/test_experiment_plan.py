@@ -48,6 +48,18 @@ def servers(pg_harness):
     return {"publisher": low, "subscriber1": low, "subscriber2": high}
 
 
+@pytest.fixture
+def pubdb(servers, pg_database_factory):
+    """A fresh publisher database with the lab's experiment publication and a table with two filter publications."""
+    db = pg_database_factory(servers["publisher"], "exp")
+    db.execute("CREATE SCHEMA experiment")
+    db.execute("CREATE TABLE experiment.filtered (k bigint PRIMARY KEY, grp int NOT NULL, payload text)")
+    db.execute("CREATE PUBLICATION experiment_pub FOR TABLE experiment.filtered")
+    db.execute("CREATE PUBLICATION filter_1")
+    db.execute("CREATE PUBLICATION filter_2")
+    return db
+
+
 def node_args(servers):
     return [
         {**servers[name].login_args(), "name": name, "container": name, "subscription": f"{name}_sub"}
@@ -63,18 +75,18 @@ def write(tmp_path, text, name="streaming"):
     return path
 
 
-def plan_args(servers, path, **extra):
-    return {"file": str(path), "publisher": servers["publisher"].login_args(), "nodes": node_args(servers), **extra}
+def plan_args(servers, pubdb, path, **extra):
+    return {"file": str(path), "publisher": pubdb.login_args(), "nodes": node_args(servers), **extra}
 
 
 def file_settings(server):
     return server.execute("SELECT name, setting FROM pg_catalog.pg_file_settings ORDER BY seqno")
 
 
-def test_plan_of_a_valid_file(servers, tmp_path):
+def test_plan_of_a_valid_file(servers, pubdb, tmp_path):
     path = write(tmp_path, STREAMING)
     before = {name: file_settings(server) for name, server in servers.items()}
-    result = run_module(MODULE, plan_args(servers, path))
+    result = run_module(MODULE, plan_args(servers, pubdb, path))
     assert result["changed"] is False
     plan = result["plan"]
     assert plan["name"] == "streaming"
@@ -104,10 +116,10 @@ def test_plan_of_a_valid_file(servers, tmp_path):
     assert {name: file_settings(server) for name, server in servers.items()} == before
 
 
-def test_check_mode_gives_the_same_plan_and_repeat_overrides(servers, tmp_path):
+def test_check_mode_gives_the_same_plan_and_repeat_overrides(servers, pubdb, tmp_path):
     path = write(tmp_path, STREAMING)
-    normal = run_module(MODULE, plan_args(servers, path, repeat=1))
-    checked = run_module(MODULE, plan_args(servers, path, repeat=1), check=True)
+    normal = run_module(MODULE, plan_args(servers, pubdb, path, repeat=1))
+    checked = run_module(MODULE, plan_args(servers, pubdb, path, repeat=1), check=True)
     assert normal["plan"] == checked["plan"]
     assert len(checked["plan"]["runs"]) == 2
     assert checked["plan"]["repeat"] == 1
@@ -157,12 +169,12 @@ def test_check_mode_gives_the_same_plan_and_repeat_overrides(servers, tmp_path):
         (("repeat: 2", "repaet: 2"), "repaet", ["unknown key", "did you mean repeat"]),
     ],
 )
-def test_bad_file_fails_naming_file_key_and_reason(servers, tmp_path, change, path, words):
+def test_bad_file_fails_naming_file_key_and_reason(servers, pubdb, tmp_path, change, path, words):
     old, new = change
     assert old in STREAMING
     file = write(tmp_path, STREAMING.replace(old, new))
     before = {name: file_settings(server) for name, server in servers.items()}
-    result = run_module(MODULE, plan_args(servers, file), expect_fail=True)
+    result = run_module(MODULE, plan_args(servers, pubdb, file), expect_fail=True)
     errors = {e["path"]: e["reason"] for e in result["errors"]}
     assert path in errors, result["msg"]
     assert all(word in errors[path] for word in words), errors[path]
@@ -170,26 +182,55 @@ def test_bad_file_fails_naming_file_key_and_reason(servers, tmp_path, change, pa
     assert {name: file_settings(server) for name, server in servers.items()} == before
 
 
-def test_unknown_node_in_the_file(servers, tmp_path):
+def test_unknown_node_in_the_file(servers, pubdb, tmp_path):
     file = write(tmp_path, "nodes: [subscriber3]\n" + STREAMING)
-    result = run_module(MODULE, plan_args(servers, file), expect_fail=True)
+    result = run_module(MODULE, plan_args(servers, pubdb, file), expect_fail=True)
     assert "experiments/streaming.yml: nodes[0]: unknown node 'subscriber3'" in result["msg"]
 
 
-def test_yaml_errors_name_the_file(servers, tmp_path):
+def test_yaml_errors_name_the_file(servers, pubdb, tmp_path):
     file = write(tmp_path, STREAMING + "repeat: 3\n")
-    result = run_module(MODULE, plan_args(servers, file), expect_fail=True)
+    result = run_module(MODULE, plan_args(servers, pubdb, file), expect_fail=True)
     assert result["msg"].startswith("experiments/streaming.yml: not valid YAML")
     assert "duplicate key 'repeat'" in result["msg"]
-    missing = run_module(MODULE, plan_args(servers, tmp_path / "experiments" / "nope.yml"), expect_fail=True)
+    missing = run_module(MODULE, plan_args(servers, pubdb, tmp_path / "experiments" / "nope.yml"), expect_fail=True)
     assert missing["msg"].startswith("experiments/nope.yml: cannot read the file")
 
 
-def test_unreachable_node_is_named(servers, tmp_path):
+def test_unreachable_node_is_named(servers, pubdb, tmp_path):
     file = write(tmp_path, STREAMING)
-    args = plan_args(servers, file)
+    args = plan_args(servers, pubdb, file)
     args["nodes"][1]["login_port"] = free_port()
     args["nodes"][1]["connect_timeout"] = 3
     result = run_module(MODULE, args, expect_fail=True)
     assert "reading the facts of subscriber2 failed" in result["msg"]
     assert servers["subscriber2"].password not in result.output
+
+
+PUBLICATIONS = STREAMING.replace(
+    "    publisher_settings: {logical_decoding_work_mem: 64kB}\n",
+    "    publication: {publish_via_partition_root: true}\n"
+    "  - name: filtered\n"
+    "    publication:\n"
+    "      filter_1: {tables: [{name: experiment.filtered, where: 'grp = 0'}]}\n"
+    "      filter_2: {tables: [{name: experiment.filtered, where: 'grp = 1', columns: [k, grp]}]}\n",
+)
+
+
+def test_publications_and_tables_are_checked_on_the_publisher(servers, pubdb, tmp_path):
+    plan = run_module(MODULE, plan_args(servers, pubdb, write(tmp_path, PUBLICATIONS)))["plan"]
+    variants = {v["name"]: v for v in plan["variants"]}
+    assert variants["off"]["publication"] == {"publish_via_partition_root": True}
+    assert variants["filtered"]["publication"]["filter_2"] == {
+        "tables": [{"name": "experiment.filtered", "where": "grp = 1", "columns": ["k", "grp"]}]
+    }
+    bad = PUBLICATIONS.replace("filter_2:", "filter_3:").replace(
+        "name: experiment.filtered, where: 'grp = 0'", "name: experiment.filterd"
+    )
+    result = run_module(MODULE, plan_args(servers, pubdb, write(tmp_path, bad)), expect_fail=True)
+    errors = {e["path"]: e["reason"] for e in result["errors"]}
+    assert "no publication 'filter_3' on the publisher" in errors["variants[1].publication.filter_3"]
+    assert "no table experiment.filterd" in errors["variants[1].publication.filter_1.tables[0].name"]
+    pubdb.execute("DROP PUBLICATION experiment_pub")
+    result = run_module(MODULE, plan_args(servers, pubdb, write(tmp_path, PUBLICATIONS)), expect_fail=True)
+    assert "experiments/streaming.yml: variants[0].publication: no publication 'experiment_pub'" in result["msg"]

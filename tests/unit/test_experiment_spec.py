@@ -60,7 +60,13 @@ PG17_ONLY = {
 
 def facts():
     return {
-        "publisher": {"major": 15, "version": "15.10", "settings": dict(COMMON)},
+        "publisher": {
+            "major": 15,
+            "version": "15.10",
+            "settings": dict(COMMON),
+            "publications": ["experiment_pub", "filter_1", "filter_2"],
+            "tables": ["experiment.filtered", "experiment.rows", "public.books"],
+        },
         "nodes": {
             "subscriber1": {"major": 15, "version": "15.10", "settings": dict(COMMON), "container": "subscriber1"},
             "subscriber2": {
@@ -411,6 +417,65 @@ def test_unknown_publication_option():
     s = base_spec()
     s["variants"][0]["publication"] = {"publish_via_root": True}
     assert_error(s, "variants[0].publication.publish_via_root", "not a publication option")
+
+
+def test_publications_by_name_with_tables_and_row_filters():
+    s = base_spec()
+    s["variants"][0]["publication"] = {
+        "filter_1": {"tables": [{"name": "experiment.filtered", "where": "grp = 0"}, "books"]},
+        "filter_2": {"tables": [{"name": "experiment.filtered", "columns": ["k", "grp"]}], "publish": ["insert"]},
+    }
+    s["variants"][1]["publication"] = {"tables": []}
+    plan = validate(s, FILE, facts=facts())
+    assert plan["variants"][0]["publication"] == {
+        "filter_1": {"tables": [{"name": "experiment.filtered", "where": "grp = 0"}, "books"]},
+        "filter_2": {"tables": [{"name": "experiment.filtered", "columns": ["k", "grp"]}], "publish": ["insert"]},
+    }
+    assert plan["variants"][1]["publication"] == {"tables": []}
+
+
+def test_unknown_publication():
+    s = base_spec()
+    s["variants"][0]["publication"] = {"filter_3": {"tables": []}}
+    assert_error(s, "variants[0].publication.filter_3", "no publication 'filter_3' on the publisher", "did you mean")
+
+
+def test_experiment_pub_must_exist_for_plain_options():
+    s = base_spec()
+    s["variants"][0]["publication"] = {"publish_via_partition_root": True}
+    f = facts()
+    f["publisher"]["publications"] = ["other_pub"]
+    assert_error(s, "variants[0].publication", "no publication 'experiment_pub'", facts=f)
+
+
+def test_unknown_published_table_and_table_key():
+    s = base_spec()
+    s["variants"][0]["publication"] = {
+        "filter_1": {"tables": [{"name": "experiment.filterd"}, {"name": "experiment.rows", "filter": "k > 0"}]}
+    }
+    assert_error(
+        s,
+        "variants[0].publication.filter_1.tables[0].name",
+        "no table experiment.filterd",
+        "did you mean experiment.filtered",
+    )
+    assert_error(s, "variants[0].publication.filter_1.tables[1].filter", "unknown key", "known: columns, name, where")
+
+
+def test_row_filter_and_column_list_need_a_15_publisher():
+    s = base_spec()
+    s["variants"][0]["publication"] = {
+        "filter_1": {"tables": [{"name": "experiment.filtered", "where": "grp = 0", "columns": ["k"]}]}
+    }
+    f = facts()
+    f["publisher"]["major"] = 14
+    exc = assert_error(
+        s, "variants[0].publication.filter_1.tables[0].where", "a row filter needs PostgreSQL 15+", facts=f
+    )
+    assert (
+        "variants[0].publication.filter_1.tables[0].columns",
+        "a column list needs PostgreSQL 15+ on the publisher (publisher is 14)",
+    ) in exc.errors
 
 
 @pytest.mark.parametrize(
