@@ -5,7 +5,7 @@
 
 ``make experiment E=<name>`` calls it at the end of a run; run it again by hand to redraw:
 
-    scripts/experiment_report.py --run-dir .lab/experiments/streaming/latest
+    scripts/experiment_report.py --run-dir .lab/experiments/streaming/latest   (or the directory alone)
 
 Writes into the run directory:
 
@@ -234,9 +234,12 @@ def write_report(run_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", required=True, help="the run's directory (holds raw.json)")
+    parser.add_argument("--run-dir", help="the run's directory (holds raw.json)")
+    parser.add_argument("run_dir_arg", nargs="?", metavar="RUN_DIR", help="the same, as a positional argument")
     args = parser.parse_args(argv)
-    run_dir = Path(args.run_dir)
+    if bool(args.run_dir) == bool(args.run_dir_arg):
+        parser.error("give the run's directory once: --run-dir DIR or DIR")
+    run_dir = Path(args.run_dir or args.run_dir_arg)
     try:
         written = write_report(run_dir)
     except (OSError, ValueError) as exc:

@@ -162,6 +162,24 @@ def test_without_series_there_is_no_lag_plot(tmp_path):
     assert "![lag]" not in (tmp_path / "summary.md").read_text()
 
 
+def test_the_directory_may_be_positional(tmp_path):
+    (tmp_path / "raw.json").write_text(json.dumps(make_raw(with_series=False)))
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "results.csv").exists()
+    both = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path), "--run-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert both.returncode == 2
+    assert "once" in both.stderr
+
+
 def test_missing_raw_json_exits_2(tmp_path):
     proc = run_script(tmp_path)
     assert proc.returncode == 2
