@@ -248,15 +248,17 @@ def answer_line(item, unit):
 
 
 def _notes(raw):
-    """Plan notes, then run notes grouped by text with the runs they come from."""
-    out = list(dict.fromkeys(raw.get("plan", {}).get("notes", []) + raw.get("notes", [])))
+    """Plan and experiment notes, then run notes grouped by text with the runs (variant#repetition) they come from.
+
+    The runner also copies run notes into the experiment's ``notes``: those are listed once, with their runs.
+    """
     grouped = {}
     for run in raw.get("runs", []):
         for note in run.get("notes") or []:
             grouped.setdefault(note, []).append(f"{run.get('variant')}#{run.get('repetition')}")
-    for note, runs in grouped.items():
-        if note not in out:
-            out.append(f"{note} (runs: {', '.join(runs)})")
+    general = (raw.get("plan", {}).get("notes") or []) + (raw.get("notes") or [])
+    out = [note for note in dict.fromkeys(general) if note not in grouped]
+    out += [f"{note} (runs: {', '.join(runs)})" for note, runs in grouped.items()]
     return out
 
 
@@ -294,8 +296,12 @@ def _context_line(raw):
     parts = []
     if machine.get("cores"):
         parts.append(f"{machine['cores']} cores")
-    if machine.get("memory_bytes"):
-        parts.append(f"{machine['memory_bytes'] / 1024**3:.0f} GiB")
+    try:
+        memory = float(machine.get("memory_bytes") or 0)
+    except (TypeError, ValueError):
+        memory = 0
+    if memory:
+        parts.append(f"{memory / 1024**3:.0f} GiB")
     if machine.get("kernel"):
         parts.append(f"kernel {machine['kernel']}")
     versions = ", ".join(f"{k} {v}" for k, v in (raw.get("versions") or {}).items())

@@ -41,13 +41,15 @@ def raw_from(values, measures, nodes=("subscriber1", "subscriber2"), notes=(), r
                         "events": (events or {}).get((variant, rep + 1), []),
                     }
                 )
+    notes_of_runs = [n for run in runs for n in run["notes"]]
     return {
+        "notes": list(dict.fromkeys(list(notes) + notes_of_runs)),  # what the runner writes
         "experiment": "demo",
         "question": "Which variant is best?",
         "file": "experiments/demo.yml",
         "started_at": "2026-12-03T15:00:00Z",
         "finished_at": "2026-12-03T15:10:00Z",
-        "machine": {"cores": 2, "memory_bytes": 24 * 1024**3, "kernel": "6.1.0"},
+        "machine": {"cores": "2", "memory_bytes": str(24 * 1024**3), "kernel": "6.1.0"},  # strings from Jinja
         "versions": {"publisher": "15.10", "subscriber1": "15.10", "subscriber2": "17.6"},
         "plan": {
             "name": "demo",
@@ -233,6 +235,7 @@ def test_summary_lists_question_table_notes_and_events():
     assert "| `publisher_tps` | tx/s | higher | 11 tx/s (10\N{EN DASH}12) | 21 tx/s (20\N{EN DASH}22) |" in text
     assert "- variant parallel does not run on subscriber1: it requires subscriber_major 16" in text
     assert "- pgbench warned (runs: on#1, on#2)" in text
+    assert text.count("pgbench warned") == 1, "the runner's copy in raw.notes is not listed twice"
     assert "- off#2 subscriber1: wal_status reserved -> lost" in text
     assert "PostgreSQL: publisher 15.10, subscriber1 15.10, subscriber2 17.6" in text
 
