@@ -212,6 +212,14 @@ def test_burst_on_the_filtered_table(lab, pg_pair_db):
     assert m["walsender_cpu_seconds"][NODE] >= 0
     assert pg_pair_db.subscriber.scalar("SELECT count(*) FROM experiment.filtered") == 5000
 
+    # row_filter_cost's "not published" variant: the publisher's TRUNCATE does not reach the node any more,
+    # the reset empties the node's table itself; the new rows stay on the publisher.
+    pg_pair_db.publisher.execute("ALTER PUBLICATION experiment_filter_1 DROP TABLE experiment.filtered")
+    result = _run(lab, [{"step": "burst", "rows": 1000, "batch": 100, "table": "filtered"}], ["publisher_tps"])
+    assert result["measures"]["publisher_tps"] > 0
+    assert pg_pair_db.subscriber.scalar("SELECT count(*) FROM experiment.filtered") == 0
+    assert pg_pair_db.publisher.scalar("SELECT count(*) FROM experiment.filtered") == 1000
+
 
 def test_pgbench_at_a_fixed_rate(lab, pg_pair_db):
     schema = (REPO / "roles" / "publisher" / "files" / "schema" / "pgbench.sql").read_text()
