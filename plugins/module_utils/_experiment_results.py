@@ -215,7 +215,8 @@ def _sig(value, digits=3):
 
 
 def _ratio_text(ratio):
-    return "-" if ratio is None else f"{ratio:.2f}x"
+    """``2.35x``; ``no ratio`` when the best is 0 (or a value is negative): "infinitely worse" says nothing."""
+    return "no ratio" if ratio is None else f"{ratio:.2f}x"
 
 
 def answer_line(item, unit):

@@ -77,8 +77,8 @@ def parse_answer(text):
         found = re.match(r"best ((?:`[^`]+`(?: and )?)+)", rest)
         if found:
             best = re.findall(r"`([^`]+)`", found.group(1))
-            for variant, ratio in re.findall(r"`([^`]+)` [^;,(]+ \((\d+\.\d\dx|-)\)", rest):
-                others[variant] = None if ratio == "-" else float(ratio[:-1])
+            for variant, ratio in re.findall(r"`([^`]+)` [^;,(]+ \((\d+\.\d\dx|no ratio)\)", rest):
+                others[variant] = None if ratio == "no ratio" else float(ratio[:-1])
         out[match["column"]] = (match["better"], best, others)
     return out
 
