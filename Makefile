@@ -53,6 +53,21 @@ workload: venv ## run a workload on the lab: make workload W=pgbench|hum|pulse|g
 
 # Minutes of metrics `make report` covers.
 MINUTES ?= 15
+# make experiment E=<name> [REPEAT=N]: one experiment (experiments/<name>.yml);
+# without E, the list of experiments with their questions.
+E ?=
+REPEAT ?=
+.PHONY: experiment
+experiment: venv ## run an experiment on the lab: make experiment E=<name> [REPEAT=N]; no E: list them
+ifeq ($(strip $(E)),)
+	@echo "Experiments (make experiment E=<name> [REPEAT=N]; results in .lab/experiments/<name>/latest/):"
+	@for f in experiments/*.yml; do \
+	  printf '  %-18s %s\n' "$$(basename $$f .yml)" "$$(sed -n 's/^question:[[:space:]]*//p' $$f | head -1)"; \
+	done
+else
+	$(VENV)/bin/ansible-playbook playbooks/experiment.yml -i $(INVENTORY) -e experiment=$(E) $(if $(REPEAT),-e experiment_repeat=$(REPEAT)) $(BECOME) $(ANSIBLE_ARGS)
+endif
+
 .PHONY: report
 report: venv ## PNG plots + markdown of the last MINUTES (default 15) minutes of metrics in .lab/report/
 	$(VENV)/bin/python scripts/report.py --endpoints .lab/endpoints.json --minutes $(MINUTES) --out .lab/report
