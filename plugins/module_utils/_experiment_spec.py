@@ -77,6 +77,9 @@ NOT_RELOADABLE = {
 }
 """``pg_settings.context`` values a variant cannot use: experiments reload, they never restart."""
 
+NEW_SESSIONS_ONLY = ("backend", "superuser-backend")
+"""Contexts a reload applies to new sessions only (a note, not an error)."""
+
 # A1 merge: use the core's table
 SUBSCRIPTION_OPTIONS = {
     # option: (minimum major to change it on an existing subscription, values: "bool" or choices)
@@ -366,6 +369,13 @@ class _Checker:
                 if context in NOT_RELOADABLE:
                     self.error(where, f"{name} {NOT_RELOADABLE[context]}; experiments only change reloadable settings")
                     continue
+                if context in NEW_SESSIONS_ONLY:
+                    note = (
+                        f"{name} (context {context}) applies to new sessions only: on {target}, walsenders and"
+                        " apply workers started before the change keep the old value"
+                    )
+                    if note not in self.notes:
+                        self.notes.append(note)
                 try:
                     Guc(row).parse(value)
                 except GucError as exc:

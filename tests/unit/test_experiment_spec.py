@@ -50,6 +50,7 @@ COMMON = {
         enumvals=["local", "remote_write", "remote_apply", "on", "off"],
     ),
     "server_version_num": row("server_version_num", "internal", min_val="150010", max_val="150010"),
+    "log_connections": row("log_connections", "superuser-backend", "bool"),
 }
 PG17_ONLY = {
     "max_parallel_apply_workers_per_subscription": row(
@@ -348,6 +349,14 @@ def test_non_reloadable_guc():
     s = base_spec()
     s["variants"][2]["publisher_settings"] = {"shared_buffers": "256MB"}
     assert_error(s, "variants[2].publisher_settings.shared_buffers", "restart", "postmaster", "reloadable")
+
+
+def test_backend_guc_is_a_note():
+    s = base_spec()
+    s["variants"][0]["publisher_settings"] = {"log_connections": True}
+    plan = validate(s, FILE, facts=facts())
+    assert plan["variants"][0]["publisher_settings"] == {"log_connections": True}
+    assert any("log_connections (context superuser-backend) applies to new sessions only" in n for n in plan["notes"])
 
 
 def test_internal_guc():
