@@ -1,12 +1,13 @@
 """experiment_run: the experiments' workload steps and measures on throwaway publisher/subscriber servers.
 
 Each test builds what the lab has for experiments - the publisher schema file
-roles/publisher/files/schema/experiment.sql on both sides, the publications experiment_pub,
-experiment_filter_1 and experiment_sync_pub as in inventory/lab/group_vars/publishers.yml, and one
-"lab" subscription on the subscriber - then runs the module THROUGH ANSIBLE and asserts the numbers
-PostgreSQL gives (spill and stream bytes, marker visibility, catch-up, initial sync ...). Docker measures
-need a container and are covered by the lab test (test_experiment_lab.py); here they must be null with a
-note. Sizes are small so each run takes seconds on the 2-core machine.
+roles/publisher/files/schema/experiment.sql on both sides, the experiment publications of
+inventory/lab/group_vars/publishers.yml, and one "lab" subscription on the subscriber to the experiment
+publications every lab subscriber subscribes to (group_vars/subscribers.yml) - then runs the module
+THROUGH ANSIBLE and asserts the numbers PostgreSQL gives (spill and stream bytes, marker visibility,
+catch-up, initial sync ...). Docker measures need a container and are covered by the lab test
+(test_experiment_lab.py); here they must be null with a note. Sizes are small so each run takes seconds
+on the 2-core machine.
 """
 
 from __future__ import annotations
@@ -15,47 +16,57 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible_module import run_module
 from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "roles" / "publisher" / "files" / "schema" / "experiment.sql"
+INVENTORY = REPO / "inventory" / "lab" / "group_vars"
+# The lab's experiment publications and the ones every lab subscription subscribes to, from the inventory.
+EXPERIMENT_PUBLICATIONS = [
+    p
+    for p in yaml.safe_load((INVENTORY / "publishers.yml").read_text())["publisher_publications"]
+    if p["name"].startswith("experiment")
+]
+SUBSCRIBED = [
+    name
+    for name in yaml.safe_load((INVENTORY / "subscribers.yml").read_text())["subscriber_common_publications"]
+    if name.startswith("experiment")
+]
 NODE = "sub1"
 LAB_SUB = "sub1_sub"
-# Until experiment.sql has it: the hum step's table (load.py's books shape), requested from the runner.
-BOOKS = "CREATE TABLE IF NOT EXISTS experiment.books (id bigint PRIMARY KEY, sku integer, title text, topic text)"
 
 
 def _apply_schema(database):
     with database.connect() as conn:
         conn.execute(SCHEMA.read_text())
-        conn.execute(BOOKS)
 
 
 def _build(pub, sub, sub_major, conninfo_extra=None):
     """The lab's experiment set-up on a publisher/subscriber database pair; returns the module's arguments."""
     _apply_schema(pub)
     _apply_schema(sub)
-    published = pub.scalar(
-        "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_publication_tables"
-        " WHERE pubname = 'experiment_pub'"
-    )
-    if not published:
-        pub.execute(
-            "CREATE PUBLICATION experiment_pub FOR TABLE experiment.rows, experiment.rows_full, experiment.marker,"
-            " experiment.heartbeat, experiment.books"
-        )
-        pub.execute("CREATE PUBLICATION experiment_filter_1 FOR TABLE experiment.filtered")
-        pub.execute(
-            "CREATE PUBLICATION experiment_sync_pub FOR TABLE experiment.sync_1, experiment.sync_2,"
-            " experiment.sync_3, experiment.sync_4"
-        )
+    if not pub.scalar("SELECT count(*) FROM pg_publication WHERE pubname LIKE 'experiment%%'"):
+        for publication in EXPERIMENT_PUBLICATIONS:
+            tables = [t if isinstance(t, dict) else {"name": t} for t in publication.get("tables") or []]
+            statement = sql.SQL("CREATE PUBLICATION {}").format(sql.Identifier(publication["name"]))
+            if tables:
+                statement += sql.SQL(" FOR TABLE {}").format(
+                    sql.SQL(", ").join(
+                        sql.Identifier(*t["name"].split("."))
+                        + (sql.SQL(" WHERE ({})").format(sql.SQL(t["where"])) if t.get("where") else sql.SQL(""))
+                        for t in tables
+                    )
+                )
+            pub.execute(statement)
     conninfo = pub.conninfo(**(conninfo_extra or {}))
     sub.execute(
-        sql.SQL(
-            "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION experiment_pub, experiment_filter_1"
-            " WITH (copy_data = false)"
-        ).format(sql.Identifier(LAB_SUB), sql.Literal(conninfo))
+        sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (copy_data = false)").format(
+            sql.Identifier(LAB_SUB),
+            sql.Literal(conninfo),
+            sql.SQL(", ").join(sql.Identifier(p) for p in SUBSCRIBED),
+        )
     )
     publisher = pub.login_args()
     node = {
