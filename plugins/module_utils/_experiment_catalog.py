@@ -108,7 +108,8 @@ CATALOG = dict(
             "Time from the COMMIT of the workload's last transaction on the publisher until that transaction is "
             "visible on the node.",
             "The last workload transaction also runs `" + MARKER_INSERT + "` (experiment.marker is published to "
-            "every node); client clock when COMMIT returns on the publisher -> first poll (every 10 ms) of `"
+            "every node; after pgbench and hum, whose transactions are not the run's, a transaction of its own right "
+            "after them); client clock when COMMIT returns on the publisher -> first poll (every 10 ms) of `"
             + MARKER_SEEN
             + "` on the node that returns the row.",
         ),
