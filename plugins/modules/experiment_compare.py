@@ -21,7 +21,9 @@ author:
   - Inventium logical replication team (@inventium)
 options:
   publisher:
-    description: Connection options of the publisher (C(login_host), C(login_port), C(login_user), C(login_password), C(login_db)).
+    description:
+      - Connection options of the publisher (C(login_host), C(login_port), C(login_user), C(login_password),
+        C(login_db)).
     type: dict
     required: true
   nodes:
@@ -52,7 +54,8 @@ attributes:
 EXAMPLES = r"""
 - name: Prove that subscriber1 holds what it subscribes to
   inventium.logical_replication.experiment_compare:
-    publisher: {login_host: 127.0.0.1, login_port: 5432, login_user: postgres, login_password: "{{ pw }}", login_db: publisher}
+    publisher: {login_host: 127.0.0.1, login_port: 5432, login_user: postgres,
+                login_password: "{{ pw }}", login_db: publisher}
     nodes:
       - {name: subscriber1, login_host: 127.0.0.1, login_port: 5433, login_user: postgres,
          login_password: "{{ pw1 }}", login_db: subscriber, subscription: subscriber1_sub}

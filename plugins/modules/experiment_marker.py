@@ -82,14 +82,15 @@ line:
   description: The point in InfluxDB line protocol.
   returned: always
   type: str
-  sample: experiment,experiment=streaming,node=all,repetition=2,variant=parallel event="start",run=5i 1733235600000000000
+  sample: experiment,experiment=streaming,node=all,repetition=2,variant=parallel event="start",run=5i 1733235600
 """
 
-import os
-import time
+import os  # noqa: E402 - after the documentation
+import time  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.inventium.logical_replication.plugins.module_utils.influx import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils.influx import (  # noqa: E402
     InfluxError,
     client_from_endpoints,
     line,
