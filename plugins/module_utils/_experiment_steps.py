@@ -1105,11 +1105,13 @@ def compute_measures(ctx, probe, before, after):
         "commit_visible_seconds": {n: ctx.visible.get(last_marker, {}).get(n) for n in names},
         "catchup_seconds": {n: ctx.catchup.get(n) for n in names},
         "heartbeat_lag_median_seconds": {
-            n: round(statistics.median(v for _, v in probe.heartbeat[n]), 3) if probe.heartbeat[n] else None
+            n: round(statistics.median([sample[1] for sample in probe.heartbeat[n]]), 3) if probe.heartbeat[n] else None
             for n in names
         },
-        "heartbeat_lag_max_seconds": {n: max((v for _, v in probe.heartbeat[n]), default=None) for n in names},
-        "byte_lag_max_bytes": {n: max((v for _, v in probe.byte_lag[n]), default=None) for n in names},
+        "heartbeat_lag_max_seconds": {
+            n: max((sample[1] for sample in probe.heartbeat[n]), default=None) for n in names
+        },
+        "byte_lag_max_bytes": {n: max((sample[1] for sample in probe.byte_lag[n]), default=None) for n in names},
         "retained_wal_peak_bytes": {n: max(probe.retained[n], default=None) for n in names},
         "publisher_tps": round(tps, 2) if tps is not None else None,
         "publisher_rows_per_second": round(writes["rows"] / writes["seconds"], 1) if writes["seconds"] > 0 else None,

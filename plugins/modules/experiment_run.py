@@ -62,8 +62,8 @@ extends_documentation_fragment:
   - inventium.logical_replication.attributes.platform
 attributes:
   check_mode:
-    support: none
-    details: In check mode nothing runs; the result has empty measures and C(changed=false).
+    support: partial
+    details: In check mode nothing runs and nothing is predicted; the result has empty measures and C(changed=false).
   diff_mode:
     support: none
 requirements:
