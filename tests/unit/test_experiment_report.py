@@ -184,3 +184,40 @@ def test_missing_raw_json_exits_2(tmp_path):
     proc = run_script(tmp_path)
     assert proc.returncode == 2
     assert "cannot read" in proc.stderr
+
+
+REAL_RAW = Path(__file__).resolve().parent / "data" / "experiment_smoke_raw.json"
+
+
+def test_a_real_lab_run(tmp_path):
+    """raw.json of a lab smoke run (tests/data/experiments/smoke.yml, 2 variants x 1 repetition, PG 15/15/17)."""
+    from test_experiment_results import csv_medians, parse_answer
+
+    raw = json.loads(REAL_RAW.read_text())
+    (tmp_path / "raw.json").write_text(json.dumps(raw))
+    proc = run_script(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    csv_text = (tmp_path / "results.csv").read_text()
+    rows = list(csv.DictReader(csv_text.splitlines()))
+    assert [(r["variant"], r["repetition"]) for r in rows] == [
+        (r["variant"], str(r["repetition"])) for r in raw["runs"]
+    ]
+    for row in rows:
+        for column, value in row.items():
+            if column not in ("variant", "repetition"):
+                float(value)  # every cell is a number (ValueError otherwise)
+    medians = csv_medians(csv_text)
+    info = raw["plan"]["measure_info"]
+    answer = parse_answer((tmp_path / "summary.md").read_text())
+    assert set(answer) == set(medians)
+    for column, (_words, best, _others) in answer.items():
+        better = info[column.split("@")[0]]["better"]
+        if better == "none":
+            assert best == []
+            continue
+        pick = min if better == "lower" else max
+        top = pick(medians[column].values())
+        assert best == [v for v, m in medians[column].items() if m == top]
+    for measure in raw["plan"]["measures"]:
+        assert (tmp_path / f"{measure}.png").read_bytes()[:8] == PNG_MAGIC
+    assert (tmp_path / "lag.png").read_bytes()[:8] == PNG_MAGIC
