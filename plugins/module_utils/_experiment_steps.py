@@ -266,6 +266,16 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def container_sample(container):
+    """(cpu_stats.cpu_usage.total_usage in ns, memory_stats.usage in bytes) of a Docker container, now.
+
+    ``one_shot`` makes the engine answer at once (no second sample for precpu_stats, which we do not use)."""
+    stats = container.stats(stream=False, one_shot=True)
+    usage = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+    memory = (stats.get("memory_stats") or {}).get("usage")
+    return usage, memory
+
+
 class Node:
     """A subscriber node of the run: connection options, its lab subscription and slot, container."""
 
@@ -545,9 +555,7 @@ class Probe(threading.Thread):
                 self.ctx.observe_wal_status(node, slot["wal_status"], now)
             container = self.containers.get(name)
             if container is not None:
-                stats = container.stats(stream=False, one_shot=True)
-                usage = (stats.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage")
-                memory = (stats.get("memory_stats") or {}).get("usage")
+                usage, memory = container_sample(container)
                 if usage is not None:
                     self.docker_cpu[name].append(usage)
                 if memory is not None:

@@ -12,7 +12,9 @@ on the 2-core machine.
 
 from __future__ import annotations
 
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -294,3 +296,33 @@ def test_slot_limit_loses_the_slot_and_reports_it(pg_server_factory, pg_majors, 
     # PostgreSQL 15/16 say "cannot read from", 17+ "can no longer get changes from"; the reason is the same
     assert "exceeded the maximum reserved size" in (recovery["error"] or ""), recovery
     assert publisher.scalar("SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", [LAB_SUB]) == "lost"
+
+
+def test_container_sample_reads_docker_stats():
+    """The probe's Docker reading (subscriber_cpu_seconds, subscriber_memory_peak_bytes) on a throwaway busy
+    container of the lab's base image - never a lab container."""
+    docker = pytest.importorskip("docker", reason="the docker SDK for Python is not installed")
+    sys.path.insert(0, str(REPO / "collections"))
+    from ansible_collections.inventium.logical_replication.plugins.module_utils._experiment_steps import (
+        container_sample,
+    )
+
+    client = docker.from_env(timeout=30)
+    container = client.containers.run(
+        "inventium/debian:bookworm",
+        ["sh", "-c", "while :; do :; done"],
+        detach=True,
+        name=f"inventium-test-experiment-{uuid.uuid4().hex[:10]}",
+        labels={"org.inventium.test": "test_experiment_run"},
+        nano_cpus=200_000_000,
+    )
+    try:
+        first_cpu, first_memory = container_sample(container)
+        time.sleep(2)
+        cpu, memory = container_sample(container)
+    finally:
+        container.remove(force=True)
+    assert first_memory > 0
+    assert memory > 0
+    # limited to 0.2 CPU for 2 s: about 0.4 s of CPU time
+    assert 0.1e9 < cpu - first_cpu < 1.0e9, (first_cpu, cpu)
