@@ -248,6 +248,10 @@ def test_pgbench_at_a_fixed_rate(lab, pg_pair_db):
     m = result["measures"]
     assert 40 <= m["publisher_tps"] <= 60, result
     assert m["commit_visible_seconds"][NODE] > 0
+    assert any("initialised at scale 1" in note for note in result["notes"]), result["notes"]
+    # the second run finds scale 1 and does not initialise again
+    again = _run(lab, [{"step": "pgbench", "duration": 2, "rate": 50, "init_scale": 1}], ["publisher_tps"])
+    assert not any("initialised" in note for note in again["notes"]), again["notes"]
     history = pg_pair_db.publisher.scalar("SELECT count(*) FROM pgbench_history")
     assert history > 100
     time.sleep(0.5)
