@@ -107,6 +107,11 @@ def smoke() -> dict[str, Any]:
     before = {"publisher": setting("publisher", "logical_decoding_work_mem")}
     streaming_before = {node: streaming_of(node) for node in SUBSCRIBERS}
     with exclusive_lab_lock():
+        # A lock left by a killed run (its process is gone) is taken over.
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "lock").write_text(f"pid={dead.pid}\nexperiment=killed\nstarted_at=2000-01-01T00:00:00Z\n")
         started_ns = time.time_ns()
         start = time.monotonic()
         proc = subprocess.run(
@@ -133,6 +138,43 @@ def smoke() -> dict[str, Any]:
         "before": before,
         "streaming_before": streaming_before,
     }
+
+
+def test_stale_lock_was_taken_over(smoke: dict[str, Any]) -> None:
+    assert "took over the stale lock" in smoke["output"]
+    assert "experiment=killed" in smoke["output"]
+
+
+def test_second_experiment_is_refused_while_one_runs(tmp_path: Path) -> None:
+    """A lock held by a live ansible-playbook process: the run stops with its pid, changes nothing."""
+    with exclusive_lab_lock():
+        # A live process whose command line names ansible-playbook, as a running experiment's does.
+        holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "ansible-playbook"])
+        try:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "lock").write_text(f"pid={holder.pid}\nexperiment=other\nstarted_at=2000-01-01T00:00:00Z\n")
+            ldwm = setting("publisher", "logical_decoding_work_mem")
+            proc = subprocess.run(
+                playbook_argv("-e", f"experiment_file={SMOKE}"),
+                cwd=lab_client.REPO_ROOT,
+                env=lab_client.ansible_env(),
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            output = proc.stdout + proc.stderr
+            assert proc.returncode != 0
+            assert f"Another experiment runs (pid={holder.pid} experiment=other" in output, output[-3000:]
+            assert not JOURNAL.exists()
+            assert setting("publisher", "logical_decoding_work_mem") == ldwm
+            assert f"pid={holder.pid}" in (RESULTS / "lock").read_text()
+        finally:
+            holder.kill()
+            holder.wait()
+            lock = RESULTS / "lock"
+            if lock.exists() and f"pid={holder.pid}" in lock.read_text():
+                lock.unlink()
 
 
 def test_smoke_results_csv_has_a_number_for_every_measure(smoke: dict[str, Any]) -> None:
