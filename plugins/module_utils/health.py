@@ -39,6 +39,29 @@ from __future__ import annotations
 import functools
 import re
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
+    BINARY_STREAMING_MAJOR,
+    CHECKPOINTER_MAJOR,
+    CONFLICT_STATS_MAJOR,
+    CONFLICT_TYPES,
+    CONFLICTING_MAJOR,
+    FAILOVER_MAJOR,
+    GENERATED_COLUMNS_FROM_CATALOG,
+    GENERATED_COLUMNS_MAJOR,
+    LOCK_MODES,
+    MIN_SERVER_MAJOR,  # noqa: F401 - replication_info reads it here
+    PARALLEL_APPLY_MAJOR,
+    PUBLISH_OPERATIONS,
+    REPLICATION_ORIGINS_MAJOR,
+    ROW_FILTER_MAJOR,
+    SCHEMAS_MAJOR,
+    STREAMING_FROM_CATALOG,
+    SUBSCRIPTION_STATS_MAJOR,
+    TWO_PHASE_AT_MAJOR,
+    TWO_PHASE_MAJOR,
+    TWO_PHASE_STATES,
+    WORKER_TYPE_MAJOR,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import dict_row, sql
 from ansible_collections.inventium.logical_replication.plugins.module_utils.guc import (
     Guc,
@@ -56,37 +79,9 @@ SEVERITIES = ("error", "warning", "info")
 DEFAULT_RETAINED_WAL_THRESHOLD = 1024**3
 """Inactive slots retaining more WAL than this (bytes) are reported by the checks (1 GiB)."""
 
-MIN_SERVER_MAJOR = 13
-TWO_PHASE_MAJOR = 14
-BINARY_STREAMING_MAJOR = 14
-ROW_FILTER_MAJOR = 15
-SCHEMAS_MAJOR = 15
-SUBSCRIPTION_STATS_MAJOR = 15
-CONFLICTING_MAJOR = 16
-PARALLEL_APPLY_MAJOR = 16
-FAILOVER_MAJOR = 17
-WORKER_TYPE_MAJOR = 17
-GENERATED_COLUMNS_MAJOR = 18
-TWO_PHASE_AT_MAJOR = 18
-CONFLICT_STATS_MAJOR = 18
-REPLICATION_ORIGINS_MAJOR = 18
-
-PUBLISH_OPERATIONS = ("insert", "update", "delete", "truncate")
-_GENCOLS_FROM_CATALOG = {"n": "none", "s": "stored"}
-
-CONFLICT_TYPES = (
-    "insert_exists",
-    "update_origin_differs",
-    "update_exists",
-    "update_missing",
-    "delete_origin_differs",
-    "delete_missing",
-    "multiple_unique_conflicts",
-)
-"""PostgreSQL 18's conflict counters (``pg_stat_subscription_stats.confl_<type>``)."""
-
-_STREAMING = {"f": "off", "t": "on", "p": "parallel", "false": "off", "true": "on"}
-_TWO_PHASE_STATES = {"d": "disabled", "p": "pending", "e": "enabled"}
+_GENCOLS_FROM_CATALOG = GENERATED_COLUMNS_FROM_CATALOG
+_STREAMING = STREAMING_FROM_CATALOG
+_TWO_PHASE_STATES = TWO_PHASE_STATES
 
 CURRENT_LSN = (
     "CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()"
@@ -947,21 +942,6 @@ def collect(
 # ----------------------------------------------------------------------------------------------
 # Activity collectors (the metrics sampler's extra measurements; one query each)
 # ----------------------------------------------------------------------------------------------
-
-LOCK_MODES = (
-    "AccessShareLock",
-    "RowShareLock",
-    "RowExclusiveLock",
-    "ShareUpdateExclusiveLock",
-    "ShareLock",
-    "ShareRowExclusiveLock",
-    "ExclusiveLock",
-    "AccessExclusiveLock",
-)
-"""PostgreSQL's table-level lock modes (``pg_locks.mode``), weakest first."""
-
-CHECKPOINTER_MAJOR = 17
-"""PostgreSQL 17 moved the checkpoint counters from ``pg_stat_bgwriter`` to ``pg_stat_checkpointer``."""
 
 LOCKS_QUERY = (
     "SELECT mode, count(*)::int AS lock_count, count(*) FILTER (WHERE NOT granted)::int AS waiting_count"

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
+    PARALLEL_APPLY_MAJOR,
+    SUBSCRIPTION_STATS_MAJOR,
+    SYNC_STATES,
+    WORKER_TYPE_MAJOR,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import QualifiedName
-
-SYNC_STATES = {
-    "i": "init",
-    "d": "data_copy",
-    "f": "finished_copy",  # SUBREL_STATE_FINISHEDCOPY, PostgreSQL 14+
-    "s": "sync_done",
-    "r": "ready",
-}
-"""``pg_subscription_rel.srsubstate`` codes and the names the modules report."""
 
 MIN_INTERVAL = 0.01
 MAX_INTERVAL = 1.0
@@ -48,9 +45,9 @@ def poll_interval(elapsed):
 
 
 def _apply_worker_condition(major):
-    if major >= 17:
+    if major >= WORKER_TYPE_MAJOR:
         return "w.worker_type = 'apply'"
-    if major >= 16:
+    if major >= PARALLEL_APPLY_MAJOR:
         return "w.relid IS NULL AND w.leader_pid IS NULL"
     return "w.relid IS NULL"
 
@@ -65,10 +62,14 @@ def progress_query(major):
     """
     stats = (
         ", st.apply_error_count, st.sync_error_count"
-        if major >= 15
+        if major >= SUBSCRIPTION_STATS_MAJOR
         else ", NULL::bigint AS apply_error_count, NULL::bigint AS sync_error_count"
     )
-    stats_join = " LEFT JOIN pg_catalog.pg_stat_subscription_stats st ON st.subid = s.oid" if major >= 15 else ""
+    stats_join = (
+        " LEFT JOIN pg_catalog.pg_stat_subscription_stats st ON st.subid = s.oid"
+        if major >= SUBSCRIPTION_STATS_MAJOR
+        else ""
+    )
     return (
         "SELECT s.subenabled AS enabled,"  # noqa: S608 - constant SQL, the oid is a parameter
         " (SELECT count(*) FROM pg_catalog.pg_subscription_rel r WHERE r.srsubid = s.oid) AS total,"

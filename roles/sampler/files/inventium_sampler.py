@@ -59,7 +59,8 @@ def _module_utils_path():
 
 sys.path.insert(0, str(_module_utils_path()))
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import health, influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import health  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact  # noqa: E402
 
 LOG = logging.getLogger("inventium-sampler")
