@@ -38,7 +38,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
 PROGRAM = ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"

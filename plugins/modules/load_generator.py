@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: load_generator
-short_description: Steady or sinusoidal INSERT/UPDATE/DELETE load on the books table for a bounded time
+short_description: Lab workload - steady or sinusoidal INSERT/UPDATE/DELETE load on the books table for a bounded time
 version_added: 0.1.0
 description:
   - With O(pattern=hum), issues single-row INSERT, UPDATE and DELETE statements (each its own transaction)
@@ -193,7 +193,11 @@ markers:
 
 import time  # noqa: E402 - Ansible modules import after their documentation
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import load  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_load as load  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import (  # noqa: E402
+    Markers,
+    marker_argument_spec,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
     psycopg,
     sql,
@@ -201,10 +205,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     PgModule,
     format_db_error,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
-    Markers,
-    marker_argument_spec,
 )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: pgbench
-short_description: Fill pgbench's tables and run timed pgbench load, returning TPS and latency
+short_description: Lab workload - fill pgbench's tables and run timed pgbench load, returning TPS and latency
 version_added: 0.1.0
 description:
   - With O(mode=init), fills the existing pgbench tables with C(pgbench -i -I gv) at O(scale) - truncate
@@ -216,12 +216,12 @@ import os  # noqa: E402 - Ansible modules import after their documentation
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import pgbench  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_pgbench as pgbench  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import (  # noqa: E402
     Markers,
     marker_argument_spec,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: synthetic_data
-short_description: Generate millions of synthetic rows server-side, in committed chunks
+short_description: Lab workload - generate millions of synthetic rows server-side, in committed chunks
 version_added: 0.1.0
 description:
   - Appends O(rows) synthetic rows to one of the lab's synthetic tables (C(roles/publisher/files/schema/synthetic.sql)),
@@ -150,7 +150,11 @@ markers:
   elements: str
 """
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import synthetic  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_synthetic as synthetic  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import (  # noqa: E402
+    Markers,
+    marker_argument_spec,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
     psycopg,
     sql,
@@ -158,10 +162,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     PgModule,
     format_db_error,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
-    Markers,
-    marker_argument_spec,
 )
 
 

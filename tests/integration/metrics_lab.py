@@ -22,8 +22,9 @@ if _TESTS not in sys.path:  # tests/lab_client.py
 
 from lab_client import ENDPOINTS_FILE, REPO_ROOT, lab_unavailable, run_site  # noqa: E402
 
-sys.path.insert(0, str(REPO_ROOT / "plugins" / "module_utils"))
-import influx  # noqa: E402
+sys.path.insert(0, str(REPO_ROOT / "collections"))
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
 SAMPLER = REPO_ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
 METRICS_PLAYBOOK = "playbooks/metrics.yml"

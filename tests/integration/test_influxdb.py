@@ -6,7 +6,7 @@ a free 127.0.0.1 port with a throwaway container, volume and secrets directory, 
 real server:
 
 - first run: admin user, database, 30d retention, read/write user; the endpoint the role
-  describes works for writing and reading (through plugins/module_utils/influx.py), the admin
+  describes works for writing and reading (through plugins/module_utils/_influx.py), the admin
   password and the user's password are in 0600 files and appear nowhere in the output;
 - second run: changed=0;
 - retention 2d: only the retention policy changes, to 48h;
@@ -31,8 +31,9 @@ import pytest
 from ansible_module import ansible_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "plugins" / "module_utils"))
-import influx  # noqa: E402
+sys.path.insert(0, str(REPO_ROOT / "collections"))
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
 IMAGE = "inventium/influxdb:1.6"
 FACTS_TASK = "Report the endpoint to the test"

@@ -38,7 +38,7 @@ def preload(database) -> None:
     """Load the sample directly with the module's own code (faster than a module run)."""
     from psycopg.rows import dict_row
 
-    from ansible_collections.inventium.logical_replication.plugins.module_utils import goodreads
+    from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_goodreads as goodreads
 
     with database.connect() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         inserted, _updated = goodreads.upsert(cur, goodreads.read_file(SAMPLE))

@@ -117,7 +117,7 @@ def wait_equal(query: str, nodes: tuple[str, ...] = SUBSCRIBERS, expected: Any =
 def markers_since(workload: str, since_ns: int) -> list[str]:
     """Phases of the ``workload`` measurement written since ``since_ns``; None when the lab has no InfluxDB."""
     sys.path.insert(0, str(lab_client.REPO_ROOT / "collections"))
-    from ansible_collections.inventium.logical_replication.plugins.module_utils.influx import client_from_endpoints
+    from ansible_collections.inventium.logical_replication.plugins.module_utils._influx import client_from_endpoints
 
     client = client_from_endpoints(str(lab_client.ENDPOINTS_FILE))
     if client is None:
