@@ -31,8 +31,8 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "collections"))
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests"))
+import support  # noqa: E402, F401  (tests/support: the collection, tests/ and tests/integration/ on sys.path)
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_synthetic as synthetic  # noqa: E402
 

@@ -17,18 +17,11 @@ Needs root, a Docker engine and the lab images (``playbooks/images.yml``, stage 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:  # tests/lab_client.py, shared with molecule/lab
-    sys.path.insert(0, _TESTS)
-
-from lab_client import (  # noqa: E402
+from lab_client import (
     lab_unavailable,
     postmaster_start,
     run_site,

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
 import pytest
-from ansible_module import run_module
-
-COLLECTIONS = str(Path(__file__).resolve().parents[2] / "collections")
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+from support.ansible import run_module
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "data" / "goodreads_sample.csv"

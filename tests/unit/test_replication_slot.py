@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-_COLLECTIONS = str(Path(__file__).resolve().parents[2] / "collections")
-if _COLLECTIONS not in sys.path:
-    sys.path.insert(0, _COLLECTIONS)
-
-from ansible_collections.inventium.logical_replication.plugins.module_utils import _slots as rs  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.modules import replication_slot as rs_module  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _slots as rs
+from ansible_collections.inventium.logical_replication.plugins.modules import replication_slot as rs_module
 
 
 def render(composable):
