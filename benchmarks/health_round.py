@@ -10,7 +10,7 @@ checks) and, separately, the sampler's round (server, slots, senders, subscripti
 
 first on an idle server, then while pgbench runs against the same server. Medians, 90th
 percentiles and the ratios are printed (compare ratios from one run, not absolute numbers:
-DESIGN.md section 5a measured ~2.5 ms idle / ~3 ms loaded persistent and ~6-10 ms with a new
+``docs/measurements.md``: measured ~2.5 ms idle / ~3 ms loaded persistent and ~6-10 ms with a new
 connection for 5 catalog queries).
 
 Without ``--dsn`` a throwaway PostgreSQL server is started with the test harness

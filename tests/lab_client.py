@@ -1,4 +1,4 @@
-"""Client helpers for the localhost lab (DESIGN §5), shared by every test that talks to it.
+"""Client helpers for the localhost lab (README, "The lab"), shared by every test that talks to it.
 
 Used by ``tests/integration/test_lab.py``, the Testinfra tests of ``molecule/lab`` and other
 lab-level tests: ``import lab_client`` (``tests/`` is on ``sys.path``: ``tests/conftest.py``, or

@@ -1,4 +1,4 @@
-"""Building and re-running the localhost lab with ``ansible-playbook site.yml`` (DESIGN §5, issue L1).
+"""Building and re-running the localhost lab with ``ansible-playbook site.yml`` (README "The lab", issue L1).
 
 Builds (or reconfigures) the real lab from the repository root with the lab inventory: the
 publisher is the host's postgresql-common cluster 15/main on 127.0.0.1:5432, the subscribers are
