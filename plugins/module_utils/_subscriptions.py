@@ -27,10 +27,10 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
     SUBSCRIPTION_STATS_MAJOR,
     TWO_PHASE_STATES,
     WORKER_TYPE_MAJOR,
+    sync_state_name,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import sql
 from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact
-from ansible_collections.inventium.logical_replication.plugins.module_utils.subscription_sync import state_name
 
 
 def worker_type(row, major):
@@ -48,6 +48,51 @@ def worker_type(row, major):
     return "apply"
 
 
+def subscription_columns(major, conninfo=True):
+    """The ``pg_subscription s`` columns of a subscription's definition, the server's only.
+
+    ``conninfo=False`` leaves ``subconninfo`` (readable by superusers only) out (``NULL``).
+    """
+    columns = [
+        "s.oid",
+        "s.subname::text AS name",
+        "pg_catalog.pg_get_userbyid(s.subowner)::text AS owner",
+        "s.subenabled AS enabled",
+        "s.subpublications::text[] AS publications",
+        ("s.subconninfo" if conninfo else "NULL::text") + " AS conninfo",
+        "s.subslotname::text AS slot_name",
+        "s.subsynccommit AS synchronous_commit",
+    ]
+    if major >= BINARY_STREAMING_MAJOR:
+        columns += ["s.subbinary AS binary", "s.substream::text AS streaming"]
+    if major >= SUBSCRIPTION_STATS_MAJOR:
+        columns += [
+            "s.subtwophasestate::text AS two_phase_state",
+            "s.subdisableonerr AS disable_on_error",
+            "s.subskiplsn::text AS skip_lsn",
+        ]
+    if major >= PARALLEL_APPLY_MAJOR:
+        columns += [
+            "s.suborigin AS origin",
+            "s.subpasswordrequired AS password_required",
+            "s.subrunasowner AS run_as_owner",
+        ]
+    if major >= FAILOVER_MAJOR:
+        columns.append("s.subfailover AS failover")
+    return columns
+
+
+IN_CURRENT_DATABASE = "s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())"
+
+
+@memoize
+def subscription_query(major, conninfo=True):
+    """SELECT of one subscription of the current database (parameter: its name): :func:`subscription_columns`."""
+    return sql.SQL("SELECT {} FROM pg_catalog.pg_subscription s WHERE {} AND s.subname = %s").format(
+        columns_sql(subscription_columns(major, conninfo)), sql.SQL(IN_CURRENT_DATABASE)
+    )
+
+
 SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY = (
     "SELECT pg_catalog.has_column_privilege('pg_catalog.pg_subscription', 'subconninfo', 'SELECT') AS allowed"
 )
@@ -60,28 +105,7 @@ def subscriptions_query(major, conninfo=True):
     One row per subscription, or one row of NULLs when there is none; every row carries the
     cluster-wide counts. ``conninfo=False`` leaves ``subconninfo`` (superusers only) out.
     """
-    columns = [
-        "s.oid AS subid",
-        "s.subname::text AS name",
-        "pg_catalog.pg_get_userbyid(s.subowner)::text AS owner",
-        "s.subenabled AS enabled",
-        "s.subpublications::text[] AS publications",
-        ("s.subconninfo" if conninfo else "NULL::text") + " AS conninfo",
-        "s.subslotname::text AS slot_name",
-        "s.subsynccommit AS synchronous_commit",
-    ]
-    if major >= BINARY_STREAMING_MAJOR:
-        columns += ["s.subbinary AS binary", "s.substream::text AS streaming"]
-    if major >= SUBSCRIPTION_STATS_MAJOR:
-        columns += ["s.subtwophasestate::text AS two_phase_state", "s.subdisableonerr AS disable_on_error"]
-    if major >= PARALLEL_APPLY_MAJOR:
-        columns += [
-            "s.suborigin AS origin",
-            "s.subpasswordrequired AS password_required",
-            "s.subrunasowner AS run_as_owner",
-        ]
-    if major >= FAILOVER_MAJOR:
-        columns.append("s.subfailover AS failover")
+    columns = subscription_columns(major, conninfo)
     worker_fields = [
         "'pid', w.pid",
         "'worker_type', " + ("w.worker_type" if major >= WORKER_TYPE_MAJOR else "NULL"),
@@ -123,9 +147,8 @@ def subscriptions_query(major, conninfo=True):
         " (SELECT count(*)::int AS cluster_count, count(*) FILTER (WHERE subenabled)::int AS cluster_enabled_count"
         " FROM pg_catalog.pg_subscription) k"
         " LEFT JOIN (SELECT {}, {}, {} FROM pg_catalog.pg_subscription s{}"
-        " WHERE s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())"
-        ") x ON true ORDER BY x.name"
-    ).format(columns_sql(columns), workers, tables, stats_join)
+        " WHERE {}) x ON true ORDER BY x.name"
+    ).format(columns_sql(columns), workers, tables, stats_join, sql.SQL(IN_CURRENT_DATABASE))
 
 
 def subscription_state(row, major):
@@ -190,7 +213,7 @@ def subscription_state(row, major):
     tables = []
     counts = {}
     for item in row["tables"] or ():
-        name = state_name(item["state_code"])  # the names the subscription module reports
+        name = sync_state_name(item["state_code"])  # the names the subscription module reports
         tables.append(
             {
                 "name": table_display(item["schema"], item["table"]),
@@ -223,3 +246,81 @@ def collect_subscriptions(conn, major, conninfo=None):
         "cluster_count": rows[0]["cluster_count"],
         "cluster_enabled_count": rows[0]["cluster_enabled_count"],
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-table state and the progress of the initial synchronization (subscription_sync's polls)
+# ----------------------------------------------------------------------------------------------
+
+MAX_LISTED = 20
+"""At most this many not-ready tables are fetched per poll and listed in messages."""
+
+
+def apply_worker_condition(major):
+    """SQL condition on ``pg_stat_subscription w``: the row is an apply worker (see :func:`worker_type`)."""
+    if major >= WORKER_TYPE_MAJOR:
+        return "w.worker_type = 'apply'"
+    if major >= PARALLEL_APPLY_MAJOR:
+        return "w.relid IS NULL AND w.leader_pid IS NULL"
+    return "w.relid IS NULL"
+
+
+def progress_query(major):
+    """The one query run per poll (parameter: the subscription's oid).
+
+    Columns: ``enabled`` (NULL when the subscription is gone), ``total``, ``pending`` (count of
+    tables not ready), ``pending_tables`` (json list of up to :data:`MAX_LISTED`
+    ``{schema, table, state}``), ``apply_running`` and, on PostgreSQL 15+,
+    ``apply_error_count`` / ``sync_error_count``.
+    """
+    stats = (
+        ", st.apply_error_count, st.sync_error_count"
+        if major >= SUBSCRIPTION_STATS_MAJOR
+        else ", NULL::bigint AS apply_error_count, NULL::bigint AS sync_error_count"
+    )
+    stats_join = (
+        " LEFT JOIN pg_catalog.pg_stat_subscription_stats st ON st.subid = s.oid"
+        if major >= SUBSCRIPTION_STATS_MAJOR
+        else ""
+    )
+    return (
+        "SELECT s.subenabled AS enabled,"  # noqa: S608 - constant SQL, the oid is a parameter
+        " (SELECT count(*) FROM pg_catalog.pg_subscription_rel r WHERE r.srsubid = s.oid) AS total,"
+        " (SELECT count(*) FROM pg_catalog.pg_subscription_rel r"
+        "   WHERE r.srsubid = s.oid AND r.srsubstate <> 'r') AS pending,"
+        " (SELECT coalesce(json_agg(json_build_object('schema', p.nspname, 'table', p.relname,"
+        "   'state', p.srsubstate) ORDER BY p.nspname, p.relname), '[]'::json)"
+        "   FROM (SELECT n.nspname::text AS nspname, c.relname::text AS relname, r.srsubstate::text AS srsubstate"
+        "     FROM pg_catalog.pg_subscription_rel r JOIN pg_catalog.pg_class c ON c.oid = r.srrelid"
+        "     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        "     WHERE r.srsubid = s.oid AND r.srsubstate <> 'r'"
+        f"     ORDER BY n.nspname, c.relname LIMIT {MAX_LISTED}) p) AS pending_tables,"
+        " EXISTS (SELECT 1 FROM pg_catalog.pg_stat_subscription w"
+        f"   WHERE w.subid = s.oid AND w.pid IS NOT NULL AND {apply_worker_condition(major)}) AS apply_running"
+        f"{stats}"
+        f" FROM pg_catalog.pg_subscription s{stats_join}"
+        " WHERE s.oid = %s"
+    )
+
+
+TABLES_QUERY = (
+    "SELECT n.nspname::text AS schema, c.relname::text AS table, r.srsubstate::text AS state,"
+    " r.srsublsn::text AS lsn"
+    " FROM pg_catalog.pg_subscription_rel r JOIN pg_catalog.pg_class c ON c.oid = r.srrelid"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE r.srsubid = %s ORDER BY n.nspname, c.relname"
+)
+"""Every table of a subscription with its sync state (parameter: the subscription's oid)."""
+
+
+REL_IDS_QUERY = "SELECT srrelid::bigint AS relid FROM pg_catalog.pg_subscription_rel WHERE srsubid = %s"
+"""The tables of a subscription (parameter: its oid)."""
+
+SYNCING_REL_IDS_QUERY = REL_IDS_QUERY + " AND srsubstate IN ('d', 'f', 's')"
+"""The tables of a subscription whose synchronization may hold a slot on the publisher (parameter: its oid)."""
+
+WORKERS_RUNNING_QUERY = "SELECT count(*) AS n FROM pg_catalog.pg_stat_subscription WHERE subid = %s AND pid IS NOT NULL"
+"""How many workers of a subscription run (parameter: its oid)."""
+
+ORIGIN_LSN_QUERY = "SELECT remote_lsn::text AS lsn FROM pg_catalog.pg_replication_origin_status WHERE external_id = %s"
+"""How far a subscription has applied (parameter: its origin's name, ``pg_<oid>``)."""

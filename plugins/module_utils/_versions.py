@@ -73,6 +73,12 @@ SYNC_STATES = {
 }
 """``pg_subscription_rel.srsubstate`` codes and the names the modules report."""
 
+
+def sync_state_name(code):
+    """Readable name of a ``srsubstate`` code (unknown codes are returned unchanged)."""
+    return SYNC_STATES.get(code, code)
+
+
 CONFLICT_TYPES = (
     "insert_exists",
     "update_origin_differs",
