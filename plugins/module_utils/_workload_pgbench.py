@@ -192,3 +192,18 @@ def parse_report(stdout, stderr=""):
         )
     report["progress"] = progress
     return report
+
+
+def result(mode, command, rows=0, seconds=0.0, rate=None, stdout="", markers=None, **extra):
+    """The module's return fields; the defaults are those of an exit that ran nothing (no-op, check mode)."""
+    fields = dict(
+        mode=mode,
+        rows=rows,
+        seconds=seconds,
+        rate=rate,
+        command=command,
+        stdout=stdout,
+        markers=[] if markers is None else markers,
+    )
+    fields.update(extra)
+    return fields

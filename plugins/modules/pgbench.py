@@ -272,43 +272,26 @@ def do_init(m, exe, env, markers):
     rows = sum(expected.values())
     m.close()  # pgbench truncates: no session of ours may hold a lock on the tables
     if before == expected and not p["force"]:
-        m.exit(
-            changed=False,
-            mode="init",
-            scale=p["scale"],
-            rows=0,
-            seconds=0.0,
-            rate=None,
-            command=argv,
-            stdout="",
-            markers=[],
-        )
+        m.exit(changed=False, **pgbench.result("init", argv, scale=p["scale"]))
     m.queries.append(" ".join(argv))
     if m.check_mode:
-        m.exit(
-            changed=True,
-            mode="init",
-            scale=p["scale"],
-            rows=rows,
-            seconds=0.0,
-            rate=None,
-            command=argv,
-            stdout="",
-            markers=[],
-        )
+        m.exit(changed=True, **pgbench.result("init", argv, scale=p["scale"], rows=rows))
     markers.start(planned_rows=rows, scale=p["scale"])
     out, err, seconds = run_pgbench(m, argv, env)
-    markers.stop(rows=rows, seconds=round(seconds, 3), rate=round(rows / seconds, 1))
+    seconds, rate = round(seconds, 3), round(rows / seconds, 1)
+    markers.stop(rows=rows, seconds=seconds, rate=rate)
     m.exit(
         changed=True,
-        mode="init",
-        scale=p["scale"],
-        rows=rows,
-        seconds=round(seconds, 3),
-        rate=round(rows / seconds, 1),
-        command=argv,
-        stdout=out + err,
-        markers=markers.written,
+        **pgbench.result(
+            "init",
+            argv,
+            scale=p["scale"],
+            rows=rows,
+            seconds=seconds,
+            rate=rate,
+            stdout=out + err,
+            markers=markers.written,
+        ),
     )
 
 
@@ -339,17 +322,7 @@ def do_run(m, exe, env, markers):
             m.fail(str(exc))
         m.queries.append(" ".join(argv))
         if m.check_mode:
-            m.exit(
-                changed=writes,
-                mode="run",
-                rows=0,
-                seconds=0.0,
-                rate=None,
-                command=argv,
-                stdout="",
-                markers=[],
-                progress=[],
-            )
+            m.exit(changed=writes, **pgbench.result("run", argv, progress=[]))
         m.close()
         markers.start(target_rate=p.get("rate"), clients=p["clients"], duration=p["duration"])
         out, err, seconds = run_pgbench(m, argv, env)
@@ -367,18 +340,17 @@ def do_run(m, exe, env, markers):
         latency_ms=report.get("latency_average_ms"),
     )
     scale = report.pop("scaling_factor", None)
-    result = dict(report)
-    result.update(
-        mode="run",
+    fields = pgbench.result(
+        "run",
+        argv,
         scale=scale,
         rows=transactions,
         seconds=round(seconds, 3),
         rate=report.get("tps"),
-        command=argv,
         stdout=out,
         markers=markers.written,
     )
-    m.exit(changed=writes and transactions > 0, **result)
+    m.exit(changed=writes and transactions > 0, **{**report, **fields})
 
 
 def main():
