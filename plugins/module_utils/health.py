@@ -103,7 +103,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._sub
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     CONFLICT_TYPES,
     LOCK_MODES,
-    MIN_SERVER_MAJOR,
     PUBLISH_OPERATIONS,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import sql
@@ -124,7 +123,6 @@ __all__ = [
     "LOCKS_QUERY",
     "LOCK_MODES",
     "MAX_LISTED",
-    "MIN_SERVER_MAJOR",
     "PUBLISH_OPERATIONS",
     "REPLICA_IDENTITY_ATTNUMS",
     "SEVERITIES",
