@@ -93,7 +93,7 @@ def psycopg_version_ok():
     return tuple(int(x) for x in numbers) >= MIN_PSYCOPG_VERSION
 
 
-def connection_kwargs(params):
+def connection_kwargs(params, application_name=APPLICATION_NAME):
     """Translate module parameters into ``psycopg.connect()`` keyword arguments (libpq names).
 
     ``login_unix_socket`` (a directory) takes precedence over ``login_host``; with
@@ -106,7 +106,7 @@ def connection_kwargs(params):
         "port": params.get("login_port"),
         "sslmode": params.get("ssl_mode"),
         "connect_timeout": params.get("connect_timeout"),
-        "application_name": APPLICATION_NAME,
+        "application_name": application_name,
     }
     host = params.get("login_unix_socket") or params.get("login_host")
     optional = {
@@ -142,15 +142,16 @@ def _one_line(text):
     return re.sub(r"\s*\n\s*", " ", str(text)).strip()
 
 
-def connect(params, autocommit=True):
+def connect(params, autocommit=True, application_name=APPLICATION_NAME):
     """Open a psycopg connection (``dict_row`` rows) from module parameters.
 
     Raises :class:`PgConnectionError` with a message naming host, port, user and
-    database plus libpq's reason, with the password redacted.
+    database plus libpq's reason, with the password redacted. ``application_name`` names the
+    session in ``pg_stat_activity`` (the metrics sampler gives its own).
     """
     if not HAS_PSYCOPG:
         raise PgConnectionError(f"{PSYCOPG_REQUIREMENT} is required")
-    kwargs = connection_kwargs(params)
+    kwargs = connection_kwargs(params, application_name)
     try:
         conn = psycopg.connect(autocommit=autocommit, row_factory=dict_row, **kwargs)
     except psycopg.Error as exc:
