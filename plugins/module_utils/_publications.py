@@ -27,7 +27,11 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
     SCHEMAS_MAJOR,
     require_supported,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg, sql
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    format_db_error,
+    psycopg,
+    sql,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import (
     IdentifierError,
     ident,
@@ -35,7 +39,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
     parse_qualified_name,
     quote_ident,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import format_db_error
 
 
 def publication_rels_query(major, pubid=None):

@@ -19,7 +19,11 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
     PARALLEL_APPLY_MAJOR,
     REPLICATION_ORIGINS_MAJOR,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg, sql
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    format_db_error,
+    psycopg,
+    sql,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.guc import (
     SESSION_RELOAD_CONTEXTS,
     SESSION_SOURCES,
@@ -30,7 +34,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.guc 
     plan,
     predict,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import format_db_error
 
 
 @memoize

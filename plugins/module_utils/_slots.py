@@ -27,8 +27,11 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
     TWO_PHASE_MAJOR,
     require_supported,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg, sql
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import format_db_error
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    format_db_error,
+    psycopg,
+    sql,
+)
 
 
 def slot_columns(major):

@@ -39,7 +39,11 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     SUBSCRIPTION_OPTION_MAJORS as WITH_OPTIONS,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg, sql
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    format_db_error,
+    psycopg,
+    sql,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import (
     ConninfoError,
     conninfo_diff,
@@ -54,7 +58,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
     parse_identifier,
     quote_ident,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import format_db_error
 from ansible_collections.inventium.logical_replication.plugins.module_utils.subscription_sync import (
     read_tables,
     wait_for_sync,

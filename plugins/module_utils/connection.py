@@ -31,6 +31,7 @@ __all__ = [
     "connection_kwargs",
     "describe_target",
     "dict_row",
+    "format_db_error",
     "psycopg",
     "psycopg_version_ok",
     "sql",
@@ -158,3 +159,23 @@ def connect(params, autocommit=True, application_name=APPLICATION_NAME):
         message = f"Unable to connect to PostgreSQL at {describe_target(params)}: {_one_line(exc)}"
         raise PgConnectionError(redact(message, [params.get("login_password")])) from None
     return conn
+
+
+def format_db_error(exc, secrets=(), action=None):
+    """Format a psycopg error as ``[action: ]ERROR <SQLSTATE>: message. DETAIL: ... HINT: ...``, redacted."""
+    diag = getattr(exc, "diag", None)
+    sqlstate = getattr(exc, "sqlstate", None) or (diag.sqlstate if diag is not None else None)
+    primary = diag.message_primary if diag is not None else None
+    if not primary:
+        primary = " ".join(str(exc).split())
+    parts = []
+    severity = (diag.severity_nonlocalized or diag.severity) if diag is not None else None
+    parts.append("{} {}: {}".format(severity or "ERROR", sqlstate or "(no SQLSTATE)", primary))
+    if diag is not None and diag.message_detail:
+        parts.append(f"DETAIL: {diag.message_detail}")
+    if diag is not None and diag.message_hint:
+        parts.append(f"HINT: {diag.message_hint}")
+    text = " ".join(parts)
+    if action:
+        text = f"{action}: {text}"
+    return redact(text, secrets)

@@ -44,6 +44,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
     PgConnectionError,
     connect,
     connection_argument_spec,
+    format_db_error,
     psycopg,
     psycopg_version_ok,
 )
@@ -54,26 +55,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.reda
 def server_major(server_version_num):
     """Major version from ``server_version_num``: ``150004`` -> ``15``, ``170002`` -> ``17``."""
     return server_version_num // 10000
-
-
-def format_db_error(exc, secrets=(), action=None):
-    """Format a psycopg error as ``[action: ]ERROR <SQLSTATE>: message. DETAIL: ... HINT: ...``, redacted."""
-    diag = getattr(exc, "diag", None)
-    sqlstate = getattr(exc, "sqlstate", None) or (diag.sqlstate if diag is not None else None)
-    primary = diag.message_primary if diag is not None else None
-    if not primary:
-        primary = " ".join(str(exc).split())
-    parts = []
-    severity = (diag.severity_nonlocalized or diag.severity) if diag is not None else None
-    parts.append("{} {}: {}".format(severity or "ERROR", sqlstate or "(no SQLSTATE)", primary))
-    if diag is not None and diag.message_detail:
-        parts.append(f"DETAIL: {diag.message_detail}")
-    if diag is not None and diag.message_hint:
-        parts.append(f"HINT: {diag.message_hint}")
-    text = " ".join(parts)
-    if action:
-        text = f"{action}: {text}"
-    return redact(text, secrets)
 
 
 class PgModule:
