@@ -274,6 +274,21 @@ def cleanup(m):
     )
 
 
+# The module options LoadRunner takes as they are (mix is converted to floats first).
+RUNNER_OPTIONS = (
+    "schema",
+    "table",
+    "pattern",
+    "rate",
+    "amplitude",
+    "period",
+    "duration",
+    "id_base",
+    "report_interval",
+    "seed",
+)
+
+
 def execute(m):
     """The ``load_generator`` module's steps after argument parsing (``m``: its PgModule)."""
     p = m.params
@@ -289,20 +304,7 @@ def execute(m):
         m.fail(str(exc))
     if p["report_interval"] <= 0:
         m.fail("report_interval: must be greater than 0 seconds")
-    runner = LoadRunner(
-        conn,
-        schema=p["schema"],
-        table=p["table"],
-        pattern=p["pattern"],
-        rate=p["rate"],
-        amplitude=p["amplitude"],
-        period=p["period"],
-        duration=p["duration"],
-        mix=mix,
-        id_base=p["id_base"],
-        report_interval=p["report_interval"],
-        seed=p["seed"],
-    )
+    runner = LoadRunner(conn, mix=mix, **{name: p[name] for name in RUNNER_OPTIONS})
     try:
         existing = runner.load_existing()
     except psycopg.Error as exc:
