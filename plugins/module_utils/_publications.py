@@ -38,6 +38,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
     parse_identifier,
     parse_qualified_name,
     quote_ident,
+    unique_names,
 )
 
 
@@ -451,13 +452,7 @@ def _parse_columns(raw, option):
         raise OptionError(f"{option}: expected a list of column names, got {type(raw).__name__} {raw!r}")
     if not raw:
         raise OptionError(f"{option}: the column list must not be empty (leave it out to publish all columns)")
-    columns = []
-    for index, column in enumerate(raw):
-        name = _parse_name(column, f"{option}[{index}]")
-        if name in columns:
-            raise OptionError(f"{option}: column {quote_ident(name)} is listed more than once")
-        columns.append(name)
-    return columns
+    return unique_names(raw, option, "column", _parse_name, OptionError, indexed=False)
 
 
 def parse_tables(entries):
@@ -507,13 +502,7 @@ def parse_schemas(values):
     """Parse ``schemas`` into a sorted tuple of exact schema names (``None`` stays ``None``)."""
     if values is None:
         return None
-    names = []
-    for index, value in enumerate(values):
-        name = _parse_name(value, f"schemas[{index}]")
-        if name in names:
-            raise OptionError(f"schemas[{index}]: schema {quote_ident(name)} is listed more than once")
-        names.append(name)
-    return tuple(sorted(names))
+    return tuple(sorted(unique_names(values, "schemas", "schema", _parse_name, OptionError)))
 
 
 class Desired:

@@ -57,6 +57,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
     ident,
     parse_identifier,
     quote_ident,
+    unique_names,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.subscription_sync import (
     read_tables,
@@ -183,13 +184,7 @@ def parse_publications(values):
         return None
     if not values:
         raise OptionError("publications: a subscription needs at least one publication")
-    names = []
-    for index, value in enumerate(values):
-        name = _parse_name(value, f"publications[{index}]")
-        if name in names:
-            raise OptionError(f"publications[{index}]: publication {quote_ident(name)} is listed more than once")
-        names.append(name)
-    return names
+    return unique_names(values, "publications", "publication", _parse_name, OptionError)
 
 
 def publisher_params(publisher):
