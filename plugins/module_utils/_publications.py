@@ -25,7 +25,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
     PUBLISH_OPERATIONS,
     ROW_FILTER_MAJOR,
     SCHEMAS_MAJOR,
-    require_supported,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
     format_db_error,
@@ -799,11 +798,7 @@ class PublicationModule:
     # -- validation against the server ----------------------------------------------------------
 
     def check_versions(self):
-        unsupported = require_supported(self.major, "publication module")
-        if unsupported:
-            self.m.fail(unsupported)
-        for option, minimum, reason in version_problems(self.desired, self.major):
-            self.m.require_version(option, minimum, reason)
+        self.m.require_versions("publication module", version_problems(self.desired, self.major))
 
     def check_objects_exist(self):
         d = self.desired

@@ -25,7 +25,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
     FAILOVER_MAJOR,
     TWO_PHASE_AT_MAJOR,
     TWO_PHASE_MAJOR,
-    require_supported,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
     format_db_error,
@@ -366,11 +365,7 @@ class SlotModule:
 
     def run(self):
         m, p = self.m, self.params
-        unsupported = require_supported(self.major, "replication_slot module")
-        if unsupported:
-            m.fail(unsupported)
-        for option, minimum in version_problems(p, self.major):
-            m.require_version(option, minimum)
+        m.require_versions("replication_slot module", version_problems(p, self.major))
         current = self.read()
         before = definition_of(current)
 

@@ -34,7 +34,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
     STREAMING_PARALLEL_MAJOR,
     SUBSCRIPTION_STATS_MAJOR,
     TWO_PHASE_STATES,
-    require_supported,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     SUBSCRIPTION_OPTION_MAJORS as WITH_OPTIONS,
@@ -574,11 +573,7 @@ class SubscriptionModule:
     # -- validation -----------------------------------------------------------------------------
 
     def check_versions(self):
-        unsupported = require_supported(self.major, "subscription module")
-        if unsupported:
-            self.m.fail(unsupported)
-        for option, minimum, reason in version_problems(self.d, self.major):
-            self.m.require_version(option, minimum, reason)
+        self.m.require_versions("subscription module", version_problems(self.d, self.major))
 
     # -- planning -------------------------------------------------------------------------------
 

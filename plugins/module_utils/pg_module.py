@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import require_supported
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
     HAS_PSYCOPG,
     PSYCOPG_IMPORT_ERROR,
@@ -129,6 +130,14 @@ class PgModule:
     def supports(self, min_major):
         """True when the server's major version is at least ``min_major``."""
         return self.server_major >= min_major
+
+    def require_versions(self, what, problems):
+        """Fail unless ``what`` supports the server and it has every ``(option, min_major[, reason])`` problem."""
+        unsupported = require_supported(self.server_major, what)
+        if unsupported:
+            self.fail(unsupported)
+        for problem in problems:
+            self.require_version(*problem)
 
     def require_version(self, option, min_major, reason=None):
         """Fail with ``option X requires PostgreSQL >= N (server is M)`` unless the server is new enough."""

@@ -758,9 +758,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._che
     ThresholdError,
     parse_bytes,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (  # noqa: E402
-    require_supported,
-)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils.health import SUBSETS, collect  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
@@ -785,9 +782,7 @@ def main():
     gather = [subset for subset in SUBSETS if subset in m.params["gather"]]
     conn = m.connect()
     major = m.server_major
-    unsupported = require_supported(major, "replication_info module")
-    if unsupported:
-        m.fail(unsupported)
+    m.require_versions("replication_info module", ())
     try:
         facts = collect(conn, major, gather=gather, retained_wal_threshold=threshold)
         database = conn.info.dbname
