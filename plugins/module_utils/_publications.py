@@ -236,13 +236,15 @@ def replica_identity_rule_query(source):
     ).format(ri=sql.SQL(REPLICA_IDENTITY_ATTNUMS), pattern=sql.SQL(f"'{FILTER_COLUMN_PATTERN}'"), source=source)
 
 
-TABLE_RULE_QUERY = replica_identity_rule_query(
-    sql.SQL(
-        "SELECT u.oid, u.attnums::int2[] AS attnums, u.qual"
-        " FROM unnest(%s::oid[], %s::text[], %s::text[]) AS u(oid, attnums, qual)"
+@memoize
+def table_rule_query():
+    """The rule over given tables (parameters: oids, column lists as ``'{1,2}'`` text, row filter trees)."""
+    return replica_identity_rule_query(
+        sql.SQL(
+            "SELECT u.oid, u.attnums::int2[] AS attnums, u.qual"
+            " FROM unnest(%s::oid[], %s::text[], %s::text[]) AS u(oid, attnums, qual)"
+        )
     )
-)
-"""The rule over given tables (parameters: oids, column lists as ``'{1,2}'`` text, row filter trees)."""
 
 
 @memoize
@@ -698,7 +700,7 @@ def column_list_problems(run, state, tables, ops):
         ["{" + ",".join(str(a) for a in t["_attnums"]) + "}" if t["_attnums"] else None for t in tables],
         [t["_qual_tree"] for t in tables],
     ]
-    found = {row["oid"]: row for row in run(TABLE_RULE_QUERY, params)}
+    found = {row["oid"]: row for row in run(table_rule_query(), params)}
     pub = quote_ident(state["name"])
     warnings = []
     for table in tables:
