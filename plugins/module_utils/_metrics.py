@@ -16,6 +16,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._cat
     iso,
     memoize,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import SLOT_OF_SENDER
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     CHECKPOINTER_MAJOR,
     LOCK_MODES,
@@ -50,11 +51,9 @@ def senders_query(major):
     ]
     columns += ["r.reply_time", "extract(epoch FROM now() - r.reply_time)::float8 AS seconds_since_reply"]
     return sql.SQL(
-        "SELECT {} FROM pg_catalog.pg_stat_replication r"
-        " LEFT JOIN pg_catalog.pg_replication_slots s ON s.active_pid = r.pid"
-        " CROSS JOIN (SELECT {} AS lsn) c"
+        "SELECT {} FROM pg_catalog.pg_stat_replication r {} CROSS JOIN (SELECT {} AS lsn) c"
         " ORDER BY r.application_name, r.pid"
-    ).format(columns_sql(columns), sql.SQL(CURRENT_LSN))
+    ).format(columns_sql(columns), sql.SQL(SLOT_OF_SENDER), sql.SQL(CURRENT_LSN))
 
 
 def collect_senders(conn, major):

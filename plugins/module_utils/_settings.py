@@ -15,6 +15,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._cat
     fetch_rows,
     memoize,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import SLOT_COUNT
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     PARALLEL_APPLY_MAJOR,
     REPLICATION_ORIGINS_MAJOR,
@@ -54,7 +55,7 @@ def server_query(major):
         "w.enumvals AS wal_level_enumvals",
         "w.context AS wal_level_context",
         "current_setting('max_replication_slots')::int AS max_replication_slots",
-        "(SELECT count(*) FROM pg_catalog.pg_replication_slots)::int AS replication_slots_used",
+        f"{SLOT_COUNT} AS replication_slots_used",
         "current_setting('max_wal_senders')::int AS max_wal_senders",
         "a.wal_senders_used",
         "current_setting('max_logical_replication_workers')::int AS max_logical_replication_workers",

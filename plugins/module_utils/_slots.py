@@ -32,6 +32,12 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
     sql,
 )
 
+SLOT_COUNT = "(SELECT count(*) FROM pg_catalog.pg_replication_slots)::int"
+"""SQL expression: the number of replication slots of the cluster (a server fact)."""
+
+SLOT_OF_SENDER = "LEFT JOIN pg_catalog.pg_replication_slots s ON s.active_pid = r.pid"
+"""SQL join clause: the slot ``s`` a WAL sender ``r`` (``pg_stat_replication``) streams from, if any."""
+
 
 def slot_columns(major):
     """The ``pg_replication_slots`` columns returned for a slot (``replication_slot`` module's state)."""
