@@ -41,7 +41,9 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-import support  # noqa: E402, F401  (tests/support: the collection, tests/ and tests/integration/ on sys.path)
+from support.paths import use_checkout  # noqa: E402
+
+use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import health  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Every pytest run under ``tests/``: the checkout on ``sys.path``, once, through ``support``.
 
-``support`` (``tests/support``) puts ``collections/`` (so module_utils import exactly the way
+``support.paths.use_checkout`` (``tests/support``) puts ``collections/`` (so module_utils import exactly the way
 modules import them: ``ansible_collections.inventium.logical_replication.plugins.module_utils``),
 ``tests/`` and ``tests/integration/`` on ``sys.path``. ``tests/`` itself is put there first
 because ``--import-mode=importlib`` does not.
@@ -15,4 +15,6 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-import support  # noqa: E402, F401
+from support.paths import use_checkout  # noqa: E402
+
+use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path

@@ -6,12 +6,14 @@ is a symlink to the repository root), ``tests/`` and ``tests/integration/`` on `
 That is the only place that does; everything else imports module_utils as
 ``ansible_collections.inventium.logical_replication.plugins.module_utils...``.
 
-Under pytest, ``tests/conftest.py`` imports it. A program outside pytest (``scripts/``,
+Under pytest, ``tests/conftest.py`` calls it. A program outside pytest (``scripts/``,
 ``benchmarks/``, Molecule's Testinfra tests) first puts ``tests/`` on ``sys.path`` itself, then
-imports it::
+calls it::
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    import support  # noqa: E402  (the collection, tests/ and tests/integration/ on sys.path)
+    from support.paths import use_checkout  # noqa: E402
+
+    use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
 
 :mod:`support.ansible` builds the environment of every Ansible run of the tests and runs a
 playbook or a single module.

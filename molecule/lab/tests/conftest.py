@@ -14,4 +14,6 @@ _TESTS = str(Path(__file__).resolve().parents[3] / "tests")
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-import support  # noqa: E402, F401
+from support.paths import use_checkout  # noqa: E402
+
+use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
