@@ -275,7 +275,7 @@ diff:
       type: dict
 """
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils._publications import (  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._publication_plan import (  # noqa: E402
     GENERATED_COLUMNS_VALUES,
     Desired,
     OptionError,

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import _publications as pub
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _publication_plan as pub
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _publications
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import (
     QualifiedName,
 )
@@ -73,7 +74,7 @@ def test_normalize_publish_errors(given, message):
 
 def test_publish_from_flags():
     row = {"pubinsert": True, "pubupdate": False, "pubdelete": True, "pubtruncate": True}
-    assert pub.publish_from_flags(row) == ("insert", "delete", "truncate")
+    assert _publications.publish_from_flags(row) == ("insert", "delete", "truncate")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def test_version_problems_ignore_empty_and_unset():
 
 
 def table(schema, name, columns=None, where=None):
-    return pub.table_state(schema, name, columns, where)
+    return _publications.table_state(schema, name, columns, where)
 
 
 def test_diff_tables():
@@ -272,7 +273,7 @@ def test_referenced_attnums():
     )
 
     def referenced_attnums(tree):  # the row filter rule's pattern (run by PostgreSQL in the one SQL copy)
-        return {int(n) for n in re.findall(pub.FILTER_COLUMN_PATTERN, tree or "")}
+        return {int(n) for n in re.findall(_publications.FILTER_COLUMN_PATTERN, tree or "")}
 
     assert referenced_attnums(pg15) == {2}
     assert referenced_attnums(pg18) == {4, 12}
