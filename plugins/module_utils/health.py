@@ -8,8 +8,10 @@
 catalog readers live in the core, one file per object, each the ONLY SQL reading its catalog:
 ``_slots.py`` (slots), ``_publications.py`` (publications and the replica identity rule),
 ``_subscriptions.py`` (subscriptions, their workers and per-table state), ``_settings.py`` (server
-facts); what counts as unhealthy is ``_checks.py``; what the sampler measures besides is
-``_metrics.py``. The names below are re-exported so that ``health.<name>`` keeps working.
+facts and the ``server_settings`` run); what counts as unhealthy is ``_checks.py``; what the
+sampler measures besides is ``_metrics.py``; version gates and catalog code maps are
+``_versions.py``. The modules' planners are ``_slots.py`` (slots), ``_publication_plan.py`` and
+``_subscription_plan.py``. The names below are re-exported so that ``health.<name>`` keeps working.
 
 Sampler use (a round costs ~1-2 ms on a persistent connection, see ``benchmarks/health_round.py``)::
 
