@@ -28,8 +28,7 @@ except ImportError:  # pragma: no cover - the module reports the missing library
     sql = None
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import Markers
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import format_db_error
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import format_db_error, psycopg
 
 TABLES = {"books": "synthetic_books", "wide": "synthetic_wide", "docs": "synthetic_docs"}
 """Short name -> table (in the schema given to the functions, default ``public``)."""

@@ -151,11 +151,11 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._wor
     Markers,
     marker_argument_spec,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
-    PgModule,
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
     format_db_error,
+    psycopg,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 LISTED_IDS = 100
 
