@@ -10,7 +10,7 @@ checks) and, separately, the sampler's round (server, slots, senders, subscripti
 
 first on an idle server, then while pgbench runs against the same server. Medians, 90th
 percentiles and the ratios are printed (compare ratios from one run, not absolute numbers:
-DESIGN.md section 5a measured ~2.5 ms idle / ~3 ms loaded persistent and ~6-10 ms with a new
+``docs/measurements.md``: measured ~2.5 ms idle / ~3 ms loaded persistent and ~6-10 ms with a new
 connection for 5 catalog queries).
 
 Without ``--dsn`` a throwaway PostgreSQL server is started with the test harness
@@ -40,8 +40,10 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "collections"))
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests"))
+from support.paths import use_checkout  # noqa: E402
+
+use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import health  # noqa: E402
 

@@ -36,9 +36,12 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "collections"))
+sys.path.insert(0, str(ROOT / "tests"))
+from support.paths import use_checkout  # noqa: E402
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import influx  # noqa: E402
+use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
 PROGRAM = ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"

@@ -1,7 +1,7 @@
 """Benchmark and CLI: synthetic rows generated server-side, rows/s for narrow rows (target >= 200,000/s).
 
 Generates ``--rows`` rows (default 1,000,000) into ``synthetic_books`` (or ``--table wide|docs``)
-exactly as the ``synthetic_data`` module does (``plugins/module_utils/synthetic.py``: INSERT ...
+exactly as the ``synthetic_data`` module does (``plugins/module_utils/_workload_synthetic.py``: INSERT ...
 SELECT generate_series, one COMMIT per ``--chunk-size`` rows), with a progress bar, and prints
 the rate. As a benchmark it also times the floor of the method, the same number of ids into a
 table with only a bigint primary key, and prints both ratios: rows/s over the 200,000 rows/s
@@ -31,10 +31,12 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "collections"))
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests"))
+from support.paths import use_checkout  # noqa: E402
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import synthetic  # noqa: E402
+use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_synthetic as synthetic  # noqa: E402
 
 SCHEMA = ROOT / "roles" / "publisher" / "files" / "schema" / "synthetic.sql"
 TARGET = 200_000

@@ -30,9 +30,12 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+sys.path.insert(0, str(ROOT / "tests"))
+from support.paths import use_checkout  # noqa: E402
 
-import influx  # noqa: E402  (plugins/module_utils/influx.py: stdlib only)
+use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MPLCONFIGDIR", str(Path(tempfile.gettempdir()) / "inventium-matplotlib"))

@@ -1,10 +1,8 @@
-"""Client helpers for the localhost lab (DESIGN §5), shared by every test that talks to it.
+"""Client helpers for the localhost lab (README, "The lab"), shared by every test that talks to it.
 
 Used by ``tests/integration/test_lab.py``, the Testinfra tests of ``molecule/lab`` and other
-lab-level tests. Import it by putting the ``tests`` directory on ``sys.path`` explicitly::
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[N]))  # .../tests
-    import lab_client
+lab-level tests: ``import lab_client`` (``tests/`` is on ``sys.path``: ``tests/conftest.py``, or
+``molecule/lab/tests/conftest.py``). Playbooks run through ``support.ansible`` (``tests/support``).
 
 Everything here reads the lab's own state files (``.lab/endpoints.json``, ``.lab/secrets``);
 nothing is hard-coded that the lab already records. No pytest import: plain functions that
@@ -18,12 +16,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support.ansible import LAB_DROP, ansible_env, run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAB_DIR = REPO_ROOT / ".lab"
@@ -140,24 +139,8 @@ class PlaybookRun:
         return changed_tasks(self.output)
 
 
-def ansible_env() -> dict[str, str]:
-    """The environment for ansible-playbook: no inherited PG*/ANSIBLE_* settings, no colour."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "ANSIBLE_"))}
-    env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PYTHONUNBUFFERED": "1"})
-    return env
-
-
 def run_site(*extra: str, playbook: str = SITE_PLAYBOOK, inventory: str = LAB_INVENTORY) -> PlaybookRun:
     """Run ``ansible-playbook site.yml -i inventory/lab`` from the repository root (output captured)."""
-    binary = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    start = time.monotonic()
-    proc = subprocess.run(
-        [binary, playbook, "-i", inventory, *extra],
-        cwd=REPO_ROOT,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=PLAYBOOK_TIMEOUT,
-        check=False,
-    )
-    return PlaybookRun(proc.returncode, proc.stdout + "\n" + proc.stderr, time.monotonic() - start)
+    env = ansible_env(callback=None, drop=LAB_DROP)  # ansible.cfg's text callback: the recap is parsed
+    run = run_playbook(playbook, *extra, inventory=inventory, callback=None, env=env, timeout=PLAYBOOK_TIMEOUT)
+    return PlaybookRun(run.rc, run.output, run.seconds)

@@ -12,7 +12,6 @@ Usage: tests/run_all.py [--stages ruff,ansible-lint,...]
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -22,11 +21,16 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.ansible import ansible_env  # tests/ is this script's directory: on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".build"
 COLLECTION_NAMESPACE = "inventium"
 COLLECTION_NAME = "logical_replication"
 VENV_BIN = Path(sys.executable).parent
+# The tools' environment: the venv's bin first on PATH (molecule and ansible-lint call Ansible by
+# name), the checkout's ansible.cfg, and nothing of the caller's dropped (pytest reads PG_VERSIONS).
+TOOLS = {"callback": None, "drop": (), "venv_on_path": True}
 
 
 @dataclass
@@ -44,14 +48,6 @@ def run(cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> 
     return subprocess.call(cmd, cwd=cwd, env=env)
 
 
-def tool_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    return env
-
-
 def single(name: str, rc: int, note: str = "") -> StageResult:
     return StageResult(name, passed=int(rc == 0), failed=int(rc != 0), note=note or f"exit {rc}")
 
@@ -62,7 +58,7 @@ def pytest_stage(name: str, path: str, extra: list[str] | None = None) -> StageR
     report.unlink(missing_ok=True)
     rc = run(
         [str(VENV_BIN / "python"), "-m", "pytest", path, "-ra", f"--junitxml={report}", *(extra or [])],
-        env=tool_env(),
+        env=ansible_env(**TOOLS),
     )
     if rc == 5:  # pytest: no tests collected — not a failure, just nothing to count
         return StageResult(name, note="no tests collected")
@@ -82,18 +78,20 @@ def pytest_stage(name: str, path: str, extra: list[str] | None = None) -> StageR
 
 def stage_prepare() -> StageResult:
     """Docker engine and the lab's images, through the collection's own roles."""
-    rc = run([str(VENV_BIN / "ansible-playbook"), "playbooks/images.yml", "-i", "inventory/lab"], env=tool_env())
+    rc = run(
+        [str(VENV_BIN / "ansible-playbook"), "playbooks/images.yml", "-i", "inventory/lab"], env=ansible_env(**TOOLS)
+    )
     return single("prepare", rc)
 
 
 def stage_ruff() -> StageResult:
-    rc = run([str(VENV_BIN / "ruff"), "check", "."], env=tool_env())
-    rc |= run([str(VENV_BIN / "ruff"), "format", "--check", "."], env=tool_env())
+    rc = run([str(VENV_BIN / "ruff"), "check", "."], env=ansible_env(**TOOLS))
+    rc |= run([str(VENV_BIN / "ruff"), "format", "--check", "."], env=ansible_env(**TOOLS))
     return single("ruff", rc)
 
 
 def stage_ansible_lint() -> StageResult:
-    return single("ansible-lint", run([str(VENV_BIN / "ansible-lint")], env=tool_env()))
+    return single("ansible-lint", run([str(VENV_BIN / "ansible-lint")], env=ansible_env(**TOOLS)))
 
 
 def collection_files() -> list[str]:
@@ -153,7 +151,7 @@ def stage_sanity() -> StageResult:
     rc = run(
         [str(VENV_BIN / "ansible-test"), "sanity", "--requirements", "--python", python, "--color", "no"],
         cwd=tree,
-        env=tool_env(),
+        env=ansible_env(**TOOLS),
     )
     return single("sanity", rc)
 
@@ -190,7 +188,7 @@ def stage_molecule() -> StageResult:
         report = BUILD / f"junit-molecule-{scenario}.xml"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.unlink(missing_ok=True)
-        env = tool_env()
+        env = ansible_env(**TOOLS)
         env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} --junitxml={report}".strip()
         start = time.monotonic()
         rc = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=env)

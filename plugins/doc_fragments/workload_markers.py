@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # Options of the workload modules' InfluxDB phase markers.
-    # Keep in sync with MARKER_ARGUMENT_SPEC in plugins/module_utils/workload_markers.py.
+    # Keep in sync with MARKER_ARGUMENT_SPEC in plugins/module_utils/_workload_markers.py.
     DOCUMENTATION = r"""
 options:
   influx_endpoints:

@@ -31,6 +31,7 @@ __all__ = [
     "connection_kwargs",
     "describe_target",
     "dict_row",
+    "format_db_error",
     "psycopg",
     "psycopg_version_ok",
     "sql",
@@ -93,7 +94,7 @@ def psycopg_version_ok():
     return tuple(int(x) for x in numbers) >= MIN_PSYCOPG_VERSION
 
 
-def connection_kwargs(params):
+def connection_kwargs(params, application_name=APPLICATION_NAME):
     """Translate module parameters into ``psycopg.connect()`` keyword arguments (libpq names).
 
     ``login_unix_socket`` (a directory) takes precedence over ``login_host``; with
@@ -106,7 +107,7 @@ def connection_kwargs(params):
         "port": params.get("login_port"),
         "sslmode": params.get("ssl_mode"),
         "connect_timeout": params.get("connect_timeout"),
-        "application_name": APPLICATION_NAME,
+        "application_name": application_name,
     }
     host = params.get("login_unix_socket") or params.get("login_host")
     optional = {
@@ -142,18 +143,39 @@ def _one_line(text):
     return re.sub(r"\s*\n\s*", " ", str(text)).strip()
 
 
-def connect(params, autocommit=True):
+def connect(params, autocommit=True, application_name=APPLICATION_NAME):
     """Open a psycopg connection (``dict_row`` rows) from module parameters.
 
     Raises :class:`PgConnectionError` with a message naming host, port, user and
-    database plus libpq's reason, with the password redacted.
+    database plus libpq's reason, with the password redacted. ``application_name`` names the
+    session in ``pg_stat_activity`` (the metrics sampler gives its own).
     """
     if not HAS_PSYCOPG:
         raise PgConnectionError(f"{PSYCOPG_REQUIREMENT} is required")
-    kwargs = connection_kwargs(params)
+    kwargs = connection_kwargs(params, application_name)
     try:
         conn = psycopg.connect(autocommit=autocommit, row_factory=dict_row, **kwargs)
     except psycopg.Error as exc:
         message = f"Unable to connect to PostgreSQL at {describe_target(params)}: {_one_line(exc)}"
         raise PgConnectionError(redact(message, [params.get("login_password")])) from None
     return conn
+
+
+def format_db_error(exc, secrets=(), action=None):
+    """Format a psycopg error as ``[action: ]ERROR <SQLSTATE>: message. DETAIL: ... HINT: ...``, redacted."""
+    diag = getattr(exc, "diag", None)
+    sqlstate = getattr(exc, "sqlstate", None) or (diag.sqlstate if diag is not None else None)
+    primary = diag.message_primary if diag is not None else None
+    if not primary:
+        primary = " ".join(str(exc).split())
+    parts = []
+    severity = (diag.severity_nonlocalized or diag.severity) if diag is not None else None
+    parts.append("{} {}: {}".format(severity or "ERROR", sqlstate or "(no SQLSTATE)", primary))
+    if diag is not None and diag.message_detail:
+        parts.append(f"DETAIL: {diag.message_detail}")
+    if diag is not None and diag.message_hint:
+        parts.append(f"HINT: {diag.message_hint}")
+    text = " ".join(parts)
+    if action:
+        text = f"{action}: {text}"
+    return redact(text, secrets)

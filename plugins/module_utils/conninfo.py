@@ -159,6 +159,14 @@ def _parse_keyword_value(text):
     return result
 
 
+def _scan_until(text, pos, stops):
+    """``(text[pos:end], end)``: the run of ``text`` from ``pos`` up to the first character of ``stops``."""
+    end = pos
+    while end < len(text) and text[end] not in stops:
+        end += 1
+    return text[pos:end], end
+
+
 def _uri_decode(text, what):
     """Percent-decode like libpq (bytes, ``%00`` forbidden, no ``+`` -> space)."""
     if "%" not in text:
@@ -224,19 +232,12 @@ def _parse_uri(text):
                     '(expected ":" or "/" after an IPv6 address)'
                 )
         else:
-            start = pos
-            while pos < n and rest[pos] not in ":/?,":
-                pos += 1
-            host = rest[start:pos]
+            host, pos = _scan_until(rest, pos, ":/?,")
         terminator = rest[pos] if pos < n else ""
         hosts.append(host)
         port = ""
         if terminator == ":":
-            pos += 1
-            start = pos
-            while pos < n and rest[pos] not in "/?,":
-                pos += 1
-            port = rest[start:pos]
+            port, pos = _scan_until(rest, pos + 1, "/?,")
             terminator = rest[pos] if pos < n else ""
         ports.append(port)
         if terminator != ",":

@@ -554,6 +554,20 @@ def _resolve(name, gucs, plan):
     return None
 
 
+def _writable(raw_name, gucs, result, given_twice):
+    """The parameter ``raw_name`` names when ALTER SYSTEM may write it, else ``None`` with the error noted."""
+    guc = _resolve(raw_name, gucs, result)
+    if guc is None:
+        return None
+    if guc.name in result.desired:
+        result.errors.append(f"parameter {guc.name} {given_twice}")
+        return None
+    if guc.context == "internal":
+        result.errors.append(f"{guc.name} is a read-only parameter (context internal)")
+        return None
+    return guc
+
+
 def plan(gucs, file_rows, desired=None, reset=None):
     """Plan the ``ALTER SYSTEM`` statements that make the configuration match ``desired``.
 
@@ -573,14 +587,8 @@ def plan(gucs, file_rows, desired=None, reset=None):
     files, _problems = group_file_settings(file_rows)
     wanted = []
     for raw_name, value in desired.items():
-        guc = _resolve(raw_name, gucs, result)
+        guc = _writable(raw_name, gucs, result, "is given twice")
         if guc is None:
-            continue
-        if guc.name in result.desired:
-            result.errors.append(f"parameter {guc.name} is given twice")
-            continue
-        if guc.context == "internal":
-            result.errors.append(f"{guc.name} is a read-only parameter (context internal)")
             continue
         try:
             canonical = guc.parse(value)
@@ -605,14 +613,8 @@ def plan(gucs, file_rows, desired=None, reset=None):
         wanted.append(guc.name)
     resets = []
     for raw_name in reset:
-        guc = _resolve(raw_name, gucs, result)
+        guc = _writable(raw_name, gucs, result, "is both in settings and in reset")
         if guc is None:
-            continue
-        if guc.name in result.desired:
-            result.errors.append(f"parameter {guc.name} is both in settings and in reset")
-            continue
-        if guc.context == "internal":
-            result.errors.append(f"{guc.name} is a read-only parameter (context internal)")
             continue
         state = SettingState(guc, files.get(guc.name))
         result.states[guc.name] = state

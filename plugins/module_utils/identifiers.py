@@ -183,3 +183,20 @@ def ident(*parts):
 def literal(value):
     """``psycopg.sql.Literal`` for a value (strings become properly quoted SQL literals)."""
     return sql.Literal(value)
+
+
+def unique_names(values, option, kind, parse, error, indexed=True):
+    """Names parsed from the list option ``values`` in order; a name listed twice raises ``error``.
+
+    ``parse(value, option_text)`` parses one element (``option_text``: ``option[index]``);
+    ``kind`` names the object in the message, which starts with ``option[index]`` (``indexed``)
+    or ``option``.
+    """
+    names = []
+    for index, value in enumerate(values):
+        element = f"{option}[{index}]"
+        name = parse(value, element)
+        if name in names:
+            raise error(f"{element if indexed else option}: {kind} {quote_ident(name)} is listed more than once")
+        names.append(name)
+    return names

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import require_supported
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
     HAS_PSYCOPG,
     PSYCOPG_IMPORT_ERROR,
@@ -44,6 +45,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
     PgConnectionError,
     connect,
     connection_argument_spec,
+    format_db_error,
     psycopg,
     psycopg_version_ok,
 )
@@ -54,26 +56,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.reda
 def server_major(server_version_num):
     """Major version from ``server_version_num``: ``150004`` -> ``15``, ``170002`` -> ``17``."""
     return server_version_num // 10000
-
-
-def format_db_error(exc, secrets=(), action=None):
-    """Format a psycopg error as ``[action: ]ERROR <SQLSTATE>: message. DETAIL: ... HINT: ...``, redacted."""
-    diag = getattr(exc, "diag", None)
-    sqlstate = getattr(exc, "sqlstate", None) or (diag.sqlstate if diag is not None else None)
-    primary = diag.message_primary if diag is not None else None
-    if not primary:
-        primary = " ".join(str(exc).split())
-    parts = []
-    severity = (diag.severity_nonlocalized or diag.severity) if diag is not None else None
-    parts.append("{} {}: {}".format(severity or "ERROR", sqlstate or "(no SQLSTATE)", primary))
-    if diag is not None and diag.message_detail:
-        parts.append(f"DETAIL: {diag.message_detail}")
-    if diag is not None and diag.message_hint:
-        parts.append(f"HINT: {diag.message_hint}")
-    text = " ".join(parts)
-    if action:
-        text = f"{action}: {text}"
-    return redact(text, secrets)
 
 
 class PgModule:
@@ -148,6 +130,14 @@ class PgModule:
     def supports(self, min_major):
         """True when the server's major version is at least ``min_major``."""
         return self.server_major >= min_major
+
+    def require_versions(self, what, problems):
+        """Fail unless ``what`` supports the server and it has every ``(option, min_major[, reason])`` problem."""
+        unsupported = require_supported(self.server_major, what)
+        if unsupported:
+            self.fail(unsupported)
+        for problem in problems:
+            self.require_version(*problem)
 
     def require_version(self, option, min_major, reason=None):
         """Fail with ``option X requires PostgreSQL >= N (server is M)`` unless the server is new enough."""

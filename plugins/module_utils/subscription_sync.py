@@ -12,91 +12,31 @@ within a few per cent of its duration - it adds nothing measurable to the sync i
 long sync is polled about once a second.
 
 The functions take a ``run_query(statement, params) -> list of dicts`` callable, so they work
-with :meth:`PgModule.query` and in unit tests without a database.
+with :meth:`PgModule.query` and in unit tests without a database. The SQL it runs is the
+subscription reader's (``_subscriptions.py``).
 """
 
 from __future__ import annotations
 
 import time
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._subscriptions import (
+    TABLES_QUERY,
+    progress_query,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
+    sync_state_name as state_name,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import QualifiedName
-
-SYNC_STATES = {
-    "i": "init",
-    "d": "data_copy",
-    "f": "finished_copy",  # SUBREL_STATE_FINISHEDCOPY, PostgreSQL 14+
-    "s": "sync_done",
-    "r": "ready",
-}
-"""``pg_subscription_rel.srsubstate`` codes and the names the modules report."""
 
 MIN_INTERVAL = 0.01
 MAX_INTERVAL = 1.0
 INTERVAL_FRACTION = 0.05
-MAX_LISTED = 20
-"""At most this many not-ready tables are fetched per poll and listed in messages."""
-
-
-def state_name(code):
-    """Readable name of a ``srsubstate`` code (unknown codes are returned unchanged)."""
-    return SYNC_STATES.get(code, code)
 
 
 def poll_interval(elapsed):
     """Seconds to sleep before the next poll, after ``elapsed`` seconds of waiting."""
     return min(MAX_INTERVAL, max(MIN_INTERVAL, elapsed * INTERVAL_FRACTION))
-
-
-def _apply_worker_condition(major):
-    if major >= 17:
-        return "w.worker_type = 'apply'"
-    if major >= 16:
-        return "w.relid IS NULL AND w.leader_pid IS NULL"
-    return "w.relid IS NULL"
-
-
-def progress_query(major):
-    """The one query run per poll (parameter: the subscription's oid).
-
-    Columns: ``enabled`` (NULL when the subscription is gone), ``total``, ``pending`` (count of
-    tables not ready), ``pending_tables`` (json list of up to :data:`MAX_LISTED`
-    ``{schema, table, state}``), ``apply_running`` and, on PostgreSQL 15+,
-    ``apply_error_count`` / ``sync_error_count``.
-    """
-    stats = (
-        ", st.apply_error_count, st.sync_error_count"
-        if major >= 15
-        else ", NULL::bigint AS apply_error_count, NULL::bigint AS sync_error_count"
-    )
-    stats_join = " LEFT JOIN pg_catalog.pg_stat_subscription_stats st ON st.subid = s.oid" if major >= 15 else ""
-    return (
-        "SELECT s.subenabled AS enabled,"  # noqa: S608 - constant SQL, the oid is a parameter
-        " (SELECT count(*) FROM pg_catalog.pg_subscription_rel r WHERE r.srsubid = s.oid) AS total,"
-        " (SELECT count(*) FROM pg_catalog.pg_subscription_rel r"
-        "   WHERE r.srsubid = s.oid AND r.srsubstate <> 'r') AS pending,"
-        " (SELECT coalesce(json_agg(json_build_object('schema', p.nspname, 'table', p.relname,"
-        "   'state', p.srsubstate) ORDER BY p.nspname, p.relname), '[]'::json)"
-        "   FROM (SELECT n.nspname::text AS nspname, c.relname::text AS relname, r.srsubstate::text AS srsubstate"
-        "     FROM pg_catalog.pg_subscription_rel r JOIN pg_catalog.pg_class c ON c.oid = r.srrelid"
-        "     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-        "     WHERE r.srsubid = s.oid AND r.srsubstate <> 'r'"
-        f"     ORDER BY n.nspname, c.relname LIMIT {MAX_LISTED}) p) AS pending_tables,"
-        " EXISTS (SELECT 1 FROM pg_catalog.pg_stat_subscription w"
-        f"   WHERE w.subid = s.oid AND w.pid IS NOT NULL AND {_apply_worker_condition(major)}) AS apply_running"
-        f"{stats}"
-        f" FROM pg_catalog.pg_subscription s{stats_join}"
-        " WHERE s.oid = %s"
-    )
-
-
-TABLES_QUERY = (
-    "SELECT n.nspname::text AS schema, c.relname::text AS table, r.srsubstate::text AS state,"
-    " r.srsublsn::text AS lsn"
-    " FROM pg_catalog.pg_subscription_rel r JOIN pg_catalog.pg_class c ON c.oid = r.srrelid"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE r.srsubid = %s ORDER BY n.nspname, c.relname"
-)
-"""Every table of a subscription with its sync state (parameter: the subscription's oid)."""
 
 
 def table_entry(schema, table, state, lsn=None):

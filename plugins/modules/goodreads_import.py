@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: goodreads_import
-short_description: Import a Goodreads library export (CSV) into a table, idempotently and all-or-nothing
+short_description: Lab workload - import a Goodreads library export (CSV) into a table, idempotently and all-or-nothing
 version_added: 0.1.0
 description:
   - Reads a Goodreads library export (C(goodreads_library_export.csv)) on the managed host and upserts its
@@ -146,16 +146,16 @@ queries:
 
 import time  # noqa: E402 - Ansible modules import after their documentation
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import goodreads  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
-    PgModule,
-    format_db_error,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_goodreads as goodreads  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import (  # noqa: E402
     Markers,
     marker_argument_spec,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
+    format_db_error,
+    psycopg,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 LISTED_IDS = 100
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: load_generator
-short_description: Steady or sinusoidal INSERT/UPDATE/DELETE load on the books table for a bounded time
+short_description: Lab workload - steady or sinusoidal INSERT/UPDATE/DELETE load on the books table for a bounded time
 version_added: 0.1.0
 description:
   - With O(pattern=hum), issues single-row INSERT, UPDATE and DELETE statements (each its own transaction)
@@ -191,139 +191,33 @@ markers:
   elements: str
 """
 
-import time  # noqa: E402 - Ansible modules import after their documentation
-
-from ansible_collections.inventium.logical_replication.plugins.module_utils import load  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
-    psycopg,
-    sql,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
-    PgModule,
-    format_db_error,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
-    Markers,
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_load as load  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import (  # noqa: E402
     marker_argument_spec,
 )
-
-
-def cleanup(m):
-    p = m.params
-    first, last = p["id_base"], p["id_base"] + load.ID_SPAN - 1
-    start = time.monotonic()
-    target = sql.Identifier(p["schema"], p["table"])
-    count = sql.SQL("SELECT count(*) AS n FROM {} WHERE id BETWEEN %s AND %s").format(target)
-    rows = m.query_one(count, [first, last])["n"]
-    if rows:
-        m.execute(load.cleanup_statement(p["schema"], p["table"]), [first, last])
-    m.exit(
-        changed=rows > 0,
-        rows=rows,
-        seconds=round(time.monotonic() - start, 3),
-        rows_in_range=0,
-        id_range=[first, last],
-        markers=[],
-    )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 
 def main():
-    m = PgModule(
-        argument_spec=dict(
-            **marker_argument_spec(),
-            operation=dict(type="str", default="run", choices=["run", "cleanup"]),
-            pattern=dict(type="str", default="hum", choices=["hum", "pulse"]),
-            rate=dict(type="float", default=20.0),
-            amplitude=dict(type="float", default=0.0),
-            period=dict(type="float", default=60.0),
-            duration=dict(type="float", default=30.0),
-            mix=dict(type="dict", default=dict(load.DEFAULT_MIX)),
-            table=dict(type="str", default="books"),
-            schema=dict(type="str", default="public"),
-            id_base=dict(type="int", default=load.DEFAULT_ID_BASE),
-            report_interval=dict(type="float", default=5.0),
-            seed=dict(type="int"),
+    load.execute(
+        PgModule(
+            argument_spec=dict(
+                **marker_argument_spec(),
+                operation=dict(type="str", default="run", choices=["run", "cleanup"]),
+                pattern=dict(type="str", default="hum", choices=["hum", "pulse"]),
+                rate=dict(type="float", default=20.0),
+                amplitude=dict(type="float", default=0.0),
+                period=dict(type="float", default=60.0),
+                duration=dict(type="float", default=30.0),
+                mix=dict(type="dict", default=dict(load.DEFAULT_MIX)),
+                table=dict(type="str", default="books"),
+                schema=dict(type="str", default="public"),
+                id_base=dict(type="int", default=load.DEFAULT_ID_BASE),
+                report_interval=dict(type="float", default=5.0),
+                seed=dict(type="int"),
+            )
         )
     )
-    p = m.params
-    if p["id_base"] < 6:
-        m.fail("id_base: must be above the seed's book ids (1 to 5)")
-    conn = m.connect()
-    if p["operation"] == "cleanup":
-        cleanup(m)
-    try:
-        mix = {key: float(value) for key, value in (p["mix"] or {}).items()}
-        load.validate(p["pattern"], p["rate"], p["amplitude"], p["period"], p["duration"], mix)
-    except (TypeError, ValueError) as exc:
-        m.fail(str(exc))
-    if p["report_interval"] <= 0:
-        m.fail("report_interval: must be greater than 0 seconds")
-    runner = load.LoadRunner(
-        conn,
-        schema=p["schema"],
-        table=p["table"],
-        pattern=p["pattern"],
-        rate=p["rate"],
-        amplitude=p["amplitude"],
-        period=p["period"],
-        duration=p["duration"],
-        mix=mix,
-        id_base=p["id_base"],
-        report_interval=p["report_interval"],
-        seed=p["seed"],
-    )
-    try:
-        existing = runner.load_existing()
-    except psycopg.Error as exc:
-        m.fail(format_db_error(exc, (), f"reading {p['schema']}.{p['table']} failed"), sqlstate=exc.sqlstate)
-    predicted = round(load.scheduled(p["duration"], p["pattern"], p["rate"], p["amplitude"], p["period"]))
-    m.queries.extend(
-        m.render(s) for s in (runner.statements.insert, runner.statements.update, runner.statements.delete)
-    )
-    if m.check_mode:
-        m.exit(
-            changed=predicted > 0,
-            pattern=p["pattern"],
-            operations=predicted,
-            rows=predicted,
-            inserts=0,
-            updates=0,
-            deletes=0,
-            seconds=0.0,
-            rate=None,
-            target_rate=round(predicted / p["duration"], 2),
-            behind=0,
-            windows=[],
-            rows_in_range=existing,
-            id_range=[runner.id_base, runner.id_last],
-            markers=[],
-        )
-    markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload=p["pattern"])
-    markers.start(
-        target_rate=p["rate"],
-        amplitude=p["amplitude"] if p["pattern"] == "pulse" else None,
-        period=p["period"] if p["pattern"] == "pulse" else None,
-        duration=p["duration"],
-    )
-    try:
-        report = runner.run()
-    except (psycopg.Error, load.LoadError) as exc:
-        done = dict(runner.counts)
-        markers.stop(rows=sum(done.values()), failed=True)
-        message = format_db_error(exc, (), "load failed") if isinstance(exc, psycopg.Error) else str(exc)
-        m.fail(
-            f"{message} (after {done['insert']} inserts, {done['update']} updates, {done['delete']} deletes)",
-            markers=markers.written,
-        )
-    markers.stop(
-        rows=report["operations"],
-        seconds=report["seconds"],
-        rate=report["rate"],
-        target_rate=report["target_rate"],
-        behind=report["behind"],
-    )
-    report["rows"] = report["operations"]
-    m.exit(changed=report["operations"] > 0, markers=markers.written, **report)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: pgbench
-short_description: Fill pgbench's tables and run timed pgbench load, returning TPS and latency
+short_description: Lab workload - fill pgbench's tables and run timed pgbench load, returning TPS and latency
 version_added: 0.1.0
 description:
   - With O(mode=init), fills the existing pgbench tables with C(pgbench -i -I gv) at O(scale) - truncate
@@ -212,206 +212,33 @@ markers:
   elements: str
 """
 
-import os  # noqa: E402 - Ansible modules import after their documentation
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-from ansible_collections.inventium.logical_replication.plugins.module_utils import pgbench  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
-    Markers,
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_pgbench as pgbench  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import (  # noqa: E402
     marker_argument_spec,
 )
-
-TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
-
-
-def table_counts(m):
-    present = m.query(
-        "SELECT c.relname::text AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-        " ON n.oid = c.relnamespace WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p')"
-        " AND n.nspname = ANY(current_schemas(false))",
-        [list(TABLES)],
-    )
-    names = {row["name"] for row in present}
-    missing = [t for t in TABLES if t not in names]
-    if missing:
-        m.fail(
-            f"the pgbench tables {', '.join(missing)} do not exist in database "
-            f"{m.params.get('login_db') or '(default)'}"
-            " (create them with roles/publisher/files/schema/pgbench.sql, the publisher role's publisher_schema_files)"
-        )
-    return m.query_one(
-        "SELECT (SELECT count(*) FROM pgbench_branches) AS branches, (SELECT count(*) FROM pgbench_tellers) AS"
-        " tellers, (SELECT count(*) FROM pgbench_accounts) AS accounts"
-    )
-
-
-def run_pgbench(m, argv, env):
-    start = time.monotonic()
-    rc, out, err = m.module.run_command(argv, environ_update=env)
-    seconds = time.monotonic() - start
-    if rc != 0:
-        m.fail(
-            f"pgbench failed (rc={rc}): {(err or out).strip()[-2000:]}",
-            command=argv,
-            stdout=out,
-            stderr=err,
-        )
-    return out, err, seconds
-
-
-def do_init(m, exe, env, markers):
-    p = m.params
-    try:
-        argv = pgbench.init_argv(exe, p["scale"])
-    except pgbench.PgbenchError as exc:
-        m.fail(str(exc))
-    before = table_counts(m)
-    expected = {"branches": p["scale"], "tellers": 10 * p["scale"], "accounts": pgbench.ACCOUNTS_PER_SCALE * p["scale"]}
-    rows = sum(expected.values())
-    m.close()  # pgbench truncates: no session of ours may hold a lock on the tables
-    if before == expected and not p["force"]:
-        m.exit(
-            changed=False,
-            mode="init",
-            scale=p["scale"],
-            rows=0,
-            seconds=0.0,
-            rate=None,
-            command=argv,
-            stdout="",
-            markers=[],
-        )
-    m.queries.append(" ".join(argv))
-    if m.check_mode:
-        m.exit(
-            changed=True,
-            mode="init",
-            scale=p["scale"],
-            rows=rows,
-            seconds=0.0,
-            rate=None,
-            command=argv,
-            stdout="",
-            markers=[],
-        )
-    markers.start(planned_rows=rows, scale=p["scale"])
-    out, err, seconds = run_pgbench(m, argv, env)
-    markers.stop(rows=rows, seconds=round(seconds, 3), rate=round(rows / seconds, 1))
-    m.exit(
-        changed=True,
-        mode="init",
-        scale=p["scale"],
-        rows=rows,
-        seconds=round(seconds, 3),
-        rate=round(rows / seconds, 1),
-        command=argv,
-        stdout=out + err,
-        markers=markers.written,
-    )
-
-
-def do_run(m, exe, env, markers):
-    p = m.params
-    writes = pgbench.script_writes(p["script"], p.get("script_text"))
-    script_file = None
-    workdir = None
-    try:
-        if p.get("script_text") is not None:
-            workdir = tempfile.mkdtemp(prefix="inventium-pgbench-")
-            script_file = os.path.join(workdir, "script.sql")
-            with open(script_file, "w", encoding="utf-8") as handle:
-                handle.write(p["script_text"])
-        try:
-            argv = pgbench.run_argv(
-                exe,
-                p["duration"],
-                clients=p["clients"],
-                jobs=p["jobs"],
-                rate=p.get("rate"),
-                builtin=p["script"],
-                script_file=script_file,
-                progress=p["progress_interval"],
-                protocol=p["protocol"],
-            )
-        except pgbench.PgbenchError as exc:
-            m.fail(str(exc))
-        m.queries.append(" ".join(argv))
-        if m.check_mode:
-            m.exit(
-                changed=writes,
-                mode="run",
-                rows=0,
-                seconds=0.0,
-                rate=None,
-                command=argv,
-                stdout="",
-                markers=[],
-                progress=[],
-            )
-        m.close()
-        markers.start(target_rate=p.get("rate"), clients=p["clients"], duration=p["duration"])
-        out, err, seconds = run_pgbench(m, argv, env)
-    finally:
-        if workdir:
-            for name in os.listdir(workdir):
-                os.unlink(os.path.join(workdir, name))
-            os.rmdir(workdir)
-    report = pgbench.parse_report(out, err)
-    transactions = report.get("transactions", 0)
-    markers.stop(
-        rows=transactions,
-        seconds=round(seconds, 3),
-        rate=report.get("tps"),
-        latency_ms=report.get("latency_average_ms"),
-    )
-    scale = report.pop("scaling_factor", None)
-    result = dict(report)
-    result.update(
-        mode="run",
-        scale=scale,
-        rows=transactions,
-        seconds=round(seconds, 3),
-        rate=report.get("tps"),
-        command=argv,
-        stdout=out,
-        markers=markers.written,
-    )
-    m.exit(changed=writes and transactions > 0, **result)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 
 def main():
-    m = PgModule(
-        argument_spec=dict(
-            **marker_argument_spec(),
-            mode=dict(type="str", default="run", choices=["init", "run"]),
-            scale=dict(type="int", default=1),
-            force=dict(type="bool", default=False),
-            duration=dict(type="int", default=30),
-            rate=dict(type="float"),
-            clients=dict(type="int", default=1),
-            jobs=dict(type="int", default=1),
-            script=dict(type="str", default="tpcb-like", choices=list(pgbench.BUILTIN_SCRIPTS)),
-            script_text=dict(type="str"),
-            protocol=dict(type="str", default="prepared", choices=["simple", "extended", "prepared"]),
-            progress_interval=dict(type="int", default=5),
-            pgbench_path=dict(type="path"),
+    pgbench.execute(
+        PgModule(
+            argument_spec=dict(
+                **marker_argument_spec(),
+                mode=dict(type="str", default="run", choices=["init", "run"]),
+                scale=dict(type="int", default=1),
+                force=dict(type="bool", default=False),
+                duration=dict(type="int", default=30),
+                rate=dict(type="float"),
+                clients=dict(type="int", default=1),
+                jobs=dict(type="int", default=1),
+                script=dict(type="str", default="tpcb-like", choices=list(pgbench.BUILTIN_SCRIPTS)),
+                script_text=dict(type="str"),
+                protocol=dict(type="str", default="prepared", choices=["simple", "extended", "prepared"]),
+                progress_interval=dict(type="int", default=5),
+                pgbench_path=dict(type="path"),
+            )
         )
     )
-    p = m.params
-    try:
-        exe = pgbench.find_pgbench(p.get("pgbench_path"))
-    except pgbench.PgbenchError as exc:
-        m.fail(str(exc))
-    env = pgbench.environment(p, p.get("login_password"))
-    m.connect()
-    name = "pgbench_init" if p["mode"] == "init" else "pgbench"
-    markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload=name)
-    if p["mode"] == "init":
-        do_init(m, exe, env, markers)
-    else:
-        do_run(m, exe, env, markers)
 
 
 if __name__ == "__main__":

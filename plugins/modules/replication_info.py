@@ -754,14 +754,12 @@ checks:
       sample: Enable with ALTER SUBSCRIPTION ... ENABLE (after fixing the error that disabled it).
 """
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.health import (  # noqa: E402
-    MIN_SERVER_MAJOR,
-    SUBSETS,
+from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import (  # noqa: E402
     ThresholdError,
-    collect,
     parse_bytes,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.health import SUBSETS, collect  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     PgModule,
     format_db_error,
@@ -784,8 +782,7 @@ def main():
     gather = [subset for subset in SUBSETS if subset in m.params["gather"]]
     conn = m.connect()
     major = m.server_major
-    if major < MIN_SERVER_MAJOR:
-        m.fail(f"the replication_info module supports PostgreSQL {MIN_SERVER_MAJOR} and later (server is {major})")
+    m.require_versions("replication_info module", ())
     try:
         facts = collect(conn, major, gather=gather, retained_wal_threshold=threshold)
         database = conn.info.dbname

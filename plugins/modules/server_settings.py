@@ -210,115 +210,8 @@ diff:
       type: dict
 """
 
-import time  # noqa: E402 - Ansible modules import after their documentation
-
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg, sql  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.guc import (  # noqa: E402
-    SESSION_RELOAD_CONTEXTS,
-    SESSION_SOURCES,
-    Guc,
-    SettingState,
-    group_file_settings,
-    pending_restart_names,
-    plan,
-    predict,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
-    PgModule,
-    format_db_error,
-)
-
-SETTINGS_QUERY = (
-    "SELECT name, setting, unit, vartype, context, enumvals, min_val, max_val, boot_val, source, sourcefile,"
-    " pending_restart FROM pg_catalog.pg_settings"
-)
-FILE_SETTINGS_QUERY = (
-    "SELECT seqno, sourcefile, sourceline, name, setting, applied, error"
-    " FROM pg_catalog.pg_file_settings ORDER BY seqno"
-)
-FILE_SETTINGS_ACTION = (
-    "reading pg_file_settings failed (it needs a superuser, or SELECT on pg_catalog.pg_file_settings"
-    " and EXECUTE on pg_catalog.pg_show_all_file_settings())"
-)
-RELOAD_WAIT_SECONDS = 5.0
-
-
-def read_state(m):
-    """Return (gucs by name, pg_file_settings rows)."""
-    gucs = {row["name"].lower(): Guc(row) for row in m.query(SETTINGS_QUERY)}
-    files = m.query(FILE_SETTINGS_QUERY, action=FILE_SETTINGS_ACTION)
-    return gucs, files
-
-
-def states_for(names, gucs, file_rows, placeholders):
-    by_name, _problems = group_file_settings(file_rows)
-    result = {}
-    for name in names:
-        guc = gucs.get(name) or placeholders[name]
-        result[name] = SettingState(guc, by_name.get(name))
-    return result
-
-
-def statement(op, name, values):
-    target = sql.Identifier(*name.split("."))
-    if op == "reset":
-        return sql.SQL("ALTER SYSTEM RESET {}").format(target)
-    return sql.SQL("ALTER SYSTEM SET {} = {}").format(target, sql.SQL(", ").join(sql.Literal(v) for v in values))
-
-
-def restore_statement(state):
-    """The statement that puts back the postgresql.auto.conf entry a state had."""
-    if state.auto is None:
-        return statement("reset", state.guc.name, None)
-    return statement("set", state.guc.name, state.guc.sql_values(state.auto))
-
-
-def apply_actions(m, the_plan):
-    """Run the planned ALTER SYSTEM statements (each outside a transaction block, as PostgreSQL requires).
-
-    If the server rejects one, the postgresql.auto.conf entries this run already changed are put
-    back before the module fails, so nothing is left half-applied.
-    """
-    done = []
-    for op, name, values in the_plan.actions:
-        try:
-            m.execute(statement(op, name, values), autocommit=True, raise_errors=True)
-        except psycopg.Error as exc:
-            error = format_db_error(exc, action=f"executing {m.queries[-1]} failed")
-            restored, not_restored = [], []
-            for done_name in reversed(done):
-                try:
-                    m.execute(restore_statement(the_plan.states[done_name]), autocommit=True, raise_errors=True)
-                    restored.append(done_name)
-                except psycopg.Error:
-                    not_restored.append(done_name)
-            if restored:
-                error += ". Restored what this run had already written: " + ", ".join(reversed(restored))
-            if not_restored:
-                error += ". Could NOT restore: " + ", ".join(reversed(not_restored))
-            m.fail(error, sqlstate=exc.sqlstate)
-        done.append(name)
-
-
-def wait_for_reload(m, names, placeholders):
-    """Re-read the state until reloadable parameters show their file value (or the wait times out).
-
-    ``pg_reload_conf()`` only signals the postmaster; our session applies the files when it
-    gets the signal in turn, between two statements.
-    """
-    deadline = time.monotonic() + RELOAD_WAIT_SECONDS
-    while True:
-        gucs, file_rows = read_state(m)
-        states = states_for(names, gucs, file_rows, placeholders)
-        waiting = [name for name, state in states.items() if state.pending is not None and applies_in_session(state)]
-        if not waiting or time.monotonic() > deadline:
-            return gucs, file_rows, states
-        time.sleep(0.05)
-
-
-def applies_in_session(state):
-    """True when a reload changes the value our session sees (not for backend-start or per-role values)."""
-    return state.guc.context in SESSION_RELOAD_CONTEXTS and state.guc.source not in SESSION_SOURCES
+from ansible_collections.inventium.logical_replication.plugins.module_utils._settings import run  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 
 def main():
@@ -328,49 +221,8 @@ def main():
             reset=dict(type="list", elements="str"),
         ),
     )
-    desired = m.params["settings"] or {}
-    reset = m.params["reset"] or []
     m.connect()
-    gucs, file_rows = read_state(m)
-    the_plan = plan(gucs, file_rows, desired, reset)
-    if the_plan.errors:
-        m.fail("Nothing was changed: " + "; ".join(the_plan.errors), errors=the_plan.errors)
-    names = list(the_plan.states)
-    placeholders = {name: state.guc for name, state in the_plan.states.items() if name not in gucs}
-    before = {name: state.as_dict() for name, state in the_plan.states.items()}
-
-    if the_plan.actions:
-        the_plan.reload = True  # also keeps pg_settings.pending_restart accurate for restart-only parameters
-    apply_actions(m, the_plan)
-    if the_plan.reload:
-        m.execute(sql.SQL("SELECT pg_reload_conf()"), autocommit=True)
-
-    if m.check_mode:
-        ops = {name: op for op, name, _values in the_plan.actions}
-        after = {
-            name: predict(state, the_plan.desired[name], the_plan.reload, ops.get(name))
-            for name, state in the_plan.states.items()
-        }
-    else:
-        if the_plan.reload:
-            gucs, file_rows, states = wait_for_reload(m, names, placeholders)
-        else:
-            states = the_plan.states
-        after = {name: state.as_dict() for name, state in states.items()}
-        for name, state in states.items():
-            if state.pending is not None and applies_in_session(state):
-                m.warn(f"{name}: the reloaded value {state.as_dict()['pending']!r} is not in effect yet")
-    others = pending_restart_names(gucs, file_rows, exclude=after)
-    pending_restart = sorted(set(others) | {name for name, state in after.items() if state["pending_restart"]})
-
-    m.exit(
-        changed=the_plan.changed,
-        diff=(before, after),
-        settings=after,
-        previous=the_plan.previous,
-        restart_required=bool(pending_restart),
-        pending_restart=pending_restart,
-    )
+    run(m)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: synthetic_data
-short_description: Generate millions of synthetic rows server-side, in committed chunks
+short_description: Lab workload - generate millions of synthetic rows server-side, in committed chunks
 version_added: 0.1.0
 description:
   - Appends O(rows) synthetic rows to one of the lab's synthetic tables (C(roles/publisher/files/schema/synthetic.sql)),
@@ -150,116 +150,28 @@ markers:
   elements: str
 """
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import synthetic  # noqa: E402
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
-    psycopg,
-    sql,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
-    PgModule,
-    format_db_error,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import (  # noqa: E402
-    Markers,
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_synthetic as synthetic  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import (  # noqa: E402
     marker_argument_spec,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 
 def main():
-    m = PgModule(
-        argument_spec=dict(
-            **marker_argument_spec(),
-            table=dict(type="str", default="books", choices=list(synthetic.TABLES)),
-            rows=dict(type="int", default=1000000),
-            chunk_size=dict(type="int", default=50000),
-            first_id=dict(type="int"),
-            truncate=dict(type="bool", default=False),
-            doc_bytes=dict(type="int", default=synthetic.DEFAULT_DOC_BYTES),
-            schema=dict(type="str", default="public"),
-            influx_phases=dict(type="list", elements="str", choices=["start", "stop"], default=["start", "stop"]),
-        )
-    )
-    p = m.params
-    if p["rows"] < 0 or p["chunk_size"] < 1 or p["doc_bytes"] < 1:
-        m.fail("rows must be >= 0, chunk_size and doc_bytes >= 1")
-    name = synthetic.TABLES[p["table"]]
-    target = sql.Identifier(p["schema"], name)
-    conn = m.connect()
-    exists = m.query_one("SELECT to_regclass(%s) IS NOT NULL AS present", [f'"{p["schema"]}"."{name}"'])["present"]
-    if not exists:
-        m.fail(
-            f"table {p['schema']}.{name} does not exist (create it with roles/publisher/files/schema/synthetic.sql, "
-            "the publisher role's publisher_schema_files)"
-        )
-    first_id = p.get("first_id")
-    if p["truncate"]:
-        m.queries.append(m.render(sql.SQL("TRUNCATE {}").format(target)))
-        first_id = first_id or 1
-    if first_id is None:
-        first_id = m.query_one(sql.SQL("SELECT coalesce(max(id), 0) + 1 AS next FROM {}").format(target))["next"]
-    ranges = synthetic.chunks(first_id, p["rows"], p["chunk_size"])
-    if ranges:
-        m.queries.append(
-            m.render(
-                synthetic.insert_statement(
-                    p["table"], ranges[0][0], ranges[0][1], schema=p["schema"], doc_bytes=p["doc_bytes"]
-                )
+    synthetic.execute(
+        PgModule(
+            argument_spec=dict(
+                **marker_argument_spec(),
+                table=dict(type="str", default="books", choices=list(synthetic.TABLES)),
+                rows=dict(type="int", default=1000000),
+                chunk_size=dict(type="int", default=50000),
+                first_id=dict(type="int"),
+                truncate=dict(type="bool", default=False),
+                doc_bytes=dict(type="int", default=synthetic.DEFAULT_DOC_BYTES),
+                schema=dict(type="str", default="public"),
+                influx_phases=dict(type="list", elements="str", choices=["start", "stop"], default=["start", "stop"]),
             )
         )
-    if m.check_mode:
-        m.exit(
-            changed=bool(ranges) or p["truncate"],
-            table=f"{p['schema']}.{name}",
-            rows=p["rows"],
-            first_id=first_id,
-            last_id=ranges[-1][1] if ranges else None,
-            chunks=len(ranges),
-            seconds=0.0,
-            rate=None,
-            progress=[],
-            table_bytes=None,
-            markers=[],
-        )
-    markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload="synthetic")
-    if "start" in p["influx_phases"]:
-        markers.start(planned_rows=p["rows"], table=name)
-    progress = []
-    try:
-        if p["truncate"]:
-            conn.execute(sql.SQL("TRUNCATE {}").format(target))
-        result = synthetic.generate(
-            conn,
-            p["table"],
-            first_id,
-            p["rows"],
-            p["chunk_size"],
-            schema=p["schema"],
-            doc_bytes=p["doc_bytes"],
-            progress=lambda done, total, elapsed: progress.append(synthetic.progress_line(done, total, elapsed)),
-        )
-    except psycopg.Error as exc:
-        m.fail(
-            format_db_error(
-                exc, (), f"generating rows into {p['schema']}.{name} failed after {len(progress)} committed chunk(s)"
-            ),
-            sqlstate=exc.sqlstate,
-            progress=progress,
-        )
-    size = m.query_one("SELECT pg_total_relation_size(%s::regclass) AS bytes", [f'"{p["schema"]}"."{name}"'])["bytes"]
-    if "stop" in p["influx_phases"]:
-        markers.stop(rows=result["rows"], seconds=result["seconds"], rate=result["rows_per_second"], table=name)
-    m.exit(
-        changed=result["rows"] > 0 or p["truncate"],
-        table=f"{p['schema']}.{name}",
-        rows=result["rows"],
-        first_id=result["first_id"],
-        last_id=result["last_id"],
-        chunks=result["chunks"],
-        seconds=result["seconds"],
-        rate=result["rows_per_second"],
-        progress=progress,
-        table_bytes=size,
-        markers=markers.written,
     )
 
 

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import re
 import secrets
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # `import pg_harness` also under --import-mode=importlib
-    sys.path.insert(0, _HERE)
-
-from pg_harness import (  # noqa: E402
+from pg_harness import (  # tests/integration is on sys.path: tests/conftest.py
     Database,
     HarnessError,
     PairDatabases,

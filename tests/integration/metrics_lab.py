@@ -14,16 +14,10 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:  # tests/lab_client.py
-    sys.path.insert(0, _TESTS)
+from lab_client import ENDPOINTS_FILE, REPO_ROOT, lab_unavailable, run_site
 
-from lab_client import ENDPOINTS_FILE, REPO_ROOT, lab_unavailable, run_site  # noqa: E402
-
-sys.path.insert(0, str(REPO_ROOT / "plugins" / "module_utils"))
-import influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx
 
 SAMPLER = REPO_ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
 METRICS_PLAYBOOK = "playbooks/metrics.yml"

@@ -28,10 +28,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ansible_module import ansible_environment
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics_lab import REPO_ROOT, ensure_metrics_lab, influx_client, lab_unavailable, run_sampler
+from support.ansible import DEFAULT_CALLBACK, ansible_env
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
@@ -211,8 +209,7 @@ def test_grafana_role_against_a_mock_grafana(sampled: dict, tmp_path: Path) -> N
         "- name: Grafana role with a mock Grafana\n  hosts: localhost\n  gather_facts: false\n"
         "  roles:\n    - role: inventium.logical_replication.grafana\n"
     )
-    env = ansible_environment()
-    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
+    env = ansible_env(DEFAULT_CALLBACK)
     command = [
         shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook",
         "-i",

@@ -6,7 +6,7 @@ a free 127.0.0.1 port with a throwaway container, volume and secrets directory, 
 real server:
 
 - first run: admin user, database, 30d retention, read/write user; the endpoint the role
-  describes works for writing and reading (through plugins/module_utils/influx.py), the admin
+  describes works for writing and reading (through plugins/module_utils/_influx.py), the admin
   password and the user's password are in 0600 files and appear nowhere in the output;
 - second run: changed=0;
 - retention 2d: only the retention policy changes, to 48h;
@@ -23,16 +23,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from ansible_module import ansible_environment
+from support.ansible import DEFAULT_CALLBACK, run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "plugins" / "module_utils"))
-import influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
 IMAGE = "inventium/influxdb:1.6"
 FACTS_TASK = "Report the endpoint to the test"
@@ -96,30 +94,18 @@ class Runner:
         self.runs += 1
         variables = self.workdir / f"vars-{self.runs}.json"
         variables.write_text(json.dumps({**self.base, **extra}))
-        env = ansible_environment()
-        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
-        started = time.monotonic()
-        proc = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "ansible-playbook"),
-                "-i",
-                str(self.workdir / "inventory.json"),
-                str(self.workdir / "playbook.yml"),
-                "-e",
-                f"@{variables}",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+        run = run_playbook(
+            self.workdir / "playbook.yml",
+            "-e",
+            f"@{variables}",
+            inventory=self.workdir / "inventory.json",
+            callback=DEFAULT_CALLBACK,
         )
-        output = proc.stdout + proc.stderr
+        output = run.output
         recap = [line for line in output.splitlines() if line.startswith("localhost") and "ok=" in line]
         fields = dict(part.split("=") for part in recap[-1].split(":", 1)[1].split()) if recap else {}
-        print(f"run {self.runs}: {time.monotonic() - started:.1f} s, {recap[-1] if recap else 'no recap'}")
-        return {"rc": proc.returncode, "output": output, "changed": int(fields.get("changed", -1))}
+        print(f"run {self.runs}: {run.seconds:.1f} s, {recap[-1] if recap else 'no recap'}")
+        return {"rc": run.rc, "output": output, "changed": int(fields.get("changed", -1))}
 
 
 @pytest.fixture(scope="module")

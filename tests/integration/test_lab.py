@@ -1,4 +1,4 @@
-"""Building and re-running the localhost lab with ``ansible-playbook site.yml`` (DESIGN §5, issue L1).
+"""Building and re-running the localhost lab with ``ansible-playbook site.yml`` (README "The lab", issue L1).
 
 Builds (or reconfigures) the real lab from the repository root with the lab inventory: the
 publisher is the host's postgresql-common cluster 15/main on 127.0.0.1:5432, the subscribers are
@@ -17,18 +17,11 @@ Needs root, a Docker engine and the lab images (``playbooks/images.yml``, stage 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:  # tests/lab_client.py, shared with molecule/lab
-    sys.path.insert(0, _TESTS)
-
-from lab_client import (  # noqa: E402
+from lab_client import (
     lab_unavailable,
     postmaster_start,
     run_site,

@@ -31,7 +31,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,10 +39,6 @@ import pytest
 
 pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 yaml = pytest.importorskip("yaml")
-
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:  # tests/lab_client.py, shared with test_lab.py and molecule/lab
-    sys.path.insert(0, _TESTS)
 
 from lab_client import (  # noqa: E402
     REPO_ROOT,

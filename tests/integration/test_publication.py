@@ -11,8 +11,8 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from ansible_module import run_module
 from psycopg import sql
+from support.ansible import run_module
 
 MODULE = "publication"
 

@@ -14,9 +14,9 @@ import secrets
 
 import psycopg
 import pytest
-from ansible_module import run_module
 from pg_harness import wait_until
 from psycopg import sql
+from support.ansible import run_module
 
 MODULE = "replication_info"
 SUBSET_KEYS = ("server", "publications", "slots", "senders", "subscriptions", "subscription_counts", "checks")

@@ -16,9 +16,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ansible_module import run_module
 from pg_harness import wait_until
 from psycopg import sql
+from support.ansible import run_module
 
 MODULE = "replication_slot"
 

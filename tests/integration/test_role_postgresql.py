@@ -25,14 +25,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_module import ansible_environment
+from support.ansible import run_playbook
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
@@ -143,36 +142,19 @@ class RoleRunner:
         secret_file = self.workdir / f"secret-{self.runs}.json"
         secret_file.touch(mode=0o600)
         secret_file.write_text(json.dumps({"postgresql_password": password}))
-        command = [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(self.workdir / "inventory.yml"),
-            str(self.workdir / "playbook.yml"),
+        played = run_playbook(
+            self.workdir / "playbook.yml",
             "-e",
             f"@{vars_file}",
             "-e",
             f"@{secret_file}",
             "-v",
-        ]
-        started = time.monotonic()
-        proc = subprocess.run(
-            command,
-            cwd=REPO_ROOT,
-            env=ansible_environment(),
-            capture_output=True,
-            text=True,
+            inventory=self.workdir / "inventory.yml",
             timeout=PLAYBOOK_TIMEOUT,
-            check=False,
         )
-        run = RoleRun(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
-        start = proc.stdout.find("{")
-        data = json.loads(proc.stdout[start:]) if start >= 0 else {}
-        run.stats = data.get("stats", {}).get(self.host, {})
-        for play in data.get("plays", []):
-            for task in play.get("tasks", []):
-                result = task.get("hosts", {}).get(self.host)
-                if result is not None:
-                    run.results.append((task["task"]["name"], result))
+        run = RoleRun(played.rc, played.stdout, played.stderr, played.seconds)
+        run.stats = played.stats(self.host)
+        run.results = played.task_results(self.host)
         if expect_failure:
             assert run.rc != 0, f"the role was expected to fail\n{run.stdout[-3000:]}"
         else:

@@ -36,9 +36,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "collections"))
-
-from ansible_collections.inventium.logical_replication.plugins.module_utils import influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
 PROGRAM = REPO_ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
 HEARTBEAT_SQL = REPO_ROOT / "roles" / "publisher" / "files" / "schema" / "heartbeat.sql"

@@ -12,8 +12,8 @@ import time
 
 import psycopg
 import pytest
-from ansible_module import run_module
 from pg_harness import free_port, selected_majors, wait_until
+from support.ansible import run_module
 
 MODULE = "server_settings"
 MAJORS = selected_majors()

@@ -14,9 +14,9 @@ import socket
 import time
 
 import pytest
-from ansible_module import run_module
 from pg_harness import pair_combos, selected_majors, wait_until
 from psycopg import sql
+from support.ansible import run_module
 
 MODULE = "subscription"
 ROWS = 100_000

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
 import pytest
-from ansible_module import run_module
-
-COLLECTIONS = str(Path(__file__).resolve().parents[2] / "collections")
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+from support.ansible import run_module
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "data" / "goodreads_sample.csv"
@@ -38,7 +33,7 @@ def preload(database) -> None:
     """Load the sample directly with the module's own code (faster than a module run)."""
     from psycopg.rows import dict_row
 
-    from ansible_collections.inventium.logical_replication.plugins.module_utils import goodreads
+    from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_goodreads as goodreads
 
     with database.connect() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         inserted, _updated = goodreads.upsert(cur, goodreads.read_file(SAMPLE))

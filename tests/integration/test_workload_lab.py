@@ -14,20 +14,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
+import lab_client
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
-
-import lab_client  # noqa: E402
+from support.ansible import LAB_DROP, ansible_env, run_playbook
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
@@ -78,24 +70,23 @@ class WorkloadRun:
 
 
 def run_workload(name: str, **extra: Any) -> WorkloadRun:
-    binary = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    env = lab_client.ansible_env()
-    env.update({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"})
-    argv = [binary, "playbooks/workload.yml", "-i", lab_client.LAB_INVENTORY, "-e", f"workload={name}"]
+    args = ["-e", f"workload={name}"]
     for key, value in extra.items():
-        argv += ["-e", json.dumps({key: value})]
+        args += ["-e", json.dumps({key: value})]
     asked = time.monotonic()
     with shared_lab_lock():
         started = time.monotonic()
-        proc = subprocess.run(
-            argv, cwd=lab_client.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+        played = run_playbook(
+            "playbooks/workload.yml",
+            *args,
+            inventory=lab_client.LAB_INVENTORY,
+            env=ansible_env(drop=LAB_DROP),
+            timeout=600,
         )
     print(f"workload {name}: waited {started - asked:.1f} s for the lab lock, ran {time.monotonic() - started:.1f} s")
-    output = proc.stdout + "\n" + proc.stderr
-    start = proc.stdout.find("{")
-    data = json.loads(proc.stdout[start:]) if start >= 0 else {}
-    run = WorkloadRun(proc.returncode, data, output)
-    assert proc.returncode == 0, output[-6000:]
+    output = played.output
+    run = WorkloadRun(played.rc, played.data, output)
+    assert played.rc == 0, output[-6000:]
     for secret in lab_client.all_secrets():
         assert secret not in output
     return run
@@ -116,8 +107,7 @@ def wait_equal(query: str, nodes: tuple[str, ...] = SUBSCRIBERS, expected: Any =
 
 def markers_since(workload: str, since_ns: int) -> list[str]:
     """Phases of the ``workload`` measurement written since ``since_ns``; None when the lab has no InfluxDB."""
-    sys.path.insert(0, str(lab_client.REPO_ROOT / "collections"))
-    from ansible_collections.inventium.logical_replication.plugins.module_utils.influx import client_from_endpoints
+    from ansible_collections.inventium.logical_replication.plugins.module_utils._influx import client_from_endpoints
 
     client = client_from_endpoints(str(lab_client.ENDPOINTS_FILE))
     if client is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ansible_module import run_module
+from support.ansible import run_module
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO / "roles" / "publisher" / "files" / "schema"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ansible_module import run_module
 from pg_harness import wait_until
+from support.ansible import run_module
 
 SCHEMA = Path(__file__).resolve().parents[2] / "roles" / "publisher" / "files" / "schema" / "synthetic.sql"
 TABLES = ("synthetic_books", "synthetic_wide", "synthetic_docs")

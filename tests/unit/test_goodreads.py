@@ -1,4 +1,4 @@
-"""Goodreads export parsing and validation (no database): module_utils/goodreads.py."""
+"""Goodreads export parsing and validation (no database): module_utils/_workload_goodreads.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils.goodreads import (
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_goodreads import (
     COLUMN_NAMES,
     HEADERS,
     GoodreadsError,

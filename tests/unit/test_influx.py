@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils.influx import (
+from ansible_collections.inventium.logical_replication.plugins.module_utils._influx import (
     InfluxClient,
     client_from_endpoints,
     format_field_value,

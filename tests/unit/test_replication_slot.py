@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-_COLLECTIONS = str(Path(__file__).resolve().parents[2] / "collections")
-if _COLLECTIONS not in sys.path:
-    sys.path.insert(0, _COLLECTIONS)
-
-from ansible_collections.inventium.logical_replication.plugins.modules import replication_slot as rs  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _slots as rs
+from ansible_collections.inventium.logical_replication.plugins.modules import replication_slot as rs_module
 
 
 def render(composable):
@@ -193,13 +187,13 @@ def test_definition_of():
 def test_argument_spec_matches_documentation():
     import yaml
 
-    doc = yaml.safe_load(rs.DOCUMENTATION)
-    spec = rs.argument_spec()
+    doc = yaml.safe_load(rs_module.DOCUMENTATION)
+    spec = rs_module.argument_spec()
     assert set(doc["options"]) == set(spec)
     for name, option in spec.items():
         documented = doc["options"][name]
         assert documented["type"] == option["type"], name
         assert documented.get("default") == option.get("default"), name
         assert documented.get("choices") == option.get("choices"), name
-    yaml.safe_load(rs.EXAMPLES)
-    yaml.safe_load(rs.RETURN)
+    yaml.safe_load(rs_module.EXAMPLES)
+    yaml.safe_load(rs_module.RETURN)

@@ -1,6 +1,6 @@
 """The metrics sampler's own logic: buffer, backoff, ticks, points from collector output, configuration.
 
-Line protocol escaping and batching belong to ``plugins/module_utils/influx.py`` (tested with it).
+Line protocol escaping and batching belong to ``plugins/module_utils/_influx.py`` (tested with it).
 The program is loaded from ``roles/sampler/files/inventium_sampler.py`` as the role deploys it.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import influx
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx
 
 PROGRAM = Path(__file__).resolve().parents[2] / "roles" / "sampler" / "files" / "inventium_sampler.py"
 

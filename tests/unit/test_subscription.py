@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _subscription_plan as mod
 from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import parse_conninfo
-from ansible_collections.inventium.logical_replication.plugins.modules import subscription as mod
 
 psycopg = pytest.importorskip("psycopg")
 

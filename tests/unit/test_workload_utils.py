@@ -8,8 +8,10 @@ import re
 
 import pytest
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import load, pgbench, synthetic
-from ansible_collections.inventium.logical_replication.plugins.module_utils.workload_markers import marker_line
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_load as load
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_pgbench as pgbench
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _workload_synthetic as synthetic
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import marker_line
 
 PGBENCH_15_STDOUT = """\
 pgbench (15.18 (Debian 15.18-0+deb12u1))

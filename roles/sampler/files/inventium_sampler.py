@@ -4,13 +4,14 @@
 
 """inventium-sampler: replication metrics of every node into InfluxDB, every second.
 
-One thread per PostgreSQL node keeps ONE persistent psycopg connection (``jit`` off,
-``application_name`` ``inventium-sampler``, a short ``statement_timeout``) and runs the health
-collectors of ``plugins/module_utils/health.py`` (the same SQL as the ``replication_info``
-module) on every tick of the wall clock (``--interval`` seconds, ticks aligned to multiples of
-it, so points of all nodes share timestamps). A writer thread sends the points in batches with
-``plugins/module_utils/influx.py`` (InfluxDB API v1 or v2). A Docker thread reads one-shot
-container stats from the Docker socket.
+One thread per PostgreSQL node keeps ONE persistent connection, opened by the collection's
+``connection.py`` (``jit`` off, ``application_name`` ``inventium-sampler``, a short
+``statement_timeout``), and runs the replication core's collectors - ``_slots.py`` and
+``_subscriptions.py`` (the same SQL as the modules and ``replication_info``) and ``_metrics.py``
+(what the sampler measures besides) - on every tick of the wall clock (``--interval`` seconds,
+ticks aligned to multiples of it, so points of all nodes share timestamps). A writer thread
+sends the points in batches with ``plugins/module_utils/_influx.py`` (InfluxDB API v1 or v2). A
+Docker thread reads one-shot container stats from the Docker socket.
 
 It never dies because a node or InfluxDB is down: a failing node is retried with exponential
 backoff (capped) while the other nodes are sampled; errors are counted in the measurement
@@ -25,8 +26,8 @@ influx.client_from_endpoints) and ``docker`` (``containers``, optional ``socket`
 optional ``sampler`` section with defaults for the command line options. The measurements and
 their fields are documented in ``roles/sampler/README.md``.
 
-The module_utils come from ``lib/`` next to this file when the ``sampler`` role deployed it, or
-from the repository checkout it lives in.
+The collection's module_utils package comes from ``lib/`` next to this file when the ``sampler``
+role deployed it (the role ships all of it), or from the repository checkout it lives in.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ def _module_utils_path():
 
 sys.path.insert(0, str(_module_utils_path()))
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils import health, influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils import (  # noqa: E402
+    _metrics,
+    _slots,
+    _subscriptions,
+    connection,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact  # noqa: E402
 
 LOG = logging.getLogger("inventium-sampler")
@@ -452,28 +459,21 @@ class NodeSampler(threading.Thread):
         self.round_seconds = collections.deque(maxlen=3600)
 
     def connect(self):
-        import psycopg  # here, so that --help and the unit tests work without psycopg
-
         node = self.node
         timeout_ms = int(self.settings["statement_timeout_ms"]) or int(
             min(5000, max(500, self.settings["interval"] * 1000))
         )
-        kwargs = {
-            "host": node["host"],
-            "port": node["port"],
-            "dbname": node["dbname"],
-            "user": node["user"],
-            "application_name": APPLICATION_NAME,
+        params = {
+            "login_host": node["host"],
+            "login_port": node["port"],
+            "login_db": node["dbname"],
+            "login_user": node["user"],
+            "login_password": _read_password(node["password_file"]) or None,
+            "ssl_mode": node.get("sslmode") or None,
+            "ssl_rootcert": node.get("sslrootcert") or None,
             "connect_timeout": int(self.settings["connect_timeout"]),
-            "autocommit": True,
         }
-        password = _read_password(node["password_file"])
-        if password:
-            kwargs["password"] = password
-        for key in ("sslmode", "sslrootcert"):
-            if node.get(key):
-                kwargs[key] = node[key]
-        conn = psycopg.connect(**kwargs)
+        conn = connection.connect(params, autocommit=True, application_name=APPLICATION_NAME)
         conn.execute(
             "SELECT set_config('jit', 'off', false), set_config('statement_timeout', %s, false),"
             " set_config('lock_timeout', %s, false), set_config('synchronous_commit', 'off', false)",
@@ -493,7 +493,7 @@ class NodeSampler(threading.Thread):
 
     def database_stats(self, now):
         measure = now - self.size_checked >= DATABASE_SIZE_SECONDS
-        stats = health.collect_database(self.conn, self.major, size=measure)
+        stats = _metrics.collect_database(self.conn, self.major, size=measure)
         if measure:
             self.size_checked = now
             self.size_bytes = stats.get("size_bytes")
@@ -504,23 +504,23 @@ class NodeSampler(threading.Thread):
     def collect(self, now):
         conn, major = self.conn, self.major
         facts = {
-            "locks": health.collect_locks(conn, major),
-            "activity": health.collect_activity(conn, major),
+            "locks": _metrics.collect_locks(conn, major),
+            "activity": _metrics.collect_activity(conn, major),
             "database": self.database_stats(now),
-            "checkpoints": health.collect_checkpoints(conn, major),
-            "senders": health.collect_senders(conn, major),
-            "slots": health.collect_slots(conn, major),
-            "subscriptions": health.collect_subscriptions(conn, major, conninfo=False)["subscriptions"],
+            "checkpoints": _metrics.collect_checkpoints(conn, major),
+            "senders": _metrics.collect_senders(conn, major),
+            "slots": _slots.collect_slots(conn, major),
+            "subscriptions": _subscriptions.collect_subscriptions(conn, major, conninfo=False)["subscriptions"],
         }
         if now - self.statements_checked >= STATEMENTS_RECHECK_SECONDS:
             self.statements_checked = now
-            self.statements_schema = health.statements_schema(conn)
+            self.statements_schema = _metrics.statements_schema(conn)
         name = self.node["name"]
         # Optional pieces: their failure (pg_stat_statements not preloaded, no privilege on the
         # heartbeat table) is counted and retried later, the rest of the round is kept.
         if self.statements_schema:
             try:
-                facts["statements"] = health.collect_statements(conn, major, self.statements_schema)
+                facts["statements"] = _metrics.collect_statements(conn, major, self.statements_schema)
                 self.errors.ok(f"{name}:statements")
             except Exception as exc:
                 self.statements_schema = None
@@ -528,13 +528,13 @@ class NodeSampler(threading.Thread):
                 self._raise_if_broken()
         if now - self.heartbeat_checked >= HEARTBEAT_RECHECK_SECONDS:
             self.heartbeat_checked = now
-            self.heartbeat = health.heartbeat_present(conn)
+            self.heartbeat = _metrics.heartbeat_present(conn)
         if self.heartbeat:
             try:
                 if self.node["kind"] == "publisher":
-                    health.heartbeat_beat(conn, name)
+                    _metrics.heartbeat_beat(conn, name)
                 else:
-                    facts["heartbeat"] = health.collect_heartbeat(conn, major)
+                    facts["heartbeat"] = _metrics.collect_heartbeat(conn, major)
                 self.errors.ok(f"{name}:heartbeat")
             except Exception as exc:
                 self.heartbeat = False

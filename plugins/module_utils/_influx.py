@@ -1,3 +1,4 @@
+# Private to the inventium.logical_replication collection: not a public API.
 # Copyright (c) 2025, Inventium logical replication team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -255,21 +256,10 @@ def client_from_endpoints(source, timeout=5.0):
             return None
         return _read_secret(path if os.path.isabs(path) else os.path.join(base_dir, path))
 
-    api = int(section.get("api", 1))
-    if api == 2:
-        return InfluxClient(
-            section["url"],
-            api=2,
-            org=section.get("org"),
-            bucket=section.get("bucket"),
-            token=section.get("token") or secret("token_file"),
-            timeout=timeout,
-        )
-    return InfluxClient(
-        section["url"],
-        api=1,
-        database=section.get("database"),
-        username=section.get("username"),
-        password=section.get("password") or secret("password_file"),
-        timeout=timeout,
-    )
+    if int(section.get("api", 1)) == 2:
+        api, target = 2, dict(org=section.get("org"), bucket=section.get("bucket"))
+        target["token"] = section.get("token") or secret("token_file")
+    else:
+        api, target = 1, dict(database=section.get("database"), username=section.get("username"))
+        target["password"] = section.get("password") or secret("password_file")
+    return InfluxClient(section["url"], api=api, timeout=timeout, **target)

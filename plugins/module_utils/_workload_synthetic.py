@@ -1,3 +1,4 @@
+# Private to the inventium.logical_replication collection: not a public API.
 # Copyright (c) 2025, Inventium logical replication team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -13,7 +14,8 @@ dates; the wide table mixes 64 columns of eight types; the document table has a 
 of a configurable size (md5 words: compressible about like prose) and a nested jsonb document.
 
 The tables are created by ``roles/publisher/files/schema/synthetic.sql``; :data:`TABLES` maps the
-short names (``books``, ``wide``, ``docs``) to them.
+short names (``books``, ``wide``, ``docs``) to them. :func:`execute` runs the ``synthetic_data``
+module.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ try:
     from psycopg import sql
 except ImportError:  # pragma: no cover - the module reports the missing library
     sql = None
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import Markers
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import format_db_error, psycopg
 
 TABLES = {"books": "synthetic_books", "wide": "synthetic_wide", "docs": "synthetic_docs"}
 """Short name -> table (in the schema given to the functions, default ``public``)."""
@@ -296,3 +301,88 @@ def generate(
         "seconds": round(seconds, 3),
         "rows_per_second": round(done / seconds, 1) if seconds > 0 else None,
     }
+
+
+# --------------------------------------------------------------------------- the module's steps
+def execute(m):
+    """The ``synthetic_data`` module's steps after argument parsing (``m``: its PgModule)."""
+    p = m.params
+    if p["rows"] < 0 or p["chunk_size"] < 1 or p["doc_bytes"] < 1:
+        m.fail("rows must be >= 0, chunk_size and doc_bytes >= 1")
+    name = TABLES[p["table"]]
+    target = sql.Identifier(p["schema"], name)
+    conn = m.connect()
+    exists = m.query_one("SELECT to_regclass(%s) IS NOT NULL AS present", [f'"{p["schema"]}"."{name}"'])["present"]
+    if not exists:
+        m.fail(
+            f"table {p['schema']}.{name} does not exist (create it with roles/publisher/files/schema/synthetic.sql, "
+            "the publisher role's publisher_schema_files)"
+        )
+    first_id = p.get("first_id")
+    if p["truncate"]:
+        m.queries.append(m.render(sql.SQL("TRUNCATE {}").format(target)))
+        first_id = first_id or 1
+    if first_id is None:
+        first_id = m.query_one(sql.SQL("SELECT coalesce(max(id), 0) + 1 AS next FROM {}").format(target))["next"]
+    ranges = chunks(first_id, p["rows"], p["chunk_size"])
+    if ranges:
+        m.queries.append(
+            m.render(
+                insert_statement(p["table"], ranges[0][0], ranges[0][1], schema=p["schema"], doc_bytes=p["doc_bytes"])
+            )
+        )
+    if m.check_mode:
+        m.exit(
+            changed=bool(ranges) or p["truncate"],
+            table=f"{p['schema']}.{name}",
+            rows=p["rows"],
+            first_id=first_id,
+            last_id=ranges[-1][1] if ranges else None,
+            chunks=len(ranges),
+            seconds=0.0,
+            rate=None,
+            progress=[],
+            table_bytes=None,
+            markers=[],
+        )
+    markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload="synthetic")
+    if "start" in p["influx_phases"]:
+        markers.start(planned_rows=p["rows"], table=name)
+    progress = []
+    try:
+        if p["truncate"]:
+            conn.execute(sql.SQL("TRUNCATE {}").format(target))
+        result = generate(
+            conn,
+            p["table"],
+            first_id,
+            p["rows"],
+            p["chunk_size"],
+            schema=p["schema"],
+            doc_bytes=p["doc_bytes"],
+            progress=lambda done, total, elapsed: progress.append(progress_line(done, total, elapsed)),
+        )
+    except psycopg.Error as exc:
+        m.fail(
+            format_db_error(
+                exc, (), f"generating rows into {p['schema']}.{name} failed after {len(progress)} committed chunk(s)"
+            ),
+            sqlstate=exc.sqlstate,
+            progress=progress,
+        )
+    size = m.query_one("SELECT pg_total_relation_size(%s::regclass) AS bytes", [f'"{p["schema"]}"."{name}"'])["bytes"]
+    if "stop" in p["influx_phases"]:
+        markers.stop(rows=result["rows"], seconds=result["seconds"], rate=result["rows_per_second"], table=name)
+    m.exit(
+        changed=result["rows"] > 0 or p["truncate"],
+        table=f"{p['schema']}.{name}",
+        rows=result["rows"],
+        first_id=result["first_id"],
+        last_id=result["last_id"],
+        chunks=result["chunks"],
+        seconds=result["seconds"],
+        rate=result["rows_per_second"],
+        progress=progress,
+        table_bytes=size,
+        markers=markers.written,
+    )

@@ -1,10 +1,12 @@
+# Private to the inventium.logical_replication collection: not a public API.
 # Copyright (c) 2025, Inventium logical replication team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Steady (``hum``) and sinusoidal (``pulse``) INSERT/UPDATE/DELETE load on a books-shaped table.
 
-Used by the ``load_generator`` module. The schedule is an integral: after ``t`` seconds exactly
+The ``load_generator`` module's logic (:func:`execute` runs it; :func:`cleanup` for
+``operation=cleanup``). The schedule is an integral: after ``t`` seconds exactly
 ``scheduled(t)`` operations should have run (``rate * t`` for hum, plus
 ``amplitude * period / 2pi * (1 - cos(2pi t / period))`` for pulse, whose instantaneous rate is
 ``rate + amplitude * sin(2pi t / period)``). The runner executes one operation whenever it is
@@ -30,6 +32,9 @@ try:
     from psycopg import sql
 except ImportError:  # pragma: no cover - the module reports the missing library
     sql = None
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import Markers
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import format_db_error, psycopg
 
 ID_SPAN = 1_000_000_000
 DEFAULT_ID_BASE = 1_000_000_000
@@ -246,3 +251,108 @@ class LoadRunner:
             "rows_in_range": len(self.live),
             "id_range": [self.id_base, self.id_last],
         }
+
+
+# --------------------------------------------------------------------------- the module's steps
+def cleanup(m):
+    p = m.params
+    first, last = p["id_base"], p["id_base"] + ID_SPAN - 1
+    start = time.monotonic()
+    target = sql.Identifier(p["schema"], p["table"])
+    count = sql.SQL("SELECT count(*) AS n FROM {} WHERE id BETWEEN %s AND %s").format(target)
+    rows = m.query_one(count, [first, last])["n"]
+    if rows:
+        m.execute(cleanup_statement(p["schema"], p["table"]), [first, last])
+    m.exit(
+        changed=rows > 0,
+        rows=rows,
+        seconds=round(time.monotonic() - start, 3),
+        rows_in_range=0,
+        id_range=[first, last],
+        markers=[],
+    )
+
+
+# The module options LoadRunner takes as they are (mix is converted to floats first).
+RUNNER_OPTIONS = (
+    "schema",
+    "table",
+    "pattern",
+    "rate",
+    "amplitude",
+    "period",
+    "duration",
+    "id_base",
+    "report_interval",
+    "seed",
+)
+
+
+def execute(m):
+    """The ``load_generator`` module's steps after argument parsing (``m``: its PgModule)."""
+    p = m.params
+    if p["id_base"] < 6:
+        m.fail("id_base: must be above the seed's book ids (1 to 5)")
+    conn = m.connect()
+    if p["operation"] == "cleanup":
+        cleanup(m)
+    try:
+        mix = {key: float(value) for key, value in (p["mix"] or {}).items()}
+        validate(p["pattern"], p["rate"], p["amplitude"], p["period"], p["duration"], mix)
+    except (TypeError, ValueError) as exc:
+        m.fail(str(exc))
+    if p["report_interval"] <= 0:
+        m.fail("report_interval: must be greater than 0 seconds")
+    runner = LoadRunner(conn, mix=mix, **{name: p[name] for name in RUNNER_OPTIONS})
+    try:
+        existing = runner.load_existing()
+    except psycopg.Error as exc:
+        m.fail(format_db_error(exc, (), f"reading {p['schema']}.{p['table']} failed"), sqlstate=exc.sqlstate)
+    predicted = round(scheduled(p["duration"], p["pattern"], p["rate"], p["amplitude"], p["period"]))
+    m.queries.extend(
+        m.render(s) for s in (runner.statements.insert, runner.statements.update, runner.statements.delete)
+    )
+    if m.check_mode:
+        m.exit(
+            changed=predicted > 0,
+            pattern=p["pattern"],
+            operations=predicted,
+            rows=predicted,
+            inserts=0,
+            updates=0,
+            deletes=0,
+            seconds=0.0,
+            rate=None,
+            target_rate=round(predicted / p["duration"], 2),
+            behind=0,
+            windows=[],
+            rows_in_range=existing,
+            id_range=[runner.id_base, runner.id_last],
+            markers=[],
+        )
+    markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload=p["pattern"])
+    markers.start(
+        target_rate=p["rate"],
+        amplitude=p["amplitude"] if p["pattern"] == "pulse" else None,
+        period=p["period"] if p["pattern"] == "pulse" else None,
+        duration=p["duration"],
+    )
+    try:
+        report = runner.run()
+    except (psycopg.Error, LoadError) as exc:
+        done = dict(runner.counts)
+        markers.stop(rows=sum(done.values()), failed=True)
+        message = format_db_error(exc, (), "load failed") if isinstance(exc, psycopg.Error) else str(exc)
+        m.fail(
+            f"{message} (after {done['insert']} inserts, {done['update']} updates, {done['delete']} deletes)",
+            markers=markers.written,
+        )
+    markers.stop(
+        rows=report["operations"],
+        seconds=report["seconds"],
+        rate=report["rate"],
+        target_rate=report["target_rate"],
+        behind=report["behind"],
+    )
+    report["rows"] = report["operations"]
+    m.exit(changed=report["operations"] > 0, markers=markers.written, **report)

@@ -1,10 +1,12 @@
+# Private to the inventium.logical_replication collection: not a public API.
 # Copyright (c) 2025, Inventium logical replication team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """pgbench: finding the binary, building its command lines and environment, parsing its report.
 
-Used by the ``pgbench`` module. Initialisation is ``pgbench -i -I gv`` only: ``g`` truncates
+The ``pgbench`` module's logic (:func:`execute` runs it; :func:`result` is its return fields).
+Initialisation is ``pgbench -i -I gv`` only: ``g`` truncates
 and refills the four tables (client side COPY), ``v`` vacuums them. The steps ``d`` (drop) and
 ``t`` (create) are never used because the tables are published (bench_pub) and created with
 primary keys by ``roles/publisher/files/schema/pgbench.sql``, so ``p`` is not needed either.
@@ -18,6 +20,10 @@ import glob
 import os
 import re
 import shutil
+import tempfile
+import time
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import Markers
 
 BUILTIN_SCRIPTS = ("tpcb-like", "simple-update", "select-only")
 READ_ONLY_BUILTINS = ("select-only",)
@@ -191,3 +197,166 @@ def parse_report(stdout, stderr=""):
         )
     report["progress"] = progress
     return report
+
+
+def result(mode, command, rows=0, seconds=0.0, rate=None, stdout="", markers=None, **extra):
+    """The module's return fields; the defaults are those of an exit that ran nothing (no-op, check mode)."""
+    fields = dict(
+        mode=mode,
+        rows=rows,
+        seconds=seconds,
+        rate=rate,
+        command=command,
+        stdout=stdout,
+        markers=[] if markers is None else markers,
+    )
+    fields.update(extra)
+    return fields
+
+
+# --------------------------------------------------------------------------- the module's steps
+TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+
+
+def table_counts(m):
+    present = m.query(
+        "SELECT c.relname::text AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = c.relnamespace WHERE c.relname = ANY(%s) AND c.relkind IN ('r', 'p')"
+        " AND n.nspname = ANY(current_schemas(false))",
+        [list(TABLES)],
+    )
+    names = {row["name"] for row in present}
+    missing = [t for t in TABLES if t not in names]
+    if missing:
+        m.fail(
+            f"the pgbench tables {', '.join(missing)} do not exist in database "
+            f"{m.params.get('login_db') or '(default)'}"
+            " (create them with roles/publisher/files/schema/pgbench.sql, the publisher role's publisher_schema_files)"
+        )
+    return m.query_one(
+        "SELECT (SELECT count(*) FROM pgbench_branches) AS branches, (SELECT count(*) FROM pgbench_tellers) AS"
+        " tellers, (SELECT count(*) FROM pgbench_accounts) AS accounts"
+    )
+
+
+def run_pgbench(m, argv, env):
+    start = time.monotonic()
+    rc, out, err = m.module.run_command(argv, environ_update=env)
+    seconds = time.monotonic() - start
+    if rc != 0:
+        m.fail(
+            f"pgbench failed (rc={rc}): {(err or out).strip()[-2000:]}",
+            command=argv,
+            stdout=out,
+            stderr=err,
+        )
+    return out, err, seconds
+
+
+def init(m, exe, env, markers):
+    p = m.params
+    try:
+        argv = init_argv(exe, p["scale"])
+    except PgbenchError as exc:
+        m.fail(str(exc))
+    before = table_counts(m)
+    expected = {"branches": p["scale"], "tellers": 10 * p["scale"], "accounts": ACCOUNTS_PER_SCALE * p["scale"]}
+    rows = sum(expected.values())
+    m.close()  # pgbench truncates: no session of ours may hold a lock on the tables
+    if before == expected and not p["force"]:
+        m.exit(changed=False, **result("init", argv, scale=p["scale"]))
+    m.queries.append(" ".join(argv))
+    if m.check_mode:
+        m.exit(changed=True, **result("init", argv, scale=p["scale"], rows=rows))
+    markers.start(planned_rows=rows, scale=p["scale"])
+    out, err, seconds = run_pgbench(m, argv, env)
+    seconds, rate = round(seconds, 3), round(rows / seconds, 1)
+    markers.stop(rows=rows, seconds=seconds, rate=rate)
+    m.exit(
+        changed=True,
+        **result(
+            "init",
+            argv,
+            scale=p["scale"],
+            rows=rows,
+            seconds=seconds,
+            rate=rate,
+            stdout=out + err,
+            markers=markers.written,
+        ),
+    )
+
+
+def run(m, exe, env, markers):
+    p = m.params
+    writes = script_writes(p["script"], p.get("script_text"))
+    script_file = None
+    workdir = None
+    try:
+        if p.get("script_text") is not None:
+            workdir = tempfile.mkdtemp(prefix="inventium-pgbench-")
+            script_file = os.path.join(workdir, "script.sql")
+            with open(script_file, "w", encoding="utf-8") as handle:
+                handle.write(p["script_text"])
+        try:
+            argv = run_argv(
+                exe,
+                p["duration"],
+                clients=p["clients"],
+                jobs=p["jobs"],
+                rate=p.get("rate"),
+                builtin=p["script"],
+                script_file=script_file,
+                progress=p["progress_interval"],
+                protocol=p["protocol"],
+            )
+        except PgbenchError as exc:
+            m.fail(str(exc))
+        m.queries.append(" ".join(argv))
+        if m.check_mode:
+            m.exit(changed=writes, **result("run", argv, progress=[]))
+        m.close()
+        markers.start(target_rate=p.get("rate"), clients=p["clients"], duration=p["duration"])
+        out, err, seconds = run_pgbench(m, argv, env)
+    finally:
+        if workdir:
+            for name in os.listdir(workdir):
+                os.unlink(os.path.join(workdir, name))
+            os.rmdir(workdir)
+    report = parse_report(out, err)
+    transactions = report.get("transactions", 0)
+    markers.stop(
+        rows=transactions,
+        seconds=round(seconds, 3),
+        rate=report.get("tps"),
+        latency_ms=report.get("latency_average_ms"),
+    )
+    scale = report.pop("scaling_factor", None)
+    fields = result(
+        "run",
+        argv,
+        scale=scale,
+        rows=transactions,
+        seconds=round(seconds, 3),
+        rate=report.get("tps"),
+        stdout=out,
+        markers=markers.written,
+    )
+    m.exit(changed=writes and transactions > 0, **{**report, **fields})
+
+
+def execute(m):
+    """The ``pgbench`` module's steps after argument parsing (``m``: its PgModule)."""
+    p = m.params
+    try:
+        exe = find_pgbench(p.get("pgbench_path"))
+    except PgbenchError as exc:
+        m.fail(str(exc))
+    env = environment(p, p.get("login_password"))
+    m.connect()
+    name = "pgbench_init" if p["mode"] == "init" else "pgbench"
+    markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload=name)
+    if p["mode"] == "init":
+        init(m, exe, env, markers)
+    else:
+        run(m, exe, env, markers)

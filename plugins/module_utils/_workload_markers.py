@@ -1,3 +1,4 @@
+# Private to the inventium.logical_replication collection: not a public API.
 # Copyright (c) 2025, Inventium logical replication team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils.influx import (
+from ansible_collections.inventium.logical_replication.plugins.module_utils._influx import (
     InfluxError,
     client_from_endpoints,
     line,

@@ -1,3 +1,4 @@
+# Private to the inventium.logical_replication collection: not a public API.
 # Copyright (c) 2025, Inventium logical replication team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later

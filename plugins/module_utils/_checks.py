@@ -1,0 +1,464 @@
+# Private to the inventium.logical_replication collection: not a public API.
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What counts as unhealthy: the checks of ``replication_info`` (pure functions over collected facts).
+
+:func:`evaluate_checks` turns facts into findings (``{severity, code, message, hint}``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import table_display
+from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import quote_ident
+
+SEVERITIES = ("error", "warning", "info")
+
+
+DEFAULT_RETAINED_WAL_THRESHOLD = 1024**3
+"""Inactive slots retaining more WAL than this (bytes) are reported by the checks (1 GiB)."""
+
+
+MAX_LISTED = 20
+
+
+class ThresholdError(ValueError):
+    """A byte size given by the user cannot be parsed."""
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_bytes(value):
+    """Parse a byte size: an ``int`` or a string like ``1GB``, ``512 MB``, ``64kB``, ``100`` (1024-based).
+
+    Units as PostgreSQL writes them (``B``, ``kB``, ``MB``, ``GB``, ``TB``; case-insensitive,
+    ``KiB``-style and single-letter ``K``/``M``/``G``/``T`` accepted). Raises :class:`ThresholdError`.
+    """
+    if isinstance(value, bool):
+        raise ThresholdError(f"expected a byte size, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ThresholdError(f"a byte size must not be negative, got {value}")
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise ThresholdError(f"invalid byte size {value!r} (use e.g. 1073741824, 512MB or 1GB)")
+    unit = match.group(2).lower().replace("ib", "b")
+    if len(unit) == 1 and unit != "b":
+        unit += "b"
+    if unit not in _SIZE_UNITS:
+        raise ThresholdError(f"invalid unit in byte size {value!r} (use B, kB, MB, GB or TB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def format_bytes(value):
+    """``1536`` -> ``'1.5 kB'``; ``None`` -> ``'unknown'`` (for messages)."""
+    if value is None:
+        return "unknown"
+    size = float(value)
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(size) < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+def _listing(names, limit=MAX_LISTED):
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    if len(names) > limit:
+        shown += f" and {len(names) - limit} more"
+    return shown
+
+
+def finding(severity, code, message, hint):
+    """One check result."""
+    return {"severity": severity, "code": code, "message": message, "hint": hint}
+
+
+def _check_wal_level(server, publications, slots):
+    found = []
+    running = server["wal_level"]
+    pending = server.get("wal_level_pending")
+    logical_slots = [s for s in slots if s.get("slot_type") == "logical"]
+    needed = bool(publications or logical_slots)
+    if running != "logical" and pending != "logical":
+        message = f"wal_level is {running}, not logical: this server cannot publish (logical decoding is off)"
+        if needed:
+            what = []
+            if publications:
+                what.append(f"{len(publications)} publication(s) in database {quote_ident(server['database'])}")
+            if logical_slots:
+                what.append(f"{len(logical_slots)} logical slot(s)")
+            message += ", although it has " + " and ".join(what)
+        found.append(
+            finding(
+                "error" if needed else "info",
+                "wal_level_not_logical",
+                message,
+                "Set wal_level = logical (inventium.logical_replication.server_settings, or ALTER SYSTEM SET "
+                "wal_level = logical) and restart PostgreSQL.",
+            )
+        )
+    if pending is not None and pending != running:
+        if pending == "logical":
+            found.append(
+                finding(
+                    "error" if needed else "warning",
+                    "wal_level_pending",
+                    f"wal_level is {running}; logical is configured but takes effect only after a restart",
+                    "Restart PostgreSQL to enable logical decoding.",
+                )
+            )
+        else:
+            message = f"wal_level is {running} but {pending} is configured and takes effect at the next restart"
+            if running == "logical":
+                message += ": the restart disables logical decoding (publications and logical slots stop working)"
+            found.append(
+                finding(
+                    "error" if running == "logical" else "warning",
+                    "wal_level_pending",
+                    message,
+                    "Undo the pending change before a restart (ALTER SYSTEM RESET wal_level or ALTER SYSTEM SET "
+                    "wal_level = logical, then SELECT pg_reload_conf()), or use "
+                    "inventium.logical_replication.server_settings with wal_level: logical.",
+                )
+            )
+    elif pending is None and server.get("wal_level_pending_restart") and not server.get("wal_level_pending_known"):
+        found.append(
+            finding(
+                "warning",
+                "wal_level_pending",
+                f"wal_level is {running} and PostgreSQL reports a changed value pending a restart "
+                "(this session may not read pg_file_settings to tell which)",
+                "Check postgresql.conf and postgresql.auto.conf, or run the check as a superuser.",
+            )
+        )
+    return found
+
+
+def _check_limits(server, slots, subscription_counts):
+    found = []
+    persistent = [s for s in slots if not s.get("temporary")]
+    used = server.get("replication_slots_used", len(slots))
+    max_slots = server["max_replication_slots"]
+    if slots and used >= max_slots:
+        found.append(
+            finding(
+                "warning",
+                "max_replication_slots_too_low",
+                f"all {max_slots} replication slots are in use (max_replication_slots = {max_slots}): a new "
+                "subscription, or the initial table synchronization of one (it uses temporary slots), fails",
+                f"Raise max_replication_slots above {used} (for example {used + 4}) and restart PostgreSQL, "
+                "or drop slots no longer used.",
+            )
+        )
+    max_senders = server["max_wal_senders"]
+    if len(persistent) > max_senders:
+        found.append(
+            finding(
+                "error",
+                "max_wal_senders_too_low",
+                f"max_wal_senders = {max_senders} is lower than the {len(persistent)} replication slots: not every "
+                "slot's consumer can connect",
+                f"Raise max_wal_senders to at least {len(persistent)} plus headroom for table synchronization "
+                "(for example {}) and restart PostgreSQL.".format(len(persistent) + 4),
+            )
+        )
+    elif slots and server.get("wal_senders_used", 0) >= max_senders:
+        found.append(
+            finding(
+                "warning",
+                "max_wal_senders_too_low",
+                f"all {max_senders} WAL senders are in use (max_wal_senders = {max_senders}): a new subscription "
+                "or a table synchronization cannot connect",
+                "Raise max_wal_senders and restart PostgreSQL.",
+            )
+        )
+    counts = subscription_counts or {}
+    total = counts.get("cluster") or 0
+    enabled = counts.get("cluster_enabled") or 0
+    sync = server.get("max_sync_workers_per_subscription") or 0
+    if total:
+        # Each subscription tracks its progress in a replication origin; table syncs use one each.
+        if "max_active_replication_origins" in server:
+            origins_name, origins = "max_active_replication_origins", server["max_active_replication_origins"]
+        else:
+            origins_name, origins = "max_replication_slots", max_slots
+        if origins < total:
+            found.append(
+                finding(
+                    "error",
+                    f"{origins_name}_too_low",
+                    f"{origins_name} = {origins} is lower than the {total} subscriptions of this server: it also "
+                    "limits the replication origins that track each subscription's progress",
+                    f"Raise {origins_name} to at least {total + sync} and restart PostgreSQL.",
+                )
+            )
+        elif origins < total + sync:
+            found.append(
+                finding(
+                    "warning",
+                    f"{origins_name}_too_low",
+                    f"{origins_name} = {origins} leaves no room for the replication origins of table synchronization "
+                    f"({total} subscriptions, max_sync_workers_per_subscription = {sync})",
+                    f"Raise {origins_name} to at least {total + sync} and restart PostgreSQL.",
+                )
+            )
+    max_workers = server["max_logical_replication_workers"]
+    if enabled and max_workers < enabled:
+        found.append(
+            finding(
+                "error",
+                "max_logical_replication_workers_too_low",
+                f"max_logical_replication_workers = {max_workers} is lower than the {enabled} enabled subscriptions: "
+                "some subscriptions get no apply worker and do not replicate",
+                f"Raise max_logical_replication_workers to at least {enabled + sync} and restart PostgreSQL.",
+            )
+        )
+    elif enabled and max_workers < enabled + sync:
+        found.append(
+            finding(
+                "warning",
+                "max_logical_replication_workers_too_low",
+                f"max_logical_replication_workers = {max_workers} leaves no headroom for table synchronization "
+                f"workers ({enabled} enabled subscriptions, max_sync_workers_per_subscription = {sync})",
+                f"Raise max_logical_replication_workers to at least {enabled + sync} and restart PostgreSQL.",
+            )
+        )
+    max_processes = server["max_worker_processes"]
+    if enabled and max_processes < enabled + 1:
+        found.append(
+            finding(
+                "error",
+                "max_worker_processes_too_low",
+                f"max_worker_processes = {max_processes} cannot run the logical replication launcher plus the "
+                f"apply workers of {enabled} enabled subscriptions",
+                f"Raise max_worker_processes to at least {max_workers + 1} and restart PostgreSQL.",
+            )
+        )
+    elif max_workers and max_processes < max_workers + 1:
+        found.append(
+            finding(
+                "warning",
+                "max_worker_processes_too_low",
+                f"max_worker_processes = {max_processes} is lower than max_logical_replication_workers + 1 "
+                f"({max_workers + 1}): logical replication workers and the launcher come out of max_worker_processes",
+                f"Raise max_worker_processes to at least {max_workers + 1} (plus parallel query workers) and restart "
+                "PostgreSQL.",
+            )
+        )
+    return found
+
+
+def _check_slots(slots, threshold):
+    found = []
+    for slot in slots:
+        name = slot["name"]
+        lost = slot.get("wal_status") == "lost"
+        if lost:
+            found.append(
+                finding(
+                    "error",
+                    "slot_wal_lost",
+                    f"replication slot {name} has lost WAL it needs (wal_status = lost"
+                    + (
+                        f", invalidation_reason = {slot['invalidation_reason']}"
+                        if slot.get("invalidation_reason")
+                        else ""
+                    )
+                    + "): its consumer cannot continue",
+                    "Drop the slot and re-create the subscription (or re-synchronize its consumer); consider a larger "
+                    "max_slot_wal_keep_size.",
+                )
+            )
+        elif slot.get("invalidation_reason") or slot.get("conflicting"):
+            reason = slot.get("invalidation_reason") or "recovery conflict"
+            found.append(
+                finding(
+                    "error",
+                    "slot_invalidated",
+                    f"replication slot {name} is invalidated ({reason}): its consumer cannot continue",
+                    "Drop the slot and re-create it; re-synchronize its consumer.",
+                )
+            )
+        elif slot.get("wal_status") == "unreserved":
+            found.append(
+                finding(
+                    "warning",
+                    "slot_wal_unreserved",
+                    f"replication slot {name} retains more WAL than max_slot_wal_keep_size allows (wal_status = "
+                    "unreserved): the WAL it needs is removed at the next checkpoint unless its consumer catches up",
+                    "Let the consumer catch up now, or raise max_slot_wal_keep_size.",
+                )
+            )
+        retained = slot.get("retained_wal_bytes")
+        if not slot.get("active") and not lost and retained is not None and retained > threshold:
+            found.append(
+                finding(
+                    "warning",
+                    "slot_inactive_retaining_wal",
+                    f"replication slot {name} is inactive and retains {format_bytes(retained)} of WAL "
+                    f"(threshold {format_bytes(threshold)})",
+                    "Reconnect its consumer, or drop the slot if nothing uses it any more "
+                    "(inventium.logical_replication.replication_slot with state: absent).",
+                )
+            )
+    return found
+
+
+def _check_subscriptions(subscriptions):
+    found = []
+    disabled = [s["name"] for s in subscriptions if not s.get("enabled")]
+    if disabled:
+        found.append(
+            finding(
+                "warning",
+                "subscription_disabled",
+                f"disabled subscription(s): {_listing(quote_ident(n) for n in disabled)}",
+                "Enable with ALTER SUBSCRIPTION ... ENABLE (after fixing the error that disabled it, if "
+                "disable_on_error was set; see the server log).",
+            )
+        )
+    not_running = [s["name"] for s in subscriptions if s.get("enabled") and not s.get("apply_worker_pid")]
+    if not_running:
+        found.append(
+            finding(
+                "warning",
+                "subscription_not_running",
+                "enabled subscription(s) without a running apply worker: "
+                + _listing(quote_ident(n) for n in not_running),
+                "The worker may be restarting after an error, waiting for a free worker slot "
+                "(max_logical_replication_workers), or unable to connect; see the subscriber's server log.",
+            )
+        )
+    errors = [s for s in subscriptions if (s.get("apply_error_count") or 0) > 0 or (s.get("sync_error_count") or 0) > 0]
+    if errors:
+        details = _listing(
+            f"{quote_ident(s['name'])} (apply errors {s.get('apply_error_count') or 0}, "
+            f"sync errors {s.get('sync_error_count') or 0})"
+            for s in errors
+        )
+        found.append(
+            finding(
+                "warning",
+                "subscription_errors",
+                f"subscription(s) with errors since the statistics were reset: {details}",
+                "See the subscriber's server log for the errors (often a conflict such as a duplicate key); after "
+                "fixing them reset the counters with SELECT pg_stat_reset_subscription_stats(NULL).",
+            )
+        )
+    conflicts = []
+    for s in subscriptions:
+        counts = {k: v for k, v in (s.get("conflicts") or {}).items() if v}
+        if counts:
+            conflicts.append(
+                "{} ({})".format(quote_ident(s["name"]), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+            )
+    if conflicts:
+        found.append(
+            finding(
+                "warning",
+                "subscription_conflicts",
+                f"subscription(s) that met conflicts while applying changes: {_listing(conflicts)}",
+                "See the subscriber's server log for each conflict; reset the counters with "
+                "SELECT pg_stat_reset_subscription_stats(NULL).",
+            )
+        )
+    not_ready = []
+    for s in subscriptions:
+        if s.get("tables_not_ready"):
+            states = ", ".join(f"{n} {state}" for state, n in sorted(s["table_states"].items()) if state != "ready")
+            not_ready.append(f"{quote_ident(s['name'])} ({states})")
+    if not_ready:
+        found.append(
+            finding(
+                "warning",
+                "tables_not_ready",
+                f"subscription(s) with tables not yet ready (initial synchronization): {_listing(not_ready)}",
+                "Wait for the initial copy to finish; if it does not progress, check sync errors, "
+                "max_sync_workers_per_subscription and the subscriber's server log.",
+            )
+        )
+    return found
+
+
+def _check_publications(issues):
+    found = []
+    if not issues:
+        return found
+    by_pub = {}
+    for item in issues.get("no_replica_identity", ()):
+        by_pub.setdefault(item["publication"], []).append(table_display(item["schema"], item["table"]))
+    for publication, tables in sorted(by_pub.items()):
+        found.append(
+            finding(
+                "error",
+                "replica_identity_missing",
+                f"publication {quote_ident(publication)} publishes UPDATE/DELETE but these tables have neither a "
+                f"primary key nor a replica identity, so PostgreSQL refuses UPDATE/DELETE on them: {_listing(tables)}",
+                "Add a primary key, set REPLICA IDENTITY (USING INDEX or FULL), or leave update and delete out of "
+                "the publication's publish option.",
+            )
+        )
+    for kind, problem in (
+        ("row_filter_outside_replica_identity", "the row filter uses column(s) outside the replica identity"),
+        ("column_list_lacks_replica_identity", "the column list lacks replica identity column(s)"),
+    ):
+        items = [
+            f"{table_display(i['schema'], i['table'])} in publication {quote_ident(i['publication'])} ({i['detail']})"
+            for i in issues.get(kind, ())
+        ]
+        if items:
+            found.append(
+                finding(
+                    "error",
+                    kind,
+                    f"UPDATE/DELETE are published but {problem}, so PostgreSQL refuses UPDATE/DELETE on these "
+                    f"tables: {_listing(items)}",
+                    "Filter on replica identity columns only and keep them in column lists, set REPLICA IDENTITY "
+                    "FULL (for row filters), or leave update and delete out of the publication's publish option.",
+                )
+            )
+    sequences = sorted({item["detail"] for item in issues.get("owned_sequence", ())})
+    if sequences:
+        found.append(
+            finding(
+                "info",
+                "sequences_not_replicated",
+                f"published tables own {len(sequences)} sequence(s) whose values logical replication does not copy: "
+                f"{_listing(sequences)}",
+                "Before switching writes to a subscriber, set its sequences past the publisher's values "
+                "(SELECT setval(...)).",
+            )
+        )
+    return found
+
+
+def evaluate_checks(facts, publication_issues=None, retained_wal_threshold=DEFAULT_RETAINED_WAL_THRESHOLD):
+    """Findings (list of ``{severity, code, message, hint}``) from collected facts, errors first.
+
+    ``facts`` holds ``server``, ``slots``, ``publications``, ``subscriptions`` and
+    ``subscription_counts`` as :func:`collect` returns them (missing ones are skipped);
+    ``publication_issues`` is :func:`collect_publication_issues`'s result.
+    """
+    server = facts.get("server")
+    slots = facts.get("slots") or []
+    publications = facts.get("publications") or []
+    subscriptions = facts.get("subscriptions") or []
+    found = []
+    if server:
+        found += _check_wal_level(server, publications, slots)
+        found += _check_limits(server, slots, facts.get("subscription_counts"))
+    found += _check_slots(slots, retained_wal_threshold)
+    found += _check_publications(publication_issues)
+    found += _check_subscriptions(subscriptions)
+    order = {severity: index for index, severity in enumerate(SEVERITIES)}
+    return sorted(found, key=lambda f: order[f["severity"]])

@@ -1,0 +1,225 @@
+# Private to the inventium.logical_replication collection: not a public API.
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What the metrics sampler measures besides slots and subscriptions: WAL senders, locks, sessions,
+the database, checkpoints, statements and the replicated heartbeat (one query each).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import (
+    CURRENT_LSN,
+    columns_sql,
+    fetch_rows,
+    iso,
+    memoize,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import SLOT_OF_SENDER
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
+    CHECKPOINTER_MAJOR,
+    LOCK_MODES,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import sql
+
+
+@memoize
+def senders_query(major):
+    """``pg_stat_replication`` with byte lag against the server's WAL position and time lag in seconds."""
+    columns = [
+        "r.pid",
+        "r.usename::text AS user",
+        "r.application_name",
+        "host(r.client_addr) AS client_addr",
+        "r.client_hostname",
+        "r.client_port",
+        "r.backend_start",
+        "r.state",
+        "r.sync_state",
+        "r.sync_priority",
+        "s.slot_name::text AS slot_name",
+        "s.slot_type",
+    ]
+    columns += [f"r.{kind}_lsn::text AS {kind}_lsn" for kind in ("sent", "write", "flush", "replay")]
+    columns += [
+        f"pg_catalog.pg_wal_lsn_diff(c.lsn, r.{kind}_lsn)::bigint AS {kind}_lag_bytes"
+        for kind in ("sent", "write", "flush", "replay")
+    ]
+    columns += [
+        f"extract(epoch FROM r.{kind}_lag)::float8 AS {kind}_lag_seconds" for kind in ("write", "flush", "replay")
+    ]
+    columns += ["r.reply_time", "extract(epoch FROM now() - r.reply_time)::float8 AS seconds_since_reply"]
+    return sql.SQL(
+        "SELECT {} FROM pg_catalog.pg_stat_replication r {} CROSS JOIN (SELECT {} AS lsn) c"
+        " ORDER BY r.application_name, r.pid"
+    ).format(columns_sql(columns), sql.SQL(SLOT_OF_SENDER), sql.SQL(CURRENT_LSN))
+
+
+def collect_senders(conn, major):
+    """``pg_stat_replication`` rows (list of dicts) with lag in bytes and seconds and the slot in use."""
+    senders = []
+    for row in fetch_rows(conn, senders_query(major)):
+        sender = dict(row)
+        sender["backend_start"] = iso(sender["backend_start"])
+        sender["reply_time"] = iso(sender["reply_time"])
+        senders.append(sender)
+    return senders
+
+
+LOCKS_QUERY = (
+    "SELECT mode, count(*)::int AS lock_count, count(*) FILTER (WHERE NOT granted)::int AS waiting_count"
+    " FROM pg_catalog.pg_locks GROUP BY mode ORDER BY mode"
+)
+
+
+ACTIVITY_QUERY = (
+    "SELECT count(*)::int AS connections,"
+    " count(*) FILTER (WHERE state = 'active')::int AS active,"
+    " count(*) FILTER (WHERE state = 'idle')::int AS idle,"
+    " count(*) FILTER (WHERE state = 'idle in transaction')::int AS idle_in_transaction,"
+    " count(*) FILTER (WHERE state = 'idle in transaction (aborted)')::int AS idle_in_transaction_aborted,"
+    " count(*) FILTER (WHERE wait_event_type = 'Lock')::int AS waiting_on_lock,"
+    " coalesce(extract(epoch FROM max(clock_timestamp() - xact_start)), 0)::float8 AS longest_transaction_seconds,"
+    " current_setting('max_connections')::int AS max_connections"
+    " FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'"
+)
+"""Client sessions by state, sessions waiting for a lock, the oldest open transaction's age."""
+
+
+DATABASE_QUERY = (
+    "SELECT d.datname::text AS database,"
+    " CASE WHEN %(size)s THEN pg_catalog.pg_database_size(d.datid)::bigint END AS size_bytes,"
+    " d.numbackends::int AS backends, d.xact_commit::bigint AS xact_commit, d.xact_rollback::bigint AS xact_rollback,"
+    " d.tup_returned::bigint AS tup_returned, d.tup_fetched::bigint AS tup_fetched,"
+    " d.tup_inserted::bigint AS tup_inserted, d.tup_updated::bigint AS tup_updated,"
+    " d.tup_deleted::bigint AS tup_deleted, d.blks_read::bigint AS blks_read, d.blks_hit::bigint AS blks_hit,"
+    " CASE WHEN d.blks_read + d.blks_hit > 0"
+    " THEN d.blks_hit::float8 / (d.blks_read + d.blks_hit) END AS cache_hit_ratio,"
+    " d.deadlocks::bigint AS deadlocks, d.conflicts::bigint AS conflicts,"
+    " d.temp_files::bigint AS temp_files, d.temp_bytes::bigint AS temp_bytes"
+    " FROM pg_catalog.pg_stat_database d WHERE d.datname = current_database()"
+)
+"""``pg_stat_database`` of the connected database plus its size (cumulative counters since the last reset).
+
+Parameter ``size``: whether to compute ``pg_database_size()`` (it stats every file of the database:
+the costliest part, ~4 ms on a container's overlay file system).
+"""
+
+
+@memoize
+def checkpoints_query(major):
+    """Checkpoint and background writer counters under the same names on every major (17+ has no backend writes)."""
+    if major >= CHECKPOINTER_MAJOR:
+        return (
+            "SELECT c.num_timed::bigint AS checkpoints_timed, c.num_requested::bigint AS checkpoints_requested,"
+            " c.write_time::float8 AS write_time_ms, c.sync_time::float8 AS sync_time_ms,"
+            " c.buffers_written::bigint AS buffers_checkpoint, b.buffers_clean::bigint AS buffers_clean,"
+            " b.maxwritten_clean::bigint AS maxwritten_clean, NULL::bigint AS buffers_backend,"
+            " b.buffers_alloc::bigint AS buffers_alloc"
+            " FROM pg_catalog.pg_stat_checkpointer c, pg_catalog.pg_stat_bgwriter b"
+        )
+    return (
+        "SELECT checkpoints_timed::bigint AS checkpoints_timed, checkpoints_req::bigint AS checkpoints_requested,"
+        " checkpoint_write_time::float8 AS write_time_ms, checkpoint_sync_time::float8 AS sync_time_ms,"
+        " buffers_checkpoint::bigint AS buffers_checkpoint, buffers_clean::bigint AS buffers_clean,"
+        " maxwritten_clean::bigint AS maxwritten_clean, buffers_backend::bigint AS buffers_backend,"
+        " buffers_alloc::bigint AS buffers_alloc"
+        " FROM pg_catalog.pg_stat_bgwriter"
+    )
+
+
+STATEMENTS_SCHEMA_QUERY = (
+    "SELECT n.nspname::text AS schema FROM pg_catalog.pg_extension e"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'"
+)
+"""The schema of the ``pg_stat_statements`` extension in the connected database (no row: not installed)."""
+
+
+def statements_query(schema):
+    """Totals over ``pg_stat_statements`` (PostgreSQL 13+ column names): calls, execution time, mean per call."""
+    return sql.SQL(
+        "SELECT count(*)::int AS statements, coalesce(sum(calls), 0)::bigint AS calls,"
+        " coalesce(sum(total_exec_time), 0)::float8 AS total_exec_time_ms,"
+        " CASE WHEN sum(calls) > 0 THEN (sum(total_exec_time) / sum(calls))::float8 END AS mean_exec_time_ms,"
+        " coalesce(sum(rows), 0)::bigint AS rows"
+        " FROM {}.pg_stat_statements(false)"  # showtext false: the query texts file is not read
+    ).format(sql.Identifier(schema))
+
+
+def collect_locks(conn, major):
+    """Locks held or awaited by mode: ``{mode: {lock_count, waiting_count}}``, every table-level mode present (0)."""
+    locks = {mode: {"lock_count": 0, "waiting_count": 0} for mode in LOCK_MODES}
+    for row in fetch_rows(conn, LOCKS_QUERY):
+        locks[row["mode"]] = {"lock_count": row["lock_count"], "waiting_count": row["waiting_count"]}
+    return locks
+
+
+def collect_activity(conn, major):
+    """Client sessions of the cluster by state (a dict, see :data:`ACTIVITY_QUERY`)."""
+    return dict(fetch_rows(conn, ACTIVITY_QUERY)[0])
+
+
+def collect_database(conn, major, size=True):
+    """Statistics and size of the connected database (a dict, see :data:`DATABASE_QUERY`).
+
+    ``size=False`` skips ``pg_database_size()`` (``size_bytes`` is then None).
+    """
+    rows = fetch_rows(conn, DATABASE_QUERY, {"size": bool(size)})
+    return dict(rows[0]) if rows else {}
+
+
+def collect_checkpoints(conn, major):
+    """Checkpoint counters (``pg_stat_checkpointer`` on 17+, ``pg_stat_bgwriter`` before)."""
+    return dict(fetch_rows(conn, checkpoints_query(major))[0])
+
+
+def statements_schema(conn):
+    """The schema of ``pg_stat_statements`` in the connected database, or ``None`` when it is not installed."""
+    rows = fetch_rows(conn, STATEMENTS_SCHEMA_QUERY)
+    return rows[0]["schema"] if rows else None
+
+
+def collect_statements(conn, major, schema):
+    """Totals over ``pg_stat_statements`` in ``schema`` (see :func:`statements_schema`).
+
+    Raises psycopg's error when the extension is installed but not loaded
+    (``shared_preload_libraries``).
+    """
+    return dict(fetch_rows(conn, statements_query(schema))[0])
+
+
+HEARTBEAT_TABLE = "public.replication_heartbeat"
+"""The replicated heartbeat table (``roles/publisher/files/schema/heartbeat.sql``)."""
+
+
+HEARTBEAT_EXISTS_QUERY = "SELECT pg_catalog.to_regclass('public.replication_heartbeat') IS NOT NULL AS present"
+
+
+HEARTBEAT_BEAT_QUERY = (
+    "INSERT INTO public.replication_heartbeat AS h (node, beat_at, seq) VALUES (%s, clock_timestamp(), 1)"
+    " ON CONFLICT (node) DO UPDATE SET beat_at = excluded.beat_at, seq = h.seq + 1"
+)
+"""The publisher's beat (parameter: the publisher's node name)."""
+
+
+HEARTBEAT_LAG_QUERY = (
+    "SELECT node, extract(epoch FROM clock_timestamp() - beat_at)::float8 AS lag_seconds, seq"
+    " FROM public.replication_heartbeat ORDER BY node"
+)
+
+
+def heartbeat_present(conn):
+    """True when the connected database has ``public.replication_heartbeat``."""
+    return bool(fetch_rows(conn, HEARTBEAT_EXISTS_QUERY)[0]["present"])
+
+
+def heartbeat_beat(conn, node):
+    """Upsert the publisher's heartbeat row (``beat_at = clock_timestamp()``, ``seq + 1``); needs autocommit."""
+    with conn.cursor() as cur:
+        cur.execute(HEARTBEAT_BEAT_QUERY, (node,))
+
+
+def collect_heartbeat(conn, major):
+    """Each heartbeat row's age on this server's clock: ``[{node, lag_seconds, seq}]`` (``node``: the publisher)."""
+    return [dict(row) for row in fetch_rows(conn, HEARTBEAT_LAG_QUERY)]

@@ -1,0 +1,426 @@
+# Private to the inventium.logical_replication collection: not a public API.
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The replication slots: the ONLY SQL reading ``pg_replication_slots``, and the slot planner.
+
+Used by the ``replication_slot`` module, ``replication_info`` and the metrics sampler alike.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import (
+    CURRENT_LSN,
+    fetch_rows,
+    iso,
+    memoize,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
+    CONFLICTING_MAJOR,
+    FAILOVER_MAJOR,
+    TWO_PHASE_AT_MAJOR,
+    TWO_PHASE_MAJOR,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    format_db_error,
+    psycopg,
+    sql,
+)
+
+SLOT_COUNT = "(SELECT count(*) FROM pg_catalog.pg_replication_slots)::int"
+"""SQL expression: the number of replication slots of the cluster (a server fact)."""
+
+SLOT_OF_SENDER = "LEFT JOIN pg_catalog.pg_replication_slots s ON s.active_pid = r.pid"
+"""SQL join clause: the slot ``s`` a WAL sender ``r`` (``pg_stat_replication``) streams from, if any."""
+
+
+def slot_columns(major):
+    """The ``pg_replication_slots`` columns returned for a slot (``replication_slot`` module's state)."""
+    columns = [
+        "slot_name::text AS name",
+        "slot_type",
+        "plugin::text AS plugin",
+        "database::text AS database",
+        "temporary",
+        "active",
+        "active_pid",
+        "restart_lsn::text AS restart_lsn",
+        "confirmed_flush_lsn::text AS confirmed_flush_lsn",
+        "wal_status",
+        "safe_wal_size",
+        "pg_catalog.pg_wal_lsn_diff(CASE WHEN pg_catalog.pg_is_in_recovery()"
+        " THEN pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END,"
+        " restart_lsn)::bigint AS retained_wal_bytes",
+    ]
+    if major >= TWO_PHASE_MAJOR:
+        columns.append("two_phase")
+    if major >= CONFLICTING_MAJOR:
+        columns.append("conflicting")
+    if major >= FAILOVER_MAJOR:
+        columns += ["inactive_since", "invalidation_reason", "failover", "synced"]
+    if major >= TWO_PHASE_AT_MAJOR:
+        columns.append("two_phase_at::text AS two_phase_at")
+    return columns
+
+
+def slot_query(major):
+    """SELECT returning the state of one slot (parameter: slot name), using the server's columns only."""
+    return sql.SQL("SELECT {} FROM pg_catalog.pg_replication_slots WHERE slot_name = %s").format(
+        sql.SQL(", ").join(sql.SQL(c) for c in slot_columns(major))
+    )
+
+
+@memoize
+def slots_query(major):
+    """SELECT of every slot of the cluster: :func:`slot_columns` plus the confirmed flush lag in bytes."""
+    columns = [
+        *slot_columns(major),
+        f"pg_catalog.pg_wal_lsn_diff({CURRENT_LSN}, confirmed_flush_lsn)::bigint AS confirmed_flush_lag_bytes",
+    ]
+    return sql.SQL("SELECT {} FROM pg_catalog.pg_replication_slots ORDER BY slot_name").format(
+        sql.SQL(", ").join(sql.SQL(c) for c in columns)
+    )
+
+
+def slot_state(row):
+    """A slot row as returned state: ``inactive_since`` as ISO 8601 text."""
+    state = dict(row)
+    if state.get("inactive_since") is not None:
+        state["inactive_since"] = iso(state["inactive_since"])
+    return state
+
+
+def collect_slots(conn, major):
+    """Every replication slot of the cluster (list of dicts, sorted by name), as ``replication_slot`` returns them.
+
+    Plus ``confirmed_flush_lag_bytes`` (server WAL position minus ``confirmed_flush_lsn``).
+    """
+    return [slot_state(row) for row in fetch_rows(conn, slots_query(major))]
+
+
+# ----------------------------------------------------------------------------------------------
+# The planner: desired definition vs the slot -> statements (the replication_slot module)
+# ----------------------------------------------------------------------------------------------
+
+DEFAULT_PLUGIN = "pgoutput"
+
+
+SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}\Z")
+
+
+TERMINATE_TIMEOUT = 30.0
+
+
+POLL_INTERVAL = 0.1
+
+
+DEFINITION_KEYS = ("name", "slot_type", "plugin", "database", "two_phase", "failover")
+
+
+class OptionError(ValueError):
+    """Invalid module input; ``str()`` names the offending option and value."""
+
+
+def validate_params(params):
+    """Check the options that need no server; raise :class:`OptionError`."""
+    name = params["name"]
+    if not SLOT_NAME.match(name or ""):
+        raise OptionError(
+            f"name: {name!r} is not a valid replication slot name (lower-case letters, digits and underscores "
+            "only, 1 to 63 characters)"
+        )
+    if params.get("slot_type") == "physical":
+        for option in ("plugin", "database"):
+            if params.get(option) not in (None, ""):
+                raise OptionError(f"{option}: only logical slots have one; remove it for the physical slot {name}")
+        for option in ("two_phase", "failover"):
+            if params.get(option):
+                raise OptionError(f"{option}: only logical slots support it; remove it for the physical slot {name}")
+    if params.get("plugin") == "":
+        raise OptionError("plugin: must not be empty")
+
+
+def version_problems(params, major):
+    """``[(option, min_major)]`` for requested features the server ``major`` lacks."""
+    problems = []
+    if params.get("two_phase") and major < TWO_PHASE_MAJOR:
+        problems.append(("two_phase", TWO_PHASE_MAJOR))
+    if params.get("failover") and major < FAILOVER_MAJOR:
+        problems.append(("failover", FAILOVER_MAJOR))
+    return problems
+
+
+def desired_definition(params, database, major):
+    """The definition (see :data:`DEFINITION_KEYS`) the slot must have; unmanaged values are ``None``."""
+    logical = params.get("slot_type", "logical") == "logical"
+    definition = {
+        "name": params["name"],
+        "slot_type": "logical" if logical else "physical",
+        "plugin": (params.get("plugin") or DEFAULT_PLUGIN) if logical else None,
+        "database": database if logical else None,
+        "two_phase": params.get("two_phase") if logical else None,
+        "failover": params.get("failover") if logical else None,
+    }
+    if major < TWO_PHASE_MAJOR:
+        definition["two_phase"] = None
+    if major < FAILOVER_MAJOR:
+        definition["failover"] = None
+    return definition
+
+
+def definition_of(slot):
+    """The definition part of a slot state dict (``{}`` for ``None``)."""
+    if not slot:
+        return {}
+    return {key: slot.get(key) for key in DEFINITION_KEYS}
+
+
+def differences(current, desired):
+    """Human-readable differences between an existing slot and the desired definition.
+
+    Values the user did not set (``None`` in ``desired``) are not compared, except for the type.
+    """
+    found = []
+    for key in ("slot_type", "plugin", "database", "two_phase", "failover"):
+        want = desired.get(key)
+        have = current.get(key)
+        if key in ("plugin", "database") and desired["slot_type"] != current.get("slot_type"):
+            continue  # the type difference says it all
+        if want is None and key != "slot_type":
+            continue
+        if key in ("two_phase", "failover"):
+            have = bool(have)
+        if have != want:
+            found.append(f"{key} is {_show(have)} (wanted {_show(want)})")
+    return found
+
+
+def _show(value):
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def predicted_state(definition, major):
+    """The state of a slot right after creation (for check mode)."""
+    logical = definition["slot_type"] == "logical"
+    state = {
+        "name": definition["name"],
+        "slot_type": definition["slot_type"],
+        "plugin": definition["plugin"],
+        "database": definition["database"],
+        "temporary": False,
+        "active": False,
+        "active_pid": None,
+        "restart_lsn": None,
+        "confirmed_flush_lsn": None,
+        "wal_status": None,
+        "safe_wal_size": None,
+        "retained_wal_bytes": None,
+    }
+    if major >= TWO_PHASE_MAJOR:
+        state["two_phase"] = bool(definition["two_phase"]) if logical else False
+    if major >= CONFLICTING_MAJOR:
+        state["conflicting"] = False if logical else None
+    if major >= FAILOVER_MAJOR:
+        state["inactive_since"] = None
+        state["invalidation_reason"] = None
+        state["failover"] = bool(definition["failover"]) if logical else False
+        state["synced"] = False
+    if major >= TWO_PHASE_AT_MAJOR:
+        state["two_phase_at"] = None
+    return state
+
+
+def create_statement(definition, major, name=None, temporary=False):
+    """``SELECT ... pg_create_*_replication_slot(...)`` with named arguments, and its parameters."""
+    name = name or definition["name"]
+    if definition["slot_type"] == "physical":
+        return sql.SQL("SELECT lsn::text FROM pg_catalog.pg_create_physical_replication_slot({})").format(
+            sql.Literal(name)
+        )
+    args = [sql.Literal(name), sql.Literal(definition["plugin"])]
+    if temporary:
+        args.append(sql.SQL("temporary => true"))
+    if definition["two_phase"] and major >= TWO_PHASE_MAJOR:
+        args.append(sql.SQL("twophase => true"))
+    if definition["failover"] and major >= FAILOVER_MAJOR and not temporary:
+        args.append(sql.SQL("failover => true"))
+    return sql.SQL("SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot({})").format(
+        sql.SQL(", ").join(args)
+    )
+
+
+def drop_statement(name):
+    return sql.SQL("SELECT pg_catalog.pg_drop_replication_slot({})").format(sql.Literal(name))
+
+
+def terminate_statement(pid):
+    return sql.SQL("SELECT pg_catalog.pg_terminate_backend({})").format(sql.Literal(pid))
+
+
+class SlotModule:
+    def __init__(self, m):
+        self.m = m
+        self.params = m.params
+        self.major = m.server_major
+
+    def read(self):
+        row = self.m.query_one(slot_query(self.major), [self.params["name"]])
+        return None if row is None else slot_state(row)
+
+    def who_uses(self, pid):
+        row = self.m.query_one(
+            "SELECT backend_type, application_name, usename::text AS usename, host(client_addr) AS client_addr"
+            " FROM pg_catalog.pg_stat_activity WHERE pid = %s",
+            [pid],
+        )
+        if not row:
+            return f"PID {pid}"
+        parts = [f"PID {pid}"]
+        if row["backend_type"]:
+            parts.append(row["backend_type"])
+        if row["application_name"]:
+            parts.append(f"application_name {row['application_name']}")
+        if row["usename"]:
+            parts.append(f"user {row['usename']}")
+        if row["client_addr"]:
+            parts.append(f"from {row['client_addr']}")
+        return ", ".join(parts)
+
+    def check_server(self, logical):
+        wal_level = self.m.query_one("SELECT current_setting('wal_level') AS v")["v"]
+        if logical and wal_level != "logical":
+            self.m.fail(
+                f"logical replication slots need wal_level=logical, the server runs with wal_level={wal_level} "
+                "(set it with inventium.logical_replication.server_settings and restart PostgreSQL)"
+            )
+        if not logical and wal_level == "minimal":
+            self.m.fail("physical replication slots need wal_level=replica or logical, the server runs with minimal")
+
+    def check_plugin(self, definition):
+        """Create and drop a temporary slot with the plugin, so a missing plugin fails before anything changes."""
+        name = f"inventium_check_{secrets.token_hex(6)}"
+        try:
+            self.m.conn.execute(create_statement(definition, self.major, name=name, temporary=True))
+            self.m.conn.execute(drop_statement(name))
+        except psycopg.Error as exc:
+            self.m.fail(
+                format_db_error(exc, (), f"plugin: cannot use output plugin {definition['plugin']!r}"),
+                sqlstate=exc.sqlstate,
+            )
+
+    def drop(self, current):
+        """Drop the slot, terminating its user first when allowed. Returns nothing; fails the module."""
+        name = self.params["name"]
+        pid = current["active_pid"] if current["active"] else None
+        if pid and not self.params["terminate_active"]:
+            self.m.fail(
+                f"replication slot {name} is active (used by {self.who_uses(pid)}); it is not dropped unless "
+                "terminate_active is true",
+                slot=current,
+            )
+        if pid:
+            self.m.queries.append(self.m.render(terminate_statement(pid)))
+        self.m.queries.append(self.m.render(drop_statement(name)))
+        if self.m.check_mode:
+            return
+        deadline = time.monotonic() + TERMINATE_TIMEOUT
+        while True:
+            if pid:
+                try:
+                    self.m.conn.execute(terminate_statement(pid))
+                except psycopg.Error as exc:
+                    self.m.fail(
+                        format_db_error(exc, (), f"terminating PID {pid} that uses replication slot {name} failed"),
+                        sqlstate=exc.sqlstate,
+                    )
+                state = self.read()
+                if state is None:
+                    return  # a temporary slot goes away with its session
+                if state["active"]:
+                    pid = state["active_pid"]
+                    if time.monotonic() > deadline:
+                        self.m.fail(
+                            f"replication slot {name} is still active (used by {self.who_uses(pid)}) "
+                            f"{TERMINATE_TIMEOUT:.0f} seconds after terminating its users; not dropped"
+                        )
+                    time.sleep(POLL_INTERVAL)
+                    continue
+            try:
+                self.m.conn.execute(drop_statement(name))
+                return
+            except psycopg.errors.ObjectInUse as exc:
+                # Its consumer reconnected between the check and the drop.
+                state = self.read()
+                if not self.params["terminate_active"] or time.monotonic() > deadline or state is None:
+                    self.m.fail(
+                        format_db_error(exc, (), f"dropping replication slot {name} failed"), sqlstate=exc.sqlstate
+                    )
+                pid = state["active_pid"]
+                time.sleep(POLL_INTERVAL)
+            except psycopg.Error as exc:
+                self.m.fail(format_db_error(exc, (), f"dropping replication slot {name} failed"), sqlstate=exc.sqlstate)
+
+    def run(self):
+        m, p = self.m, self.params
+        m.require_versions("replication_slot module", version_problems(p, self.major))
+        current = self.read()
+        before = definition_of(current)
+
+        if p["state"] == "absent":
+            if current is None:
+                m.exit(changed=False, diff=(before, {}), slot={})
+            self.drop(current)
+            m.exit(changed=True, diff=(before, {}), slot={})
+
+        database = m.query_one("SELECT current_database()::text AS db")["db"]
+        desired = desired_definition(p, database, self.major)
+        logical = desired["slot_type"] == "logical"
+        recreate = False
+        if current is not None:
+            found = differences(current, desired)
+            if not found:
+                m.exit(changed=False, diff=(before, before), slot=current)
+            if not p["recreate"]:
+                m.fail(
+                    f"replication slot {p['name']} exists but differs: {'; '.join(found)}. Set recreate: true to drop "
+                    "and re-create it (its position is lost)",
+                    differences=found,
+                    slot=current,
+                )
+            recreate = True
+            # Properties the user does not manage keep the old slot's values.
+            for key in ("two_phase", "failover"):
+                if desired[key] is None and key in current:
+                    desired[key] = bool(current[key])
+            if current["active"] and not p["terminate_active"]:
+                m.fail(
+                    f"replication slot {p['name']} differs ({'; '.join(found)}) but is active (used by "
+                    f"{self.who_uses(current['active_pid'])}); it is not re-created unless terminate_active is true",
+                    differences=found,
+                    slot=current,
+                )
+        self.check_server(logical)
+        if recreate and logical and current.get("plugin") != desired["plugin"] and not m.check_mode:
+            self.check_plugin(desired)
+        if recreate:
+            self.drop(current)
+        # A slot function must not run in a transaction that has written: autocommit, a statement of its own.
+        m.execute(create_statement(desired, self.major), autocommit=True)
+        slot = predicted_state(desired, self.major) if m.check_mode else self.read()
+        if slot is None:
+            m.fail(f"replication slot {p['name']} was created but has disappeared")
+        if recreate:
+            m.warn(
+                f"replication slot {p['name']} was re-created; its consumer missed the changes made before "
+                "the new slot existed"
+            )
+        m.exit(changed=True, diff=(before, definition_of(slot)), slot=slot)
