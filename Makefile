@@ -61,9 +61,7 @@ REPEAT ?=
 experiment: venv ## run an experiment on the lab: make experiment E=<name> [REPEAT=N]; no E: list them
 ifeq ($(strip $(E)),)
 	@echo "Experiments (make experiment E=<name> [REPEAT=N]; results in .lab/experiments/<name>/latest/):"
-	@for f in experiments/*.yml; do \
-	  printf '  %-18s %s\n' "$$(basename $$f .yml)" "$$(sed -n 's/^question:[[:space:]]*//p' $$f | head -1)"; \
-	done
+	@$(VENV)/bin/python -c 'import glob, os, yaml; [print("  %-18s %s" % (os.path.basename(f)[:-4], yaml.safe_load(open(f))["question"])) for f in sorted(glob.glob("experiments/*.yml"))]'
 else
 	$(VENV)/bin/ansible-playbook playbooks/experiment.yml -i $(INVENTORY) -e experiment=$(E) $(if $(REPEAT),-e experiment_repeat=$(REPEAT)) $(BECOME) $(ANSIBLE_ARGS)
 endif

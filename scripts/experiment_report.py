@@ -34,10 +34,17 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+sys.path.insert(0, str(ROOT / "tests"))
+from support.paths import use_checkout  # noqa: E402
 
-import _experiment_catalog  # noqa: E402  (plugins/module_utils: stdlib only)
-import _experiment_results as results  # noqa: E402
+use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import (  # noqa: E402
+    _experiment_catalog,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils import (  # noqa: E402
+    _experiment_results as results,
+)
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MPLCONFIGDIR", str(Path(tempfile.gettempdir()) / "inventium-matplotlib"))

@@ -36,6 +36,24 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._exp
     COMMON_PARAMS,
     STEPS,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils._publication_plan import (
+    GENERATED_COLUMNS_VALUES,
+    TABLE_KEYS,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils._subscription_plan import (
+    ORIGIN_VALUES,
+    STREAMING_VALUES,
+    SYNC_COMMIT_VALUES,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
+    BINARY_COPY_MAJOR,
+    GENERATED_COLUMNS_MAJOR,
+    MIN_SERVER_MAJOR,
+    PUBLISH_OPERATIONS,
+    ROW_FILTER_MAJOR,
+    STREAMING_PARALLEL_MAJOR,
+    SUBSCRIPTION_OPTION_MAJORS,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.guc import Guc, GucError
 
 try:
@@ -80,38 +98,31 @@ NOT_RELOADABLE = {
 NEW_SESSIONS_ONLY = ("backend", "superuser-backend")
 """Contexts a reload applies to new sessions only (a note, not an error)."""
 
-# A1 merge: use the core's table
 SUBSCRIPTION_OPTIONS = {
-    # option: (minimum major to change it on an existing subscription, values: "bool" or choices)
-    "enabled": (10, "bool"),
-    "synchronous_commit": (10, ("off", "local", "remote_write", "remote_apply", "on")),
-    "binary": (14, "bool"),
-    "streaming": (14, ("off", "on", "parallel")),
-    "two_phase": (18, "bool"),
-    "disable_on_error": (15, "bool"),
-    "origin": (16, ("none", "any")),
-    "run_as_owner": (16, "bool"),
-    "password_required": (16, "bool"),
-    "failover": (17, "bool"),
+    # option: (minimum major to change it on an existing subscription, values: "bool" or choices);
+    # the majors are the core's ALTER SUBSCRIPTION ... SET gates, the choices the subscription planner's.
+    "enabled": (MIN_SERVER_MAJOR, "bool"),
+    "synchronous_commit": (SUBSCRIPTION_OPTION_MAJORS["synchronous_commit"][1], SYNC_COMMIT_VALUES),
+    "binary": (SUBSCRIPTION_OPTION_MAJORS["binary"][1], "bool"),
+    "streaming": (SUBSCRIPTION_OPTION_MAJORS["streaming"][1], STREAMING_VALUES),
+    "two_phase": (SUBSCRIPTION_OPTION_MAJORS["two_phase"][1], "bool"),
+    "disable_on_error": (SUBSCRIPTION_OPTION_MAJORS["disable_on_error"][1], "bool"),
+    "origin": (SUBSCRIPTION_OPTION_MAJORS["origin"][1], ORIGIN_VALUES),
+    "run_as_owner": (SUBSCRIPTION_OPTION_MAJORS["run_as_owner"][1], "bool"),
+    "password_required": (SUBSCRIPTION_OPTION_MAJORS["password_required"][1], "bool"),
+    "failover": (SUBSCRIPTION_OPTION_MAJORS["failover"][1], "bool"),
 }
-# A1 merge: use the core's table
-SUBSCRIPTION_VALUE_MAJORS = {("streaming", "parallel"): 16}
+SUBSCRIPTION_VALUE_MAJORS = {("streaming", "parallel"): STREAMING_PARALLEL_MAJOR}
 """Values newer than their option: (option, value) -> minimum major."""
-# A1 merge: use the core's table
 PUBLICATION_OPTIONS = {
-    "publish": (10, "publish"),
-    "publish_via_partition_root": (13, "bool"),
-    "publish_generated_columns": (18, ("none", "stored")),
-    "tables": (10, "tables"),
+    "publish": (MIN_SERVER_MAJOR, "publish"),
+    "publish_via_partition_root": (MIN_SERVER_MAJOR, "bool"),
+    "publish_generated_columns": (GENERATED_COLUMNS_MAJOR, GENERATED_COLUMNS_VALUES),
+    "tables": (MIN_SERVER_MAJOR, "tables"),
 }
-PUBLISH_ACTIONS = ("insert", "update", "delete", "truncate")
-TABLE_KEYS = ("name", "where", "columns")
-ROW_FILTER_MAJOR = 15
-"""Row filters (``where``) and column lists (``columns``) of published tables need PostgreSQL 15+."""
+PUBLISH_ACTIONS = PUBLISH_OPERATIONS
 EXPERIMENT_PUBLICATION = "experiment_pub"
 """The publication a variant's ``publication`` options apply to when they do not name publications."""
-BINARY_COPY_MAJOR = 16
-"""A subscription's initial table copy uses binary COPY only when publisher AND subscriber are 16+."""
 
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)

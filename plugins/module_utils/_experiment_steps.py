@@ -28,20 +28,20 @@ import threading
 import time
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _experiment_catalog as catalog
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
-    connect,
-    connection_kwargs,
-    psycopg,
-    sql,
-)
-from ansible_collections.inventium.logical_replication.plugins.module_utils.load import LoadRunner
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pgbench import (
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_load import LoadRunner
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_pgbench import (
     PgbenchError,
     environment,
     find_pgbench,
     init_argv,
     parse_report,
     run_argv,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    connect,
+    connection_kwargs,
+    psycopg,
+    sql,
 )
 
 try:

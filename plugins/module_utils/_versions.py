@@ -27,6 +27,7 @@ SKIP_MAJOR = 15  # ALTER SUBSCRIPTION ... SKIP, pg_subscription.subskiplsn
 CONFLICTING_MAJOR = 16  # pg_replication_slots.conflicting
 PARALLEL_APPLY_MAJOR = 16  # pg_stat_subscription.leader_pid; suborigin, subrunasowner, subpasswordrequired
 STREAMING_PARALLEL_MAJOR = 16  # streaming = parallel
+BINARY_COPY_MAJOR = 16  # binary = true also makes the initial table copy binary (publisher AND subscriber 16+)
 FAILOVER_MAJOR = 17  # failover slots: pg_replication_slots.failover/synced/inactive_since, subfailover
 WORKER_TYPE_MAJOR = 17  # pg_stat_subscription.worker_type
 CHECKPOINTER_MAJOR = 17  # pg_stat_checkpointer took the checkpoint counters from pg_stat_bgwriter

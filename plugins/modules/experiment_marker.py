@@ -90,7 +90,7 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils.influx import (  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._influx import (  # noqa: E402
     InfluxError,
     client_from_endpoints,
     line,

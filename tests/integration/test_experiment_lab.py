@@ -30,13 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lab_client
 import pytest
-
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-
-import lab_client  # noqa: E402
+from support.ansible import LAB_DROP, ansible_env
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
@@ -117,7 +113,7 @@ def smoke() -> dict[str, Any]:
         proc = subprocess.run(
             playbook_argv("-e", f"experiment_file={SMOKE}"),
             cwd=lab_client.REPO_ROOT,
-            env=lab_client.ansible_env(),
+            env=ansible_env(callback=None, drop=LAB_DROP),
             capture_output=True,
             text=True,
             timeout=1200,
@@ -157,7 +153,7 @@ def test_second_experiment_is_refused_while_one_runs(tmp_path: Path) -> None:
             proc = subprocess.run(
                 playbook_argv("-e", f"experiment_file={SMOKE}"),
                 cwd=lab_client.REPO_ROOT,
-                env=lab_client.ansible_env(),
+                env=ansible_env(callback=None, drop=LAB_DROP),
                 capture_output=True,
                 text=True,
                 timeout=600,
@@ -231,8 +227,7 @@ def test_smoke_restored_the_lab(smoke: dict[str, Any]) -> None:
 
 
 def test_dashboard_annotation_query_returns_the_markers(smoke: dict[str, Any]) -> None:
-    sys.path.insert(0, str(lab_client.REPO_ROOT / "collections"))
-    from ansible_collections.inventium.logical_replication.plugins.module_utils.influx import client_from_endpoints
+    from ansible_collections.inventium.logical_replication.plugins.module_utils._influx import client_from_endpoints
 
     client = client_from_endpoints(str(lab_client.ENDPOINTS_FILE))
     assert client is not None, "the lab has an InfluxDB"
@@ -316,7 +311,7 @@ def equal_tables(node: str) -> dict[str, Any]:
 
 
 def test_killed_experiment_is_restored_by_site_yml(tmp_path: Path) -> None:
-    env = lab_client.ansible_env()
+    env = ansible_env(callback=None, drop=LAB_DROP)
     log = tmp_path / "experiment.log"
     with exclusive_lab_lock():
         ldwm_before = setting("publisher", "logical_decoding_work_mem")

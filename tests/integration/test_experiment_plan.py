@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_module import run_module
 from pg_harness import free_port, selected_majors
 from psycopg import sql
+from support.ansible import run_module
 
 MODULE = "experiment_plan"
 MAJORS = selected_majors()

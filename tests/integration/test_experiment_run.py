@@ -12,15 +12,14 @@ on the 2-core machine.
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
-from ansible_module import run_module
 from psycopg import sql
+from support.ansible import run_module
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "roles" / "publisher" / "files" / "schema" / "experiment.sql"
@@ -306,7 +305,6 @@ def test_container_sample_reads_docker_stats():
     """The probe's Docker reading (subscriber_cpu_seconds, subscriber_memory_peak_bytes) on a throwaway busy
     container of the lab's base image - never a lab container."""
     docker = pytest.importorskip("docker", reason="the docker SDK for Python is not installed")
-    sys.path.insert(0, str(REPO / "collections"))
     from ansible_collections.inventium.logical_replication.plugins.module_utils._experiment_steps import (
         container_sample,
     )

@@ -36,7 +36,7 @@ def test_dashboard_annotation_reads_what_the_marker_writes():
     assert queries
     selected = re.findall(r'"(\w+)"', queries[0].split(" FROM ")[0])
     line = marker_line("e", "v", 1, "start")
-    tags_part, fields_part = line.split(" ")[0], line.split(" ")[1]
+    tags_part, fields_part = line.split(" ", maxsplit=2)[:2]
     written = {pair.split("=")[0] for pair in tags_part.split(",")[1:]} | {
         pair.split("=")[0] for pair in fields_part.split(",")
     }

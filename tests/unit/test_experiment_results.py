@@ -163,7 +163,7 @@ def summary_of(values, measures, **kwargs):
 
 
 def test_lower_is_better_names_the_smallest_median_and_ratios():
-    text, _ = summary_of(
+    text, _notes = summary_of(
         {
             "off": [{"commit_visible_seconds": {"subscriber1": 4.0, "subscriber2": 4.0}}],
             "on": [{"commit_visible_seconds": {"subscriber1": 2.0, "subscriber2": 1.0}}],
@@ -177,7 +177,7 @@ def test_lower_is_better_names_the_smallest_median_and_ratios():
 
 
 def test_higher_is_better_and_ties():
-    text, _ = summary_of(
+    text, _notes = summary_of(
         {"a": [{"publisher_tps": 100}], "b": [{"publisher_tps": 100}], "c": [{"publisher_tps": 25}]},
         ["publisher_tps"],
     )
@@ -186,12 +186,12 @@ def test_higher_is_better_and_ties():
 
 
 def test_equal_medians_say_so():
-    text, _ = summary_of({"a": [{"publisher_tps": 7}], "b": [{"publisher_tps": 7}]}, ["publisher_tps"])
+    text, _notes = summary_of({"a": [{"publisher_tps": 7}], "b": [{"publisher_tps": 7}]}, ["publisher_tps"])
     assert "every variant has the same median" in text
 
 
 def test_not_ranked_measures_and_single_variants():
-    text, _ = summary_of(
+    text, _notes = summary_of(
         {"a": [{"stream_bytes": {"subscriber1": 1024}, "publisher_tps": 3}], "b": [{"stream_bytes": {}}]},
         ["stream_bytes", "publisher_tps"],
         nodes=("subscriber1",),
@@ -204,19 +204,19 @@ def test_not_ranked_measures_and_single_variants():
 
 
 def test_zero_best_has_no_ratio():
-    text, _ = summary_of(
+    text, _notes = summary_of(
         {"a": [{"spill_bytes": {"s": 0}}], "b": [{"spill_bytes": {"s": 5000}}]}, ["spill_bytes"], nodes=("s",)
     )
     assert parse_answer(text)["spill_bytes@s"] == ("lower is better", ["a"], {"b": None})
 
 
 def test_spread_larger_than_difference_is_noted():
-    noisy, _ = summary_of(
+    noisy, _notes = summary_of(
         {"a": [{"publisher_tps": 100}, {"publisher_tps": 140}], "b": [{"publisher_tps": 118}, {"publisher_tps": 124}]},
         ["publisher_tps"],
     )
     assert "Spread between repetitions (40 tx/s) is larger than the difference between the best two variants" in noisy
-    clear, _ = summary_of(
+    clear, _notes = summary_of(
         {"a": [{"publisher_tps": 100}, {"publisher_tps": 102}], "b": [{"publisher_tps": 200}, {"publisher_tps": 205}]},
         ["publisher_tps"],
     )
@@ -224,7 +224,7 @@ def test_spread_larger_than_difference_is_noted():
 
 
 def test_summary_lists_question_table_notes_and_events():
-    text, _ = summary_of(
+    text, _notes = summary_of(
         {"off": [{"publisher_tps": 10}, {"publisher_tps": 12}], "on": [{"publisher_tps": 20}, {"publisher_tps": 22}]},
         ["publisher_tps"],
         notes=["variant parallel does not run on subscriber1: it requires subscriber_major 16"],
@@ -279,7 +279,7 @@ def test_generated_answer_agrees_with_the_csv(seed):
     values = {}
     for variant in variants:
         runs = []
-        for _ in range(repeat):
+        for _i in range(repeat):
             measured = {}
             for m in measures:
                 measured[m] = {n: number() for n in nodes} if INFO[m]["per_node"] else number()

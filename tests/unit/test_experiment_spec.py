@@ -412,7 +412,7 @@ def test_subscription_option_too_new_for_every_node_is_an_error():
     s = base_spec()
     s["variants"][0]["subscription"] = {"two_phase": True}
     exc = errors_of(s)
-    paths = [p for p, _ in exc.errors]
+    paths = [p for p, _reason in exc.errors]
     assert paths.count("variants[0].subscription.two_phase") == 2  # both nodes named
 
 
@@ -582,7 +582,7 @@ def test_bad_baseline_and_question():
     s["question"] = ""
     exc = errors_of(s)
     assert ("baseline", "'dump' is not one of copy") in exc.errors
-    assert any(p == "question" for p, _ in exc.errors)
+    assert any(p == "question" for p, _reason in exc.errors)
 
 
 def test_every_error_is_reported_at_once():
@@ -591,7 +591,7 @@ def test_every_error_is_reported_at_once():
     s["measure"] = ["nope"]
     s["workload"][0]["nope"] = 1
     s["variants"][0]["subscription"] = {"nope": 1}
-    paths = {p for p, _ in errors_of(s).errors}
+    paths = {p for p, _reason in errors_of(s).errors}
     assert {"extra", "measure[0]", "workload[0].nope", "variants[0].subscription.nope"} <= paths
 
 
