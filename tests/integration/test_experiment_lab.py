@@ -32,6 +32,7 @@ from typing import Any
 
 import lab_client
 import pytest
+from metrics_lab import ensure_metrics_lab
 from support.ansible import LAB_DROP, ansible_env
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
@@ -95,6 +96,12 @@ def streaming_of(node: str) -> str:
                 0
             ]
         )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab() -> None:
+    """The lab with its metrics, built by this session when no other test built it yet (file order)."""
+    ensure_metrics_lab()
 
 
 @pytest.fixture(scope="module")
