@@ -112,6 +112,8 @@ def test_large_transaction_spills_without_streaming_and_streams_with_it(pg_pair,
         "byte_lag_max_bytes",
     ]
     steps = [{"step": "large_transaction", "id": "big", "rows": 20000}, {"step": "wait_caught_up"}]
+    # CREATE SUBSCRIPTION's streaming default is parallel from PostgreSQL 18 on: switch it off explicitly.
+    pg_pair_db.subscriber.execute(f"ALTER SUBSCRIPTION {LAB_SUB} SET (streaming = off)")
     off = _run(args, steps, measures, run={"experiment": "streaming", "variant": "no-streaming", "repetition": 1})
     m = off["measures"]
     assert m["spill_bytes"][NODE] > 64 * 1024, m
