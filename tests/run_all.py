@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from support.ansible import ansible_env  # tests/ is this script's directory: on sys.path
@@ -41,6 +41,7 @@ class StageResult:
     skipped: int = 0
     seconds: float = 0.0
     note: str = ""
+    failures: list[str] = field(default_factory=list)
 
 
 def run(cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> int:
@@ -64,13 +65,9 @@ def pytest_stage(name: str, path: str, extra: list[str] | None = None) -> StageR
         return StageResult(name, note="no tests collected")
     if not report.exists():
         return single(name, rc or 1, "pytest produced no report")
-    total = failed = skipped = 0
-    # The report is the file pytest just wrote for us, not untrusted input.
-    for suite in ET.parse(report).getroot().iter("testsuite"):  # noqa: S314
-        total += int(suite.get("tests", 0))
-        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        skipped += int(suite.get("skipped", 0))
-    result = StageResult(name, passed=total - failed - skipped, failed=failed, skipped=skipped, note=f"exit {rc}")
+    passed, failed, skipped = junit_counts(report)
+    result = StageResult(name, passed=passed, failed=failed, skipped=skipped, note=f"exit {rc}")
+    result.failures = junit_failures(report)
     if rc not in (0, 5) and failed == 0:
         result.failed = 1  # e.g. a crash in collection or a fixture error outside any test
     return result
@@ -175,6 +172,22 @@ def junit_counts(report: Path) -> tuple[int, int, int]:
     return total - failed - skipped, failed, skipped
 
 
+def junit_failures(report: Path, limit: int = 400) -> list[str]:
+    """``test id: first lines of its failure`` for each failed test of a junit report.
+
+    The summary repeats them last, so that whoever reads only the end of a long log (CI's
+    excerpt) still sees why each test failed, not just its name.
+    """
+    lines = []
+    # The report is the file pytest just wrote for us, not untrusted input.
+    for case in ET.parse(report).getroot().iter("testcase"):  # noqa: S314
+        for problem in (*case.findall("failure"), *case.findall("error")):
+            text = " ".join((problem.get("message") or problem.text or "").split())
+            test_id = f"{case.get('classname', '')}::{case.get('name', '')}"
+            lines.append(f"{test_id}: {text[:limit]}")
+    return lines
+
+
 def stage_molecule() -> StageResult:
     """Every Molecule scenario with `molecule test` (after the integration stage built the lab).
 
@@ -194,6 +207,8 @@ def stage_molecule() -> StageResult:
         rc = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=env)
         seconds = time.monotonic() - start
         passed, failed, skipped = junit_counts(report) if report.exists() else (0, 0, 0)
+        if report.exists():
+            result.failures += junit_failures(report)
         result.passed += passed + int(rc == 0)
         result.failed += failed + int(rc != 0 and failed == 0)
         result.skipped += skipped
@@ -234,6 +249,11 @@ def main() -> int:
             f"===== stage {name}: {result.passed} passed, {result.failed} failed in {result.seconds:.1f}s", flush=True
         )
 
+    failures = [line for r in results for line in r.failures]
+    if failures:
+        print("\nfailed tests (why, in short; the full report is above):")
+        for line in failures:
+            print(f"  {line}")
     print("\nstage          passed failed skipped  seconds  note")
     for r in results:
         print(f"{r.name:<14} {r.passed:>6} {r.failed:>6} {r.skipped:>7} {r.seconds:>8.1f}  {r.note}")

@@ -268,7 +268,9 @@ def test_facts_and_checks_on_a_pair(replicated):
         assert "(topic)" in messages["row_filter_outside_replica_identity"]["message"]
     assert "public.counters_id_seq" in messages["sequences_not_replicated"]["message"]
     assert messages["sequences_not_replicated"]["severity"] == "info"
-    assert idle_slot in messages["slot_inactive_retaining_wal"]["message"]
+    # One finding per slot: the disabled subscriptions' slots may retain more than 1kB too, by timing.
+    slot_findings = [c["message"] for c in result["checks"] if c["code"] == "slot_inactive_retaining_wal"]
+    assert any(idle_slot in message for message in slot_findings), slot_findings
     assert all(set(c) == {"severity", "code", "message", "hint"} and c["hint"] for c in result["checks"])
 
     result = info(sub, gather=["subscriptions", "checks"])

@@ -413,7 +413,15 @@ def test_active_slot_recreated_under_a_real_subscription(pg_db, pg_database_fact
             " WITH (create_slot = false, slot_name = {}, copy_data = false)"
         ).format(sql.Identifier(unique("sub")), sql.Literal(pg_db.conninfo()), sql.Literal(name))
     )
-    wait_until(lambda: slot(server, name)["active"], timeout=30, message=f"the subscription to use slot {name}")
+
+    def attached():
+        """What to show when the subscription does not (re-)attach: the slot and the subscription's workers."""
+        workers = subscriber.execute(
+            "SELECT subname, pid, received_lsn::text, last_msg_receipt_time FROM pg_stat_subscription"
+        )
+        return f"the subscription to use slot {name}: slot {slot(server, name)}, subscriber workers {workers}"
+
+    wait_until(lambda: slot(server, name)["active"], timeout=30, message=attached)
 
     want = {"name": name, "two_phase": True, "recreate": True}
     result = fail(server, want, pg_db.login_args())
@@ -429,9 +437,9 @@ def test_active_slot_recreated_under_a_real_subscription(pg_db, pg_database_fact
     ]
     assert slot(server, name)["two_phase"] is True
     # the subscription comes back to the new slot and replicates
-    wait_until(lambda: slot(server, name)["active"], timeout=60, message="the subscription to re-attach")
+    wait_until(lambda: slot(server, name)["active"], timeout=60, message=attached)
     pg_db.execute("INSERT INTO items VALUES (1)")
-    wait_until(lambda: subscriber.scalar("SELECT count(*) FROM items") == 1, timeout=30, message="replication")
+    wait_until(lambda: subscriber.scalar("SELECT count(*) FROM items") == 1, timeout=60, message=attached)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,7 +5,11 @@
   and the stdout ``callback`` the caller parses.
 - :func:`run_playbook` runs ``ansible-playbook`` from the repository root and, with the
   ``ansible.posix.json`` callback, parses its result (:class:`PlaybookRun`).
-- :func:`run_module` runs one module of the collection through a one-task playbook::
+- :func:`run_module` runs one module of the collection, by default in this process the way
+  Ansible's own module unit tests do (``patch_module_args``, ``main()``, the JSON the module
+  prints), and through a one-task ``ansible-playbook`` run when ``verbosity`` is given, when the
+  caller asks for it (``through_playbook=True``) or when ``INVENTIUM_MODULE_RUNNER=playbook`` is
+  set (the whole suite through Ansible's controller, as before)::
 
       from support.ansible import run_module
 
@@ -13,14 +17,21 @@
       assert result["changed"]
       result = run_module("server_settings", args, check=True, diff=True)
       failed = run_module("server_settings", bad_args, expect_fail=True)
-      assert server.password not in failed.output      # raw stdout + stderr of ansible-playbook
+      assert server.password not in failed.output      # what the module (or ansible-playbook) printed
 
-  Every string argument is tagged ``!unsafe`` so Ansible never templates test data such as
-  passwords; the module runs with this Python interpreter (the venv that has psycopg).
+  Through the playbook every string argument is tagged ``!unsafe`` so Ansible never templates
+  test data such as passwords; the module runs with this Python interpreter (the venv that has
+  psycopg). In process, the module's arguments, check and diff mode reach ``AnsibleModule``
+  exactly as the controller would pass them, and its result is what it printed; one
+  ``ansible-playbook`` start costs ~2 s of CPU here, a module call in process a few ms, which is
+  what keeps the integration stage within CI's budget.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import json
 import os
 import shutil
@@ -32,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from support.paths import COLLECTIONS, REPO_ROOT
 
@@ -42,6 +54,8 @@ DEFAULT_TIMEOUT = 300
 # The lab's runs: neither the user's libpq settings nor a developer's ANSIBLE_* setting reach them.
 LAB_DROP = ("PG", "ANSIBLE_")
 VENV_BIN = Path(sys.executable).parent
+# "playbook" runs every run_module call through ansible-playbook (the controller path), as a check.
+MODULE_RUNNER_VARIABLE = "INVENTIUM_MODULE_RUNNER"
 
 
 def ansible_env(
@@ -223,13 +237,104 @@ def run_module(
     expect_fail: bool = False,
     verbosity: int = 0,
     timeout: float = DEFAULT_TIMEOUT,
+    through_playbook: bool = False,
 ) -> ModuleResult:
-    """Run ``inventium.logical_replication.<module>`` with ``args`` through ``ansible-playbook``.
+    """Run ``inventium.logical_replication.<module>`` with ``args``; the task result.
 
-    ``check``/``diff`` add ``--check``/``--diff``. Raises :class:`AnsibleRunError` when the task
+    ``check``/``diff`` are check and diff mode. Raises :class:`AnsibleRunError` when the module
     fails and ``expect_fail`` is false, or succeeds while ``expect_fail`` is true. ``verbosity``
-    adds ``-v`` flags (useful to prove secrets stay out of verbose output too).
+    adds ``-v`` flags to an ``ansible-playbook`` run (to prove secrets stay out of the
+    controller's verbose output too); it, ``through_playbook`` and ``INVENTIUM_MODULE_RUNNER=playbook``
+    choose the playbook path (so do modules of other collections), otherwise the module runs in
+    this process.
     """
+    foreign = "." in module and not module.startswith(COLLECTION + ".")
+    if foreign or verbosity or through_playbook or os.environ.get(MODULE_RUNNER_VARIABLE) == "playbook":
+        result = _run_module_playbook(module, args, check, diff, verbosity, timeout)
+    else:
+        result = _run_module_in_process(module, args, check, diff)
+    if result.failed and not expect_fail:
+        raise AnsibleRunError(
+            f"{module} failed: {result.get('msg')}\n--- result ---\n{json.dumps(dict(result), indent=2, default=str)}"
+            f"\n--- stderr ---\n{result.stderr}"
+        )
+    if expect_fail and not result.failed:
+        raise AnsibleRunError(
+            f"{module} was expected to fail but did not\n--- result ---\n"
+            f"{json.dumps(dict(result), indent=2, default=str)}"
+        )
+    return result
+
+
+def _module_path(module: str) -> str:
+    return f"ansible_collections.inventium.logical_replication.plugins.modules.{module.rsplit('.', 1)[-1]}"
+
+
+def _brief(message: Any) -> Any:
+    """A warning or deprecation as the controller shows it: the event's message, not its envelope."""
+    if isinstance(message, dict) and isinstance(message.get("event"), dict):
+        return message["event"].get("msg")
+    return message
+
+
+def _run_module_in_process(module: str, args: dict[str, Any], check: bool, diff: bool) -> ModuleResult:
+    """``main()`` of the module with ``args``, as the controller would start it; the JSON it printed.
+
+    The user's libpq variables (``PG*``) are hidden from the module exactly as from a playbook
+    run; warnings and deprecations collected by an earlier call in this process are cleared first.
+    """
+    from ansible.module_utils.common import warnings as ansible_warnings
+    from ansible.module_utils.testing import patch_module_args
+
+    target = importlib.import_module(_module_path(module))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    hidden = {key: value for key, value in os.environ.items() if key.startswith("PG")}
+    with tempfile.TemporaryDirectory(prefix="inventium-lr-module-") as tmp:
+        module_args = {
+            **args,
+            "_ansible_check_mode": check,
+            "_ansible_diff": diff,
+            "_ansible_module_name": module,
+            "_ansible_tmpdir": tmp,
+            "_ansible_remote_tmp": tmp,
+        }
+        ansible_warnings._global_warnings.clear()  # module state, shared by calls in one process
+        ansible_warnings._global_deprecations.clear()
+        code: Any = "main() returned instead of exiting"
+        with (
+            mock.patch.dict(os.environ, clear=False),
+            patch_module_args(module_args),
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr),
+        ):
+            for key in hidden:
+                del os.environ[key]
+            try:
+                target.main()
+            except SystemExit as exc:
+                code = exc.code
+    printed = stdout.getvalue()
+    start = printed.find("{")
+    if start < 0:
+        raise AnsibleRunError(
+            f"{module} printed no result (exit {code})\n--- stdout ---\n{printed}\n--- stderr ---\n{stderr.getvalue()}"
+        )
+    data = json.loads(printed[start:])
+    data.pop("invocation", None)  # the controller shows it only with -vvv
+    for key in ("warnings", "deprecations"):
+        if key in data:
+            data[key] = [_brief(item) for item in data[key]]
+    result = ModuleResult(data)
+    result.stdout, result.stderr = printed, stderr.getvalue()
+    result.rc = 0 if code in (0, None) else 2
+    result.command, result.playbook = [f"{module}.main()"], ""
+    return result
+
+
+def _run_module_playbook(
+    module: str, args: dict[str, Any], check: bool, diff: bool, verbosity: int, timeout: float
+) -> ModuleResult:
+    """The module through a one-task ``ansible-playbook`` run (``--check``, ``--diff``, ``-v``...)."""
     playbook = build_playbook(module, args)
     flags = [flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted]
     if verbosity:
@@ -248,13 +353,4 @@ def run_module(
     result = ModuleResult(task)
     result.stdout, result.stderr, result.rc = run.stdout, run.stderr, run.rc
     result.command, result.playbook = run.command, playbook
-    if result.failed and not expect_fail:
-        raise AnsibleRunError(
-            f"{module} failed: {result.get('msg')}\n--- result ---\n{json.dumps(task, indent=2, default=str)}"
-            f"\n--- stderr ---\n{run.stderr}"
-        )
-    if expect_fail and not result.failed:
-        raise AnsibleRunError(
-            f"{module} was expected to fail but did not\n--- result ---\n{json.dumps(task, indent=2, default=str)}"
-        )
     return result
