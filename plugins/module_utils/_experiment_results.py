@@ -291,6 +291,40 @@ def _event_lines(raw):
     return lines
 
 
+def _recovery_lines(raw):
+    """One line per node whose slot a run lost: what broke, who re-created it, and the equality proof.
+
+    The proof comes from ``runs[].recovery`` as the runner fills it from experiment_compare: every table
+    of the re-created subscription compared by row count and checksum with what is published to it.
+    """
+    lines = []
+    for run in raw.get("runs", []):
+        for node, rec in sorted((run.get("recovery") or {}).items()):
+            what = f"- {run.get('variant')}#{run.get('repetition')} {node}: slot {rec.get('slot') or '?'} lost"
+            if rec.get("error"):
+                what += f" ({rec['error']})"
+            if rec.get("equal") is None:
+                lines.append(f"{what}; NOT recovered: no comparison recorded (see raw.json)")
+                continue
+            tables = rec.get("tables") or []
+            how = rec.get("recreated_by") or "the runner"
+            if rec["equal"]:
+                caught_up = rec.get("caught_up_seconds")
+                after = f" (caught up after {caught_up:.0f} s)" if isinstance(caught_up, (int, float)) else ""
+                lines.append(
+                    f"{what}; subscription {rec.get('subscription') or '?'} re-created by {how}; proven equal: "
+                    f"{len(tables)} table(s), row counts and checksums match the publisher{after}"
+                )
+            else:
+                different = ", ".join(str(t.get("table")) for t in tables if not t.get("equal"))
+                problems = "".join(f"; {problem}" for problem in rec.get("problems") or [])
+                lines.append(
+                    f"{what}; subscription {rec.get('subscription') or '?'} re-created by {how}; NOT equal: "
+                    f"{different or 'no table compared'}{problems}"
+                )
+    return lines
+
+
 def _context_line(raw):
     plan = raw.get("plan", {})
     machine = raw.get("machine") or {}
@@ -360,6 +394,9 @@ def summary(raw, measure_info):
     events = _event_lines(raw)
     if events:
         out += ["", "## Events", "", *events]
+    recovery = _recovery_lines(raw)
+    if recovery:
+        out += ["", "## Recovery", "", *recovery]
     return "\n".join(out) + "\n"
 
 

@@ -240,6 +240,43 @@ def test_summary_lists_question_table_notes_and_events():
     assert "PostgreSQL: publisher 15.10, subscriber1 15.10, subscriber2 17.6" in text
 
 
+def test_summary_reports_each_recovery_and_its_proof():
+    raw = raw_from({"small": [{"publisher_tps": 1}, {"publisher_tps": 2}]}, ["publisher_tps"])
+    lost = {"subscription": "subscriber1_sub", "slot": "subscriber1_sub", "error": "wal_status lost"}
+    raw["runs"][0]["recovery"] = {
+        "subscriber1": {
+            **lost,
+            "equal": True,
+            "caught_up_seconds": 12.4,
+            "recreated_by": "subscriber role (playbooks/experiment_recover.yml)",
+            "tables": [{"table": "public.books", "equal": True}, {"table": "public.authors", "equal": True}],
+        }
+    }
+    raw["runs"][1]["recovery"] = {
+        "subscriber1": {
+            **lost,
+            "equal": False,
+            "problems": ["row counts differ"],
+            "recreated_by": "x",
+            "tables": [{"table": "public.books", "equal": False}, {"table": "public.authors", "equal": True}],
+        },
+        "subscriber2": dict(lost),  # the runner died before comparing
+    }
+    text = results.summary(raw, INFO)
+    recovery = text.split("## Recovery", 1)[1]
+    assert (
+        "- small#1 subscriber1: slot subscriber1_sub lost (wal_status lost); subscription subscriber1_sub re-created"
+        " by subscriber role (playbooks/experiment_recover.yml); proven equal: 2 table(s), row counts and checksums"
+        " match the publisher (caught up after 12 s)" in recovery
+    )
+    assert (
+        "- small#2 subscriber1: slot subscriber1_sub lost (wal_status lost); subscription subscriber1_sub" in recovery
+    )
+    assert "NOT equal: public.books; row counts differ" in recovery
+    assert "- small#2 subscriber2: slot subscriber1_sub lost (wal_status lost); NOT recovered" in recovery
+    assert "## Recovery" not in results.summary(raw_from({"a": [{"publisher_tps": 1}]}, ["publisher_tps"]), INFO)
+
+
 @pytest.mark.parametrize(
     ("value", "unit", "text"),
     [
