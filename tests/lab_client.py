@@ -11,13 +11,15 @@ raise ``AssertionError`` (or psycopg errors) on failure.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,9 @@ SITE_PLAYBOOK = "site.yml"
 LAB_INVENTORY = "inventory/lab"
 PLAYBOOK_TIMEOUT = 1200
 REPLICATION_TIMEOUT = 15.0
+# One lab per machine: tests that reconfigure it hold this lock exclusively, tests that only use it
+# as built hold it shared (`flock -s/-x /tmp/inventium-lab.lock <command>` from a shell).
+LAB_LOCK = "/tmp/inventium-lab.lock"
 
 # One line of the PLAY RECAP, e.g. ``publisher : ok=12 changed=0 unreachable=0 failed=0 ...``.
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -144,3 +149,27 @@ def run_site(*extra: str, playbook: str = SITE_PLAYBOOK, inventory: str = LAB_IN
     env = ansible_env(callback=None, drop=LAB_DROP)  # ansible.cfg's text callback: the recap is parsed
     run = run_playbook(playbook, *extra, inventory=inventory, callback=None, env=env, timeout=PLAYBOOK_TIMEOUT)
     return PlaybookRun(run.rc, run.output, run.seconds)
+
+
+@contextlib.contextmanager
+def lab_lock(exclusive: bool, wait: float = 1800.0) -> Iterator[None]:
+    """Hold :data:`LAB_LOCK` exclusively (the caller reconfigures the lab) or shared (it only uses it).
+
+    Waits at most ``wait`` seconds for whoever holds it the other way, then fails the test saying so.
+    """
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    with open(LAB_LOCK, "a") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    how = "exclusive" if exclusive else "shared"
+                    raise AssertionError(f"no {how} hold on the lab lock {LAB_LOCK} within {wait:.0f} s") from None
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

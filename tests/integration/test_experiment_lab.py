@@ -17,9 +17,7 @@ Runs under the lab lock (exclusive: the experiments reconfigure the lab). Needs 
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import fcntl
 import json
 import os
 import re
@@ -39,7 +37,6 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
 pytestmark = pytest.mark.skipif(lab_client.lab_unavailable() is not None, reason=str(lab_client.lab_unavailable()))
 
-LAB_LOCK = "/tmp/inventium-lab.lock"
 LOCK_WAIT = 1800.0
 SMOKE = lab_client.REPO_ROOT / "tests" / "data" / "experiments" / "smoke.yml"
 RESULTS = lab_client.LAB_DIR / "experiments"
@@ -58,25 +55,6 @@ RESTORE_TASKS = (
     "Drop the indexes the experiment created",
     "Drop the subscriptions whose slot was lost",
 )
-
-
-@contextlib.contextmanager
-def exclusive_lab_lock():
-    """Hold the lab lock exclusively (experiments reconfigure the lab)."""
-    with open(LAB_LOCK, "a") as handle:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the lab lock {LAB_LOCK} stayed taken for {LOCK_WAIT:.0f} s") from None
-                time.sleep(1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def playbook_argv(*extra: str) -> list[str]:
@@ -109,7 +87,7 @@ def smoke() -> dict[str, Any]:
     """Run the smoke experiment once; its output, result directory and start time."""
     before = {"publisher": setting("publisher", "logical_decoding_work_mem")}
     streaming_before = {node: streaming_of(node) for node in SUBSCRIBERS}
-    with exclusive_lab_lock():
+    with lab_client.lab_lock(exclusive=True, wait=LOCK_WAIT):
         # A lock left by a killed run (its process is gone) is taken over.
         dead = subprocess.Popen(["true"])
         dead.wait()
@@ -150,7 +128,7 @@ def test_stale_lock_was_taken_over(smoke: dict[str, Any]) -> None:
 
 def test_second_experiment_is_refused_while_one_runs(tmp_path: Path) -> None:
     """A lock held by a live ansible-playbook process: the run stops with its pid, changes nothing."""
-    with exclusive_lab_lock():
+    with lab_client.lab_lock(exclusive=True, wait=LOCK_WAIT):
         # A live process whose command line names ansible-playbook, as a running experiment's does.
         holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "ansible-playbook"])
         try:
@@ -320,7 +298,7 @@ def equal_tables(node: str) -> dict[str, Any]:
 def test_killed_experiment_is_restored_by_site_yml(tmp_path: Path) -> None:
     env = ansible_env(callback=None, drop=LAB_DROP)
     log = tmp_path / "experiment.log"
-    with exclusive_lab_lock():
+    with lab_client.lab_lock(exclusive=True, wait=LOCK_WAIT):
         ldwm_before = setting("publisher", "logical_decoding_work_mem")
         with open(log, "w") as out:
             proc = subprocess.Popen(

@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -36,12 +34,13 @@ import pytest
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+from lab_client import lab_lock  # noqa: E402
+
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
 PROGRAM = REPO_ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
 HEARTBEAT_SQL = REPO_ROOT / "roles" / "publisher" / "files" / "schema" / "heartbeat.sql"
 ENDPOINTS = REPO_ROOT / ".lab" / "endpoints.json"
-LAB_LOCK = "/tmp/inventium-lab.lock"
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 OUTAGE_SECONDS = 20
 STOPPED = "subscriber2"
@@ -274,16 +273,6 @@ def wait_healthy(name, timeout=90):
             return
         time.sleep(1)
     raise AssertionError(f"container {name} is not healthy after {timeout}s: {container_state(name)!r}")
-
-
-@contextlib.contextmanager
-def lab_lock(exclusive):
-    with open(LAB_LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ is. The hum/pulse rows are deleted again (``workload=cleanup``); the lab is left
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import time
 from typing import Any
@@ -25,30 +23,10 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
 pytestmark = pytest.mark.skipif(lab_client.lab_unavailable() is not None, reason=str(lab_client.lab_unavailable()))
 
-LAB_LOCK = "/tmp/inventium-lab.lock"
 LOCK_WAIT = 600.0
 ID_BASE = 1_000_000_000
 SUBSCRIBERS = ("subscriber1", "subscriber2")
 TOPIC_OF = {"subscriber1": "leadership", "subscriber2": "technical"}
-
-
-@contextlib.contextmanager
-def shared_lab_lock():
-    """Hold the lab lock shared; wait (bounded) while someone reconfigures the lab."""
-    with open(LAB_LOCK, "a") as handle:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the lab lock {LAB_LOCK} stayed exclusive for {LOCK_WAIT:.0f} s") from None
-                time.sleep(1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class WorkloadRun:
@@ -74,7 +52,7 @@ def run_workload(name: str, **extra: Any) -> WorkloadRun:
     for key, value in extra.items():
         args += ["-e", json.dumps({key: value})]
     asked = time.monotonic()
-    with shared_lab_lock():
+    with lab_client.lab_lock(exclusive=False, wait=LOCK_WAIT):
         started = time.monotonic()
         played = run_playbook(
             "playbooks/workload.yml",
