@@ -53,6 +53,34 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.diff
 from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact, redact_data
 
 
+def require_psycopg(module):
+    """Fail ``module`` (an ``AnsibleModule``) unless a psycopg 3 the collection supports is importable."""
+    if not HAS_PSYCOPG:
+        module.fail_json(msg=missing_required_lib(PSYCOPG_REQUIREMENT), exception=PSYCOPG_IMPORT_ERROR)
+    if not psycopg_version_ok():
+        module.fail_json(msg=f"{PSYCOPG_REQUIREMENT} is required, found psycopg {psycopg.__version__}")
+
+
+def multi_server_module(argument_spec, check_psycopg=True):
+    """An ``AnsibleModule`` for a module that talks to several servers (``publisher`` and ``nodes``).
+
+    Those options are free-form dicts (the experiment runner passes its node list as it is), so
+    Ansible cannot mask their passwords from the argument spec: every ``login_password`` given in
+    ``publisher`` or any of ``nodes`` is added to ``no_log_values`` here, before anything can fail.
+    Returns ``(module, secrets)``; ``secrets`` is the list to pass to ``redact``/``format_db_error``.
+    ``check_psycopg=False`` leaves :func:`require_psycopg` to the caller (a module that can answer
+    check mode without a connection).
+    """
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    targets = [module.params.get("publisher") or {}, *(module.params.get("nodes") or [])]
+    secrets = [str(t["login_password"]) for t in targets if isinstance(t, dict) and t.get("login_password")]
+    for secret in secrets:
+        module.no_log_values.add(secret)
+    if check_psycopg:
+        require_psycopg(module)
+    return module, secrets
+
+
 def server_major(server_version_num):
     """Major version from ``server_version_num``: ``150004`` -> ``15``, ``170002`` -> ``17``."""
     return server_version_num // 10000
@@ -82,10 +110,7 @@ class PgModule:
         self._secrets = set()
         self._server_version_num = None
         self.add_secret(self.params.get("login_password"))
-        if not HAS_PSYCOPG:
-            self.module.fail_json(msg=missing_required_lib(PSYCOPG_REQUIREMENT), exception=PSYCOPG_IMPORT_ERROR)
-        if not psycopg_version_ok():
-            self.module.fail_json(msg=f"{PSYCOPG_REQUIREMENT} is required, found psycopg {psycopg.__version__}")
+        require_psycopg(self.module)
 
     # -- secrets -------------------------------------------------------------------------
 

@@ -73,34 +73,26 @@ nodes:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402 - after the documentation
-
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
-    HAS_PSYCOPG,
-    PSYCOPG_IMPORT_ERROR,
-    PSYCOPG_REQUIREMENT,
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402 - after the docs
     PgConnectionError,
     psycopg,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
+    multi_server_module,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact  # noqa: E402
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
+    module, secrets = multi_server_module(
+        dict(
             publisher=dict(type="dict", required=True, no_log=False),
             nodes=dict(type="list", elements="dict", required=True),
             timeout=dict(type="float", default=300.0),
             fail_on_difference=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
+        )
     )
     p = module.params
-    secrets = [s for s in [p["publisher"].get("login_password")] + [n.get("login_password") for n in p["nodes"]] if s]
-    for secret in secrets:
-        module.no_log_values.add(secret)
-    if not HAS_PSYCOPG:
-        module.fail_json(msg=missing_required_lib(PSYCOPG_REQUIREMENT), exception=PSYCOPG_IMPORT_ERROR)
     from ansible_collections.inventium.logical_replication.plugins.module_utils._replication_compare import compare_node
 
     login_keys = ("login_host", "login_port", "login_user", "login_password", "login_db")

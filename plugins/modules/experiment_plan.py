@@ -166,17 +166,12 @@ errors:
 import os  # noqa: E402 - Ansible modules import after their documentation
 import traceback  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-
 from ansible_collections.inventium.logical_replication.plugins.module_utils._experiment_spec import (  # noqa: E402
     SpecError,
     load_file,
     validate,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
-    HAS_PSYCOPG,
-    PSYCOPG_IMPORT_ERROR,
-    PSYCOPG_REQUIREMENT,
     PgConnectionError,
     connect,
     connection_argument_spec,
@@ -184,6 +179,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     format_db_error,
+    multi_server_module,
     server_major,
 )
 
@@ -235,23 +231,16 @@ def read_facts(given, publisher=False):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
+    module, _secrets = multi_server_module(
+        dict(
             file=dict(type="path", required=True),
             publisher=dict(type="dict", required=True),
             nodes=dict(type="list", elements="dict", required=True),
             repeat=dict(type="int"),
             cores=dict(type="int"),
-        ),
-        supports_check_mode=True,
+        )
     )
     params = module.params
-    # publisher and nodes are free-form dicts (the runner passes its node list as is): mask passwords by hand.
-    for target in [params["publisher"], *params["nodes"]]:
-        if target.get("login_password"):
-            module.no_log_values.add(str(target["login_password"]))
-    if not HAS_PSYCOPG:
-        module.fail_json(msg=missing_required_lib(PSYCOPG_REQUIREMENT), exception=PSYCOPG_IMPORT_ERROR)
 
     display = display_name(params["file"])
     try:

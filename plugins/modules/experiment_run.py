@@ -122,22 +122,21 @@ finished_at:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402 - after the documentation
-
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
-    HAS_PSYCOPG,
-    PSYCOPG_IMPORT_ERROR,
-    PSYCOPG_REQUIREMENT,
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402 - after the docs
     PgConnectionError,
     psycopg,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import format_db_error  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
+    format_db_error,
+    multi_server_module,
+    require_psycopg,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact  # noqa: E402
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
+    module, secrets = multi_server_module(
+        dict(
             publisher=dict(type="dict", required=True, no_log=False),
             nodes=dict(type="list", elements="dict", required=True),
             steps=dict(type="list", elements="dict", required=True),
@@ -145,17 +144,12 @@ def main():
             baseline=dict(type="str", choices=["copy"]),
             run=dict(type="dict", default={}),
         ),
-        supports_check_mode=True,
+        check_psycopg=False,
     )
     p = module.params
-    secrets = [p["publisher"].get("login_password")] + [n.get("login_password") for n in p["nodes"]]
-    secrets = [s for s in secrets if s]
-    for secret in secrets:
-        module.no_log_values.add(secret)
     if module.check_mode:
         module.exit_json(changed=False, skipped=True, measures={}, series={}, events=[], notes=[], recovery={})
-    if not HAS_PSYCOPG:
-        module.fail_json(msg=missing_required_lib(PSYCOPG_REQUIREMENT), exception=PSYCOPG_IMPORT_ERROR)
+    require_psycopg(module)
     from ansible_collections.inventium.logical_replication.plugins.module_utils import _experiment_steps as steps
 
     try:
