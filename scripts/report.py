@@ -133,7 +133,7 @@ class Report:
             "Replication lag per subscription",
             [
                 ("bytes: publisher WAL position minus replay position (pg_stat_replication)", "bytes", bytes_lines),
-                ("seconds: heartbeat row age on each subscriber (end to end, also when idle)", "seconds", heartbeat),
+                ("seconds: age of the oldest heartbeat beat not yet seen (0 when caught up)", "seconds", heartbeat),
             ],
         )
         self.add(

@@ -199,14 +199,19 @@ HEARTBEAT_EXISTS_QUERY = "SELECT pg_catalog.to_regclass('public.replication_hear
 HEARTBEAT_BEAT_QUERY = (
     "INSERT INTO public.replication_heartbeat AS h (node, beat_at, seq) VALUES (%s, clock_timestamp(), 1)"
     " ON CONFLICT (node) DO UPDATE SET beat_at = excluded.beat_at, seq = h.seq + 1"
+    " RETURNING seq"
 )
-"""The publisher's beat (parameter: the publisher's node name)."""
+"""The publisher's beat (parameter: the publisher's node name). It returns the beat's ``seq``, so the sampler
+learns which beat it wrote without another query."""
 
 
 HEARTBEAT_LAG_QUERY = (
     "SELECT node, extract(epoch FROM clock_timestamp() - beat_at)::float8 AS lag_seconds, seq"
     " FROM public.replication_heartbeat ORDER BY node"
 )
+"""Each heartbeat row on a node: the newest beat it has seen (``seq``) and that beat's age on the node's clock
+(``lag_seconds``). The sampler turns ``seq`` into the age of the oldest beat not yet seen; the age is its
+fallback when it does not know when that beat was written."""
 
 
 def heartbeat_present(conn):
@@ -215,11 +220,16 @@ def heartbeat_present(conn):
 
 
 def heartbeat_beat(conn, node):
-    """Upsert the publisher's heartbeat row (``beat_at = clock_timestamp()``, ``seq + 1``); needs autocommit."""
-    with conn.cursor() as cur:
-        cur.execute(HEARTBEAT_BEAT_QUERY, (node,))
+    """Upsert the publisher's heartbeat row (``beat_at = clock_timestamp()``, ``seq + 1``); needs autocommit.
+
+    Returns the ``seq`` of the beat just written.
+    """
+    return fetch_rows(conn, HEARTBEAT_BEAT_QUERY, (node,))[0]["seq"]
 
 
 def collect_heartbeat(conn, major):
-    """Each heartbeat row's age on this server's clock: ``[{node, lag_seconds, seq}]`` (``node``: the publisher)."""
+    """Each heartbeat row's newest seen beat and its age on this server's clock: ``[{node, lag_seconds, seq}]``.
+
+    ``node`` is the publisher that wrote the row.
+    """
     return [dict(row) for row in fetch_rows(conn, HEARTBEAT_LAG_QUERY)]

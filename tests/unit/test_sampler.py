@@ -286,6 +286,150 @@ def test_subscriber_points_with_pg18_conflicts_and_heartbeat():
     }
 
 
+def test_an_estimated_heartbeat_lag_is_flagged():
+    facts = {"heartbeat": [{"node": "publisher", "lag_seconds": 1.25, "seq": 77, "estimated": True}]}
+    points = parse(sampler.node_points("subscriber2", facts, TS))
+    assert points[("heartbeat_lag", frozenset({"node=subscriber2", "source=publisher"}))] == {
+        "lag_seconds": "1.25",
+        "seq": "77i",
+        "estimated": "1i",
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Heartbeat lag: age of the oldest beat a node has not seen, from the sampler's own write times
+# ----------------------------------------------------------------------------------------------
+
+
+def beats_written(*beats, source="publisher", capacity=100):
+    """A BeatLog of ``(seq, written_at)`` beats of ``source``."""
+    log = sampler.BeatLog(capacity)
+    for seq, written_at in beats:
+        log.record(source, seq, written_at)
+    return log
+
+
+def row(seq, age=0.9, source="publisher"):
+    """A heartbeat row as collect_heartbeat reads it: the newest beat seen and its age on the node's clock."""
+    return {"node": source, "lag_seconds": age, "seq": seq}
+
+
+def test_caught_up_reads_zero():
+    log = beats_written((10, 100.0), (11, 101.0), (12, 102.0))
+    lag = sampler.heartbeat_lag(row(12, age=0.97), "subscriber1", log, now=102.9)
+    assert lag == {"node": "publisher", "lag_seconds": 0.0, "seq": 12, "estimated": False}
+
+
+def test_behind_by_some_beats_reads_the_age_of_the_oldest_unseen():
+    log = beats_written((10, 100.0), (11, 101.0), (12, 102.0), (13, 103.0))
+    # Seen 10: beats 11, 12, 13 are missing; the oldest (11) was written at 101.0.
+    assert sampler.heartbeat_lag(row(10), "subscriber1", log, now=103.25)["lag_seconds"] == pytest.approx(2.25)
+    assert sampler.heartbeat_lag(row(12), "subscriber1", log, now=103.25)["lag_seconds"] == pytest.approx(0.25)
+
+
+def test_a_beat_written_during_the_read_is_not_a_negative_lag():
+    log = beats_written((12, 102.0), (13, 103.01))
+    assert sampler.heartbeat_lag(row(12), "subscriber1", log, now=103.0)["lag_seconds"] == 0.0
+
+
+def test_a_stalled_subscriber_grows_one_second_per_second():
+    log = beats_written((50, 200.0))
+    lags = []
+    for second in range(1, 6):  # the publisher keeps beating, the subscriber stays at 50
+        log.record("publisher", 50 + second, 200.0 + second)
+        lag = sampler.heartbeat_lag(row(50), "subscriber1", log, now=200.5 + second)
+        assert lag["estimated"] is False
+        lags.append(lag["lag_seconds"])
+    assert lags == pytest.approx([0.5, 1.5, 2.5, 3.5, 4.5])
+
+
+def test_a_subscriber_ahead_of_the_log_is_caught_up():
+    # The beat's answer is not recorded yet but the subscriber already has it.
+    log = beats_written((12, 102.0))
+    assert sampler.heartbeat_lag(row(13), "subscriber1", log, now=103.0)["lag_seconds"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("log", "seen", "why"),
+    [
+        (sampler.BeatLog(), 40, "the sampler has recorded no beat yet (it just started)"),
+        (beats_written((41, 100.0), source="other"), 40, "beats of another publisher only"),
+        (beats_written((45, 100.0), (46, 101.0)), 40, "the oldest unseen beat (41) was written before the log"),
+        (beats_written((40, 99.0), (42, 101.0)), 40, "the oldest unseen beat (41) was never recorded"),
+    ],
+)
+def test_an_unknown_write_time_falls_back_to_the_row_age_flagged(log, seen, why):
+    lag = sampler.heartbeat_lag(row(seen, age=6.5), "subscriber1", log, now=101.5)
+    assert lag == {"node": "publisher", "lag_seconds": 6.5, "seq": seen, "estimated": True}, why
+
+
+def test_the_publishers_own_row_reads_zero():
+    lag = sampler.heartbeat_lag(row(3, age=0.8), "publisher", sampler.BeatLog(), now=10.0)
+    assert lag == {"node": "publisher", "lag_seconds": 0.0, "seq": 3, "estimated": False}
+
+
+def test_the_beat_log_keeps_the_newest_beats_only():
+    log = beats_written(*[(seq, 1000.0 + seq) for seq in range(1, 11)], capacity=4)
+    assert len(log) == 4
+    assert log.lag("publisher", 6, now=1010.0) == pytest.approx(3.0)  # beat 7, the oldest kept
+    assert log.lag("publisher", 5, now=1010.0) is None  # beat 6 was dropped
+    with pytest.raises(ValueError, match="at least one beat"):
+        sampler.BeatLog(0)
+
+
+def test_the_beat_log_starts_over_when_the_sequence_restarts():
+    log = beats_written((500, 100.0), (501, 101.0))
+    log.record("publisher", 1, 102.0)  # the heartbeat row was re-created
+    assert len(log) == 1
+    assert log.lag("publisher", 0, now=103.0) == pytest.approx(1.0)
+
+
+def test_nodes_share_the_sampler_s_beat_log(tmp_path):
+    document = {
+        "postgresql": {
+            "pub": {"kind": "publisher", "host": "h", "dbname": "d"},
+            "sub": {"kind": "subscriber", "host": "h", "dbname": "d"},
+        }
+    }
+    instance = sampler.Sampler(sampler.parse_config(document, str(tmp_path)), dry_run=True, out=io.StringIO())
+    assert all(node.beats is instance.beats for node in instance.nodes)
+
+
+def test_a_round_records_the_publishers_beat_and_reads_the_subscribers_lag(monkeypatch):
+    """The wiring of NodeSampler.collect: the beat's RETURNING seq goes into the shared log, the subscriber's rows
+    come out as lags against it (the other collectors are stubbed: they need a server)."""
+    for name in ("collect_locks", "collect_activity", "collect_checkpoints", "collect_senders"):
+        monkeypatch.setattr(sampler._metrics, name, lambda conn, major: {})
+    monkeypatch.setattr(sampler._metrics, "collect_database", lambda conn, major, size: {})
+    monkeypatch.setattr(sampler._metrics, "statements_schema", lambda conn: None)
+    monkeypatch.setattr(sampler._metrics, "heartbeat_present", lambda conn: True)
+    monkeypatch.setattr(sampler._slots, "collect_slots", lambda conn, major: [])
+    monkeypatch.setattr(sampler._subscriptions, "collect_subscriptions", lambda *a, **k: {"subscriptions": []})
+    written = iter([8, 9])
+    monkeypatch.setattr(sampler._metrics, "heartbeat_beat", lambda conn, node: next(written))
+    seen = {"seq": 7}
+    monkeypatch.setattr(sampler._metrics, "collect_heartbeat", lambda conn, major: [row(seen["seq"], age=1.2)])
+
+    beats = sampler.BeatLog()
+    settings = dict(sampler.DEFAULTS)
+    nodes = {}
+    for name, kind in (("publisher", "publisher"), ("subscriber1", "subscriber")):
+        node = {"name": name, "kind": kind}
+        nodes[name] = sampler.NodeSampler(node, settings, sampler.PointBuffer(10), sampler.ErrorCounter(), None, beats)
+        nodes[name].conn, nodes[name].major = object(), 16
+
+    facts = nodes["subscriber1"].collect(now=1000.0)
+    assert facts["heartbeat"] == [{"node": "publisher", "lag_seconds": 1.2, "seq": 7, "estimated": True}]
+    assert "heartbeat" not in nodes["publisher"].collect(now=1000.0)  # beat 8
+    lag = nodes["subscriber1"].collect(now=1000.0)["heartbeat"][0]
+    assert lag["estimated"] is False
+    assert 0.0 <= lag["lag_seconds"] < 1.0  # beat 8, just written, is the oldest unseen
+    seen["seq"] = 8
+    assert nodes["subscriber1"].collect(now=1000.0)["heartbeat"][0]["lag_seconds"] == 0.0
+    nodes["publisher"].collect(now=1000.0)  # beat 9
+    assert len(beats) == 2
+
+
 def test_disabled_subscription_before_pg15_has_no_error_counts():
     facts = {
         "subscriptions": [

@@ -85,6 +85,9 @@ DEFAULTS = {
 DOCKER_SOCKET = "/var/run/docker.sock"
 STATEMENTS_RECHECK_SECONDS = 60.0
 HEARTBEAT_RECHECK_SECONDS = 10.0
+HEARTBEAT_BEATS_KEPT = 3600
+"""Beats whose write time the sampler remembers per publisher (an hour at 1 s): a node further behind, or
+behind since before the sampler started, gets the fallback value flagged ``estimated``."""
 DATABASE_SIZE_SECONDS = 30.0
 """pg_database_size() stats every file of the database: measured every 30 s, the last value written every round."""
 
@@ -203,6 +206,75 @@ class ErrorCounter:
             return dict(self._counts)
 
 
+class BeatLog:
+    """When the sampler wrote each recent heartbeat beat, per publisher (``seq`` -> write time), bounded.
+
+    Write times and the ``now`` a lag is computed with are both readings of the sampler's monotonic clock:
+    a difference of two readings of one clock needs no synchronised clocks between the hosts and is not
+    moved by NTP steps. (The publisher's ``beat_at`` would need "now" on the publisher's clock too, which
+    a subscriber's round does not have without another query.)
+    """
+
+    def __init__(self, capacity=HEARTBEAT_BEATS_KEPT):
+        if capacity < 1:
+            raise ValueError("the beat log needs room for at least one beat")
+        self.capacity = int(capacity)
+        self._beats = {}
+        self._lock = threading.Lock()
+
+    def record(self, source, seq, written_at):
+        """``source`` (the publisher's node name) committed its beat ``seq`` at ``written_at``."""
+        with self._lock:
+            beats = self._beats.setdefault(source, collections.deque(maxlen=self.capacity))
+            if beats and seq <= beats[-1][0]:
+                beats.clear()  # the row was re-created, seq starts again: the kept times belong to other beats
+            beats.append((int(seq), float(written_at)))
+
+    def __len__(self):
+        with self._lock:
+            return sum(len(beats) for beats in self._beats.values())
+
+    def lag(self, source, seen_seq, now):
+        """Seconds since the oldest beat of ``source`` after ``seen_seq`` was written (0.0: none, caught up).
+
+        None when that beat's write time is unknown: the sampler has recorded no beat of ``source`` yet
+        (it just started), or the beat is older than the log or was never recorded (its answer was lost).
+        """
+        with self._lock:
+            beats = self._beats.get(source)
+            if not beats:
+                return None
+            if seen_seq >= beats[-1][0]:
+                return 0.0
+            # Newest first: the usual lag is a beat or two, so this stops after a step or two.
+            for seq, written_at in reversed(beats):
+                if seq == seen_seq + 1:
+                    return max(0.0, now - written_at)
+                if seq <= seen_seq:
+                    break
+            return None
+
+
+def heartbeat_lag(beat, reader, beats, now):
+    """The ``heartbeat_lag`` of one heartbeat row read on node ``reader`` (``beat``: a row of collect_heartbeat).
+
+    ``lag_seconds`` is the time since the oldest beat ``reader`` has not seen was written (0 when it has
+    seen the latest, growing one second per second while it is stalled), from the write times in ``beats``
+    (a :class:`BeatLog`; ``now`` on its clock). When that write time is unknown, the row's age on the
+    reader's clock is used instead and ``estimated`` is True: the age of the newest beat seen, which is up to
+    one interval more than the age of the oldest unseen one (plus any clock offset between the hosts).
+    """
+    source, seq = beat.get("node"), beat.get("seq")
+    if source == reader:
+        lag = 0.0  # the writer has every beat it wrote
+    else:
+        lag = None if seq is None else beats.lag(source, int(seq), now)
+    estimated = lag is None
+    if estimated:
+        lag = beat.get("lag_seconds")
+    return {"node": source, "lag_seconds": lag, "seq": seq, "estimated": estimated}
+
+
 def next_tick(now, interval):
     """The first multiple of ``interval`` (seconds since the epoch) strictly after ``now``."""
     return (math.floor(now / interval) + 1) * interval
@@ -278,7 +350,11 @@ def node_points(node, facts, ts):
             fields[f"confl_{kind}"] = _int(count)
         lines += _point("subscription", {"node": node, "subscription": sub.get("name")}, fields, ts)
     for beat in facts.get("heartbeat") or ():
-        fields = {"lag_seconds": beat.get("lag_seconds"), "seq": _int(beat.get("seq"))}
+        fields = {
+            "lag_seconds": beat.get("lag_seconds"),
+            "seq": _int(beat.get("seq")),
+            "estimated": _flag(beat.get("estimated")),
+        }
         lines += _point("heartbeat_lag", {"node": node, "source": beat.get("node")}, fields, ts)
     return lines
 
@@ -438,9 +514,10 @@ class Ticker:
 class NodeSampler(threading.Thread):
     """One node: a persistent connection, reconnected with backoff; one round per tick."""
 
-    def __init__(self, node, settings, sink, errors, ticker):
+    def __init__(self, node, settings, sink, errors, ticker, beats=None):
         super().__init__(name=f"node-{node['name']}", daemon=True)
         self.node = node
+        self.beats = BeatLog() if beats is None else beats  # shared by all nodes: publishers write, subscribers read
         self.settings = settings
         self.sink = sink
         self.errors = errors
@@ -532,9 +609,13 @@ class NodeSampler(threading.Thread):
         if self.heartbeat:
             try:
                 if self.node["kind"] == "publisher":
-                    _metrics.heartbeat_beat(conn, name)
+                    seq = _metrics.heartbeat_beat(conn, name)
+                    # Recorded when the answer came: the beat is committed (autocommit) by then.
+                    self.beats.record(name, seq, time.monotonic())
                 else:
-                    facts["heartbeat"] = _metrics.collect_heartbeat(conn, major)
+                    rows = _metrics.collect_heartbeat(conn, major)
+                    seen_at = time.monotonic()  # after the read returned: the seq it saw was current before
+                    facts["heartbeat"] = [heartbeat_lag(row, name, self.beats, seen_at) for row in rows]
                 self.errors.ok(f"{name}:heartbeat")
             except Exception as exc:
                 self.heartbeat = False
@@ -672,7 +753,10 @@ class Sampler:
         self.buffer = PointBuffer(int(self.settings["buffer_points"]))
         self.errors = ErrorCounter()
         self.ticker = Ticker(float(self.settings["interval"]), self.stop)
-        self.nodes = [NodeSampler(n, self.settings, self.buffer, self.errors, self.ticker) for n in config["nodes"]]
+        self.beats = BeatLog()
+        self.nodes = [
+            NodeSampler(n, self.settings, self.buffer, self.errors, self.ticker, self.beats) for n in config["nodes"]
+        ]
         self.containers = None
         if config["containers"]:
             self.containers = ContainerSampler(
