@@ -206,8 +206,9 @@ def stage_molecule() -> StageResult:
         start = time.monotonic()
         rc = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=env)
         seconds = time.monotonic() - start
-        passed, failed, skipped = junit_counts(report) if report.exists() else (0, 0, 0)
+        passed, failed, skipped = 0, 0, 0
         if report.exists():
+            passed, failed, skipped = junit_counts(report)
             result.failures += junit_failures(report)
         result.passed += passed + int(rc == 0)
         result.failed += failed + int(rc != 0 and failed == 0)

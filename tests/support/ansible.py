@@ -288,7 +288,7 @@ def _run_module_in_process(module: str, args: dict[str, Any], check: bool, diff:
 
     target = importlib.import_module(_module_path(module))
     stdout, stderr = io.StringIO(), io.StringIO()
-    hidden = {key: value for key, value in os.environ.items() if key.startswith("PG")}
+    hidden = [key for key in os.environ if key.startswith("PG")]
     with tempfile.TemporaryDirectory(prefix="inventium-lr-module-") as tmp:
         module_args = {
             **args,
