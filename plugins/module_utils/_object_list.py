@@ -35,22 +35,29 @@ def inherit(params, item, keys):
     return merged
 
 
-def check_items(m, option, items, validate=None):
-    """Fail naming the item on a duplicate name or when ``validate(item)`` raises ``ValueError``.
+def check_items(m, option, items, validate=None, key=None):
+    """Check every item without a server; the list of what ``validate`` returned for each item.
 
+    Fails naming the item when ``validate(item)`` raises ``ValueError`` or when two items name the
+    same object: ``key(validated)`` (default: the item's ``name``) is the object's identity.
     An empty list is valid (a templated list may be empty): the module changes nothing.
     """
     seen = {}
+    validated = []
     for index, item in enumerate(items):
         with m.failing_as(item_label(option, index, item)):
-            if item["name"] in seen:
-                m.fail(f"name: {option}[{seen[item['name']]}] has the same name; give each object once")
-            seen[item["name"]] = index
+            value = None
             if validate is not None:
                 try:
-                    validate(item)
+                    value = validate(item)
                 except ValueError as exc:
                     m.fail(str(exc))
+            identity = item["name"] if key is None else key(value)
+            if identity in seen:
+                m.fail(f"name: {option}[{seen[identity]}] has the same name; give each object once")
+            seen[identity] = index
+            validated.append(value)
+    return validated
 
 
 def run_items(m, option, items, plan, apply, transactional):
