@@ -61,3 +61,25 @@ def test_check_items_names_duplicates_and_invalid_items():
         ol.check_items(FakeModule(), "slots", [{"name": "a"}, {"name": "bad1"}, {"name": "bad2"}], validate)
     ol.check_items(FakeModule(), "slots", [])
     ol.check_items(FakeModule(), "slots", [{"name": "a"}, {"name": "b"}], validate)
+
+
+def test_pg_module_failing_as_labels_the_message_and_adds_the_keys(capsys):
+    import json
+
+    from ansible.module_utils.testing import patch_module_args
+
+    from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule
+
+    with patch_module_args({}):
+        m = PgModule(argument_spec={})
+        m.queries.append("SELECT 1")
+        with pytest.raises(SystemExit), m.failing_as("slots[1] (name=b)", slots=[{"name": "a"}]):
+            m.fail("it broke")
+        result = json.loads(capsys.readouterr().out)
+        assert result["msg"] == "slots[1] (name=b): it broke"
+        assert result["slots"] == [{"name": "a"}]
+        assert result["queries"] == ["SELECT 1"]
+        # outside the block the label is gone
+        with pytest.raises(SystemExit):
+            m.fail("plain")
+        assert json.loads(capsys.readouterr().out)["msg"] == "plain"
