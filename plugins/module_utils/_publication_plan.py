@@ -368,14 +368,25 @@ def public_state(state):
     return result
 
 
-class PublicationModule:
-    """parse args -> read state -> (server-side normalisation) -> diff -> apply -> report."""
+SESSION_QUERY = (
+    "SELECT current_user::text AS current_user, current_database()::text AS database,"
+    " current_setting('wal_level') AS wal_level"
+)
 
-    def __init__(self, m, desired):
+
+class PublicationModule:
+    """One publication: read state -> (server-side normalisation) -> diff (:meth:`prepare`) -> apply -> report.
+
+    :meth:`prepare` checks and plans without writing, :meth:`apply` writes and returns the per-object
+    result; the single form is :meth:`run`, the list form (``publications``) prepares every item
+    before applying any, in one transaction (``_object_list.run_items``), sharing ``session``.
+    """
+
+    def __init__(self, m, desired, session=None):
         self.m = m
         self.desired = desired
         self.major = m.server_major
-        self.session = None
+        self.session = session
 
     def run_query(self, statement, params=None):
         return self.m.query(statement, params)
@@ -628,39 +639,49 @@ class PublicationModule:
 
     # -- run ------------------------------------------------------------------------------------
 
-    def run(self):
+    def prepare(self):
+        """Everything that can fail before a write; the plan :meth:`apply` carries out."""
         m, d = self.m, self.desired
         self.check_versions()
-        self.session = m.query_one(
-            "SELECT current_user::text AS current_user, current_database()::text AS database,"
-            " current_setting('wal_level') AS wal_level"
-        )
+        if self.session is None:
+            self.session = dict(m.query_one(SESSION_QUERY))
         current = read_publication(self.run_query, d.name, self.major)
-        before = public_state(current)
-
+        planned = {"current": current, "target": None, "statements": [], "warnings": []}
         if d.state == "absent":
             if current is not None:
-                m.execute(sql.SQL("DROP PUBLICATION {}").format(ident(d.name)))
-            m.exit(changed=current is not None, diff=(before, {}), publication={})
+                planned["statements"] = [sql.SQL("DROP PUBLICATION {}").format(ident(d.name))]
+            return planned
 
         self.check_objects_exist()
         final_all = d.wanted_all_tables
         if final_all is None:
             final_all = current["all_tables"] if current else False
         entries, tables, schemas = ([], [], []) if final_all else self.final_list(current)
-        target = self.target_state(current, final_all, tables, schemas)
-        statements, warnings = self.plan(current, target, entries)
+        planned["target"] = self.target_state(current, final_all, tables, schemas)
+        planned["statements"], planned["warnings"] = self.plan(current, planned["target"], entries)
+        return planned
+
+    def apply(self, planned):
+        """Run the statements of :meth:`prepare`; the result ``{name, changed, publication, diff: (before, after)}``."""
+        m, d = self.m, self.desired
+        current, statements = planned["current"], planned["statements"]
+        before = public_state(current)
         for statement in statements:
             m.execute(statement)
         changed = bool(statements)
+        result = {"name": d.name, "changed": changed}
+        if d.state == "absent":
+            return {**result, "publication": {}, "diff": (before, {})}
         if not changed:
             final = current
         elif m.check_mode:
-            final = target
+            final = planned["target"]
         else:
             final = read_publication(self.run_query, d.name, self.major)
-        warnings.extend(self.replica_identity_warnings(final))
-        if self.session["wal_level"] != "logical":
+        warnings = planned["warnings"] + self.replica_identity_warnings(final)
+        # Said once per module run, also when a list has several publications.
+        if self.session["wal_level"] != "logical" and not self.session.get("wal_level_warned"):
+            self.session["wal_level_warned"] = True
             warnings.append(
                 f"wal_level is {self.session['wal_level']}: publications publish nothing until wal_level is "
                 "logical (see inventium.logical_replication.server_settings; it needs a restart)"
@@ -668,4 +689,9 @@ class PublicationModule:
         for warning in warnings:
             m.warn(warning)
         after = public_state(final)
-        m.exit(changed=changed, diff=(before, after), publication=after)
+        return {**result, "publication": after, "diff": (before, after)}
+
+    def run(self):
+        """The single form: one publication, exit with ``changed``, ``queries``, ``diff`` and ``publication``."""
+        result = self.apply(self.prepare())
+        self.m.exit(changed=result["changed"], diff=result["diff"], publication=result["publication"])

@@ -145,6 +145,34 @@ def validate_params(params):
         raise OptionError("plugin: must not be empty")
 
 
+def session_database(params):
+    """The database the module must connect to for this slot (a logical slot belongs to its creator's), or ``None``."""
+    if params.get("slot_type", "logical") == "logical" and params.get("state", "present") == "present":
+        return params.get("database") or None
+    return None
+
+
+class OneDatabase:
+    """``validate_params`` for the items of ``slots``, which also keeps the logical slots to create in one database.
+
+    The module has one session and a logical slot is created in the session's database;
+    :attr:`database` is the database the items name (``None``: the connection's default).
+    """
+
+    def __init__(self):
+        self.database = None
+
+    def __call__(self, params):
+        validate_params(params)
+        wanted = session_database(params)
+        if wanted and self.database and wanted != self.database:
+            raise OptionError(
+                f"database: {wanted!r} differs from {self.database!r} of an earlier item; one call creates logical "
+                "slots in one database (the one it connects to), use one call per database"
+            )
+        self.database = self.database or wanted
+
+
 def version_problems(params, major):
     """``[(option, min_major)]`` for requested features the server ``major`` lacks."""
     problems = []
@@ -267,14 +295,44 @@ def terminate_statement(pid):
 
 
 class SlotModule:
+    """The per-slot logic of ``replication_slot``: :meth:`plan` (checks, no writes), then :meth:`apply`.
+
+    The single form (``name``) is :meth:`run`; the list form (``slots``) plans every item before
+    applying any (``_object_list.run_items``), reading ``pg_replication_slots`` once.
+    """
+
     def __init__(self, m):
         self.m = m
         self.params = m.params
         self.major = m.server_major
+        self._database = None
+        self._wal_level = None
+        self._slots = None
 
-    def read(self):
-        row = self.m.query_one(slot_query(self.major), [self.params["name"]])
+    def read(self, name):
+        row = self.m.query_one(slot_query(self.major), [name])
         return None if row is None else slot_state(row)
+
+    def current(self, name):
+        """The slot before any change: one read of every slot for the list form, one row for the single form."""
+        if self._slots is None:
+            return self.read(name)
+        return self._slots.get(name)
+
+    def read_all(self):
+        """Read every slot once (the list form plans all its items from this)."""
+        rows = self.m.query(
+            sql.SQL("SELECT {} FROM pg_catalog.pg_replication_slots").format(
+                sql.SQL(", ").join(sql.SQL(c) for c in slot_columns(self.major))
+            )
+        )
+        self._slots = {row["name"]: slot_state(row) for row in rows}
+
+    @property
+    def database(self):
+        if self._database is None:
+            self._database = self.m.query_one("SELECT current_database()::text AS db")["db"]
+        return self._database
 
     def who_uses(self, pid):
         row = self.m.query_one(
@@ -296,7 +354,9 @@ class SlotModule:
         return ", ".join(parts)
 
     def check_server(self, logical):
-        wal_level = self.m.query_one("SELECT current_setting('wal_level') AS v")["v"]
+        if self._wal_level is None:
+            self._wal_level = self.m.query_one("SELECT current_setting('wal_level') AS v")["v"]
+        wal_level = self._wal_level
         if logical and wal_level != "logical":
             self.m.fail(
                 f"logical replication slots need wal_level=logical, the server runs with wal_level={wal_level} "
@@ -317,16 +377,20 @@ class SlotModule:
                 sqlstate=exc.sqlstate,
             )
 
-    def drop(self, current):
-        """Drop the slot, terminating its user first when allowed. Returns nothing; fails the module."""
-        name = self.params["name"]
-        pid = current["active_pid"] if current["active"] else None
-        if pid and not self.params["terminate_active"]:
+    def check_droppable(self, p, current):
+        """Fail unless the slot is inactive or ``terminate_active`` allows terminating its user."""
+        if current["active"] and not p["terminate_active"]:
             self.m.fail(
-                f"replication slot {name} is active (used by {self.who_uses(pid)}); it is not dropped unless "
-                "terminate_active is true",
+                f"replication slot {p['name']} is active (used by {self.who_uses(current['active_pid'])}); it is not "
+                "dropped unless terminate_active is true",
                 slot=current,
             )
+
+    def drop(self, p, current):
+        """Drop the slot, terminating its user first when allowed. Returns nothing; fails the module."""
+        name = p["name"]
+        pid = current["active_pid"] if current["active"] else None
+        self.check_droppable(p, current)
         if pid:
             self.m.queries.append(self.m.render(terminate_statement(pid)))
         self.m.queries.append(self.m.render(drop_statement(name)))
@@ -342,7 +406,7 @@ class SlotModule:
                         format_db_error(exc, (), f"terminating PID {pid} that uses replication slot {name} failed"),
                         sqlstate=exc.sqlstate,
                     )
-                state = self.read()
+                state = self.read(name)
                 if state is None:
                     return  # a temporary slot goes away with its session
                 if state["active"]:
@@ -359,8 +423,8 @@ class SlotModule:
                 return
             except psycopg.errors.ObjectInUse as exc:
                 # Its consumer reconnected between the check and the drop.
-                state = self.read()
-                if not self.params["terminate_active"] or time.monotonic() > deadline or state is None:
+                state = self.read(name)
+                if not p["terminate_active"] or time.monotonic() > deadline or state is None:
                     self.m.fail(
                         format_db_error(exc, (), f"dropping replication slot {name} failed"), sqlstate=exc.sqlstate
                     )
@@ -369,26 +433,30 @@ class SlotModule:
             except psycopg.Error as exc:
                 self.m.fail(format_db_error(exc, (), f"dropping replication slot {name} failed"), sqlstate=exc.sqlstate)
 
-    def run(self):
-        m, p = self.m, self.params
+    def plan(self, p):
+        """Everything that can fail before a write: version gates, drift, activity, wal_level, the plugin.
+
+        Returns the plan :meth:`apply` carries out: ``params``, ``current`` (state or ``None``),
+        ``desired`` (definition, ``None`` for ``state=absent``) and ``action`` (``None``, ``drop``,
+        ``create`` or ``recreate``).
+        """
+        m = self.m
         m.require_versions("replication_slot module", version_problems(p, self.major))
-        current = self.read()
-        before = definition_of(current)
-
+        current = self.current(p["name"])
+        planned = {"params": p, "current": current, "desired": None, "action": None}
         if p["state"] == "absent":
-            if current is None:
-                m.exit(changed=False, diff=(before, {}), slot={})
-            self.drop(current)
-            m.exit(changed=True, diff=(before, {}), slot={})
+            if current is not None:
+                self.check_droppable(p, current)
+                planned["action"] = "drop"
+            return planned
 
-        database = m.query_one("SELECT current_database()::text AS db")["db"]
-        desired = desired_definition(p, database, self.major)
+        desired = desired_definition(p, self.database, self.major)
+        planned["desired"] = desired
         logical = desired["slot_type"] == "logical"
-        recreate = False
         if current is not None:
             found = differences(current, desired)
             if not found:
-                m.exit(changed=False, diff=(before, before), slot=current)
+                return planned
             if not p["recreate"]:
                 m.fail(
                     f"replication slot {p['name']} exists but differs: {'; '.join(found)}. Set recreate: true to drop "
@@ -396,7 +464,6 @@ class SlotModule:
                     differences=found,
                     slot=current,
                 )
-            recreate = True
             # Properties the user does not manage keep the old slot's values.
             for key in ("two_phase", "failover"):
                 if desired[key] is None and key in current:
@@ -409,18 +476,43 @@ class SlotModule:
                     slot=current,
                 )
         self.check_server(logical)
-        if recreate and logical and current.get("plugin") != desired["plugin"] and not m.check_mode:
+        # A missing plugin must fail before anything changes: before the old slot is dropped, and in the
+        # list form before the items ahead of this one are applied (slot functions are not transactional).
+        if current is None:
+            new_plugin = self._slots is not None and desired["plugin"] not in (None, DEFAULT_PLUGIN)
+        else:
+            new_plugin = current.get("plugin") != desired["plugin"]
+        if logical and new_plugin and not m.check_mode:
             self.check_plugin(desired)
-        if recreate:
-            self.drop(current)
+        planned["action"] = "create" if current is None else "recreate"
+        return planned
+
+    def apply(self, planned):
+        """Carry out a :meth:`plan`; the per-slot result ``{name, changed, slot, diff: (before, after)}``."""
+        m = self.m
+        p, current, action = planned["params"], planned["current"], planned["action"]
+        before = definition_of(current)
+        result = {"name": p["name"], "changed": action is not None}
+        if action is None:
+            return {**result, "slot": current or {}, "diff": (before, before)}
+        if action == "drop":
+            self.drop(p, current)
+            return {**result, "slot": {}, "diff": (before, {})}
+        if action == "recreate":
+            self.drop(p, current)
         # A slot function must not run in a transaction that has written: autocommit, a statement of its own.
-        m.execute(create_statement(desired, self.major), autocommit=True)
-        slot = predicted_state(desired, self.major) if m.check_mode else self.read()
+        m.execute(create_statement(planned["desired"], self.major), autocommit=True)
+        slot = predicted_state(planned["desired"], self.major) if m.check_mode else self.read(p["name"])
         if slot is None:
             m.fail(f"replication slot {p['name']} was created but has disappeared")
-        if recreate:
+        if action == "recreate":
             m.warn(
                 f"replication slot {p['name']} was re-created; its consumer missed the changes made before "
                 "the new slot existed"
             )
-        m.exit(changed=True, diff=(before, definition_of(slot)), slot=slot)
+        return {**result, "slot": slot, "diff": (before, definition_of(slot))}
+
+    def run(self):
+        """The single form: one slot, exit with ``changed``, ``queries``, ``diff`` and ``slot``."""
+        result = self.apply(self.plan(self.params))
+        self.m.exit(changed=result["changed"], diff=result["diff"], slot=result["slot"])

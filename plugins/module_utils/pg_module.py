@@ -35,6 +35,8 @@ Minimal module::
 
 from __future__ import annotations
 
+import contextlib
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import require_supported
@@ -109,6 +111,8 @@ class PgModule:
         self.conn = None
         self._secrets = set()
         self._server_version_num = None
+        self._fail_label = None
+        self._fail_extra = {}
         self.add_secret(self.params.get("login_password"))
         require_psycopg(self.module)
 
@@ -275,9 +279,27 @@ class PgModule:
         """Emit an Ansible warning (redacted)."""
         self.module.warn(self.redact(message))
 
+    @contextlib.contextmanager
+    def failing_as(self, label, **result):
+        """While the block runs, :meth:`fail` prefixes ``msg`` with ``label: `` and adds ``result``'s keys.
+
+        For modules that handle a list of objects: whatever fails (option check, version gate,
+        database error) names the list item, e.g. ``slots[2] (name=foo): ...``.
+        """
+        saved = self._fail_label, self._fail_extra
+        self._fail_label, self._fail_extra = label, result
+        try:
+            yield
+        finally:
+            self._fail_label, self._fail_extra = saved
+
     def fail(self, msg, **result):
         """Roll back, close, and fail the module with a redacted ``msg`` plus ``queries`` and extra keys."""
         self.close()
+        if self._fail_label:
+            msg = f"{self._fail_label}: {msg}"
+            for key, value in self._fail_extra.items():
+                result.setdefault(key, value)
         result.setdefault("queries", self.queries)
         self.module.fail_json(msg=self.redact(msg), **self.redact(result))
 

@@ -28,6 +28,16 @@ description:
     V("Sales Data"."Order Items").
   - Every option is validated before anything is changed. Features the server lacks fail with the
     option's name and the PostgreSQL version that introduced it.
+  - Several publications of the database in one call - O(publications), a list of items with the options of
+    the single form. Every item is validated and planned (including the throwaway publication that validates
+    its definition) before the first change; bad input in any item (an invalid or duplicate name, a missing
+    table, schema or owner, an option the server's version lacks, a definition PostgreSQL rejects, ...) fails
+    with a message that starts with the item's index and name, as in "publications[2] (name=foo)", with
+    nothing changed. Errors that Ansible finds in the arguments (an unknown suboption, a value of the wrong
+    type or not among the choices) fail before the module runs; Ansible's message names the option and
+    O(publications).
+  - All changes of all items are made in one transaction - all or nothing. When a statement of item k fails,
+    the module fails naming item k, and RV(queries) lists the statements that ran (all rolled back).
 author:
   - Inventium logical replication team (@inventium)
 options:
@@ -35,8 +45,53 @@ options:
     description:
       - Name of the publication, as an SQL identifier (quote it to keep upper-case letters, for example
         V("LeadPub")).
+      - Required unless O(publications) is given; mutually exclusive with O(publications).
     type: str
-    required: true
+  publications:
+    description:
+      - Several publications in one call, each item with the options of the single form. Mutually exclusive
+        with every other option of the module except the connection options.
+      - The result lists one entry per item in RV(publications); RV(diff) is keyed by publication name.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the publication, see O(name). Each publication at most once in the list.
+        type: str
+        required: true
+      state:
+        description: See O(state).
+        type: str
+        choices: [present, absent]
+        default: present
+      all_tables:
+        description: See O(all_tables).
+        type: bool
+      tables:
+        description: See O(tables).
+        type: list
+        elements: raw
+      schemas:
+        description: See O(schemas).
+        type: list
+        elements: str
+      publish:
+        description: See O(publish).
+        type: list
+        elements: str
+      publish_via_partition_root:
+        description: See O(publish_via_partition_root).
+        type: bool
+      publish_generated_columns:
+        description: See O(publish_generated_columns).
+        type: str
+        choices: [none, stored]
+      owner:
+        description: See O(owner).
+        type: str
+      comment:
+        description: See O(comment).
+        type: str
   state:
     description:
       - V(present) creates or changes the publication, V(absent) drops it.
@@ -176,6 +231,23 @@ EXAMPLES = r"""
     name: everything
     all_tables: true
 
+- name: Several publications in one call (one connection, one transaction)
+  inventium.logical_replication.publication:
+    login_db: app
+    publications:
+      - name: orders_pub
+        tables: [public.orders, public.order_lines]
+      - name: customers_pub
+        tables: [public.customers]
+        publish: insert, update
+      - name: old_pub
+        state: absent
+  register: pubs
+
+- name: Show which publications changed
+  ansible.builtin.debug:
+    msg: "{{ pubs.publications | selectattr('changed') | map(attribute='name') }}"
+
 - name: Drop a publication
   inventium.logical_replication.publication:
     login_db: app
@@ -194,11 +266,36 @@ queries:
   sample:
     - CREATE PUBLICATION "leadership_pub" FOR TABLE "public"."books" WHERE (topic = 'leadership')
     - COMMENT ON PUBLICATION "leadership_pub" IS 'Leadership books for subscriber1'
+publications:
+  description: One entry per item of O(publications), in order.
+  returned: when O(publications) is given
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the publication (exact, not quoted).
+      type: str
+      sample: orders_pub
+    changed:
+      description: Whether this publication was (in check mode, would be) created, changed or dropped.
+      type: bool
+      sample: true
+    publication:
+      description: The publication after the run, as RV(publication) of the single form.
+      type: dict
+    queries:
+      description: The statements of this publication, as RV(queries).
+      type: list
+      elements: str
+    diff:
+      description: Before and after state of this publication, as RV(diff) of the single form.
+      returned: when diff mode is enabled
+      type: dict
 publication:
   description:
     - The publication after the run (in check mode, the predicted state), as PostgreSQL stores it.
     - Empty when the publication does not exist.
-  returned: always
+  returned: when O(name) is given
   type: dict
   contains:
     name:
@@ -263,7 +360,10 @@ publication:
       type: str
       sample: Leadership books
 diff:
-  description: Before and after state of the publication (see RV(publication)), with C(--diff).
+  description:
+    - Before and after state of the publication (see RV(publication)), with C(--diff).
+    - With O(publications), C(before) and C(after) map each publication name to its state; a publication that
+      does not exist on that side has no key.
   returned: when diff mode is enabled
   type: dict
   contains:
@@ -275,8 +375,13 @@ diff:
       type: dict
 """
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._object_list import (  # noqa: E402
+    check_items,
+    run_items,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._publication_plan import (  # noqa: E402
     GENERATED_COLUMNS_VALUES,
+    SESSION_QUERY,
     Desired,
     OptionError,
     PublicationModule,
@@ -284,9 +389,10 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._pub
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 
-def argument_spec():
+def publication_options(top_level):
+    """The options of one publication (``name`` is optional at the top level, where ``publications`` may replace it)."""
     return dict(
-        name=dict(type="str", required=True),
+        name=dict(type="str", required=not top_level),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         all_tables=dict(type="bool"),
         tables=dict(type="list", elements="raw"),
@@ -299,8 +405,40 @@ def argument_spec():
     )
 
 
+def argument_spec():
+    return dict(
+        **publication_options(top_level=True),
+        publications=dict(type="list", elements="dict", options=publication_options(top_level=False)),
+    )
+
+
+def run_list(m):
+    items = m.params["publications"]
+    desired = check_items(m, "publications", items, Desired, key=lambda d: d.name)
+    m.connect()
+    session = dict(m.query_one(SESSION_QUERY))
+    publications = {item["name"]: PublicationModule(m, desired[i], session) for i, item in enumerate(items)}
+
+    def plan(item):
+        publication = publications[item["name"]]
+        return publication, publication.prepare()
+
+    def apply(planned):
+        publication, prepared = planned
+        return publication.apply(prepared)
+
+    run_items(m, "publications", items, plan, apply, transactional=True)
+
+
 def main():
-    m = PgModule(argument_spec=argument_spec())
+    m = PgModule(
+        argument_spec=argument_spec(),
+        required_one_of=[("name", "publications")],
+        mutually_exclusive=[("publications", key) for key in publication_options(True)],
+    )
+    if m.params["publications"] is not None:
+        run_list(m)
+        return
     try:
         desired = Desired(m.params)
     except OptionError as exc:

@@ -25,6 +25,17 @@ description:
   - Creating or dropping a slot is not transactional in PostgreSQL (a rolled back transaction does not
     undo it) and a logical slot cannot be created in a transaction that has written anything. The module
     therefore validates everything first, then runs each slot function as a statement of its own.
+  - Several slots in one call - O(slots), a list of items with the options of the single form - read
+    C(pg_replication_slots) once, validate and plan every item, and only then create or drop. Bad input in
+    any item (an invalid name, a duplicate name, an option the server's version lacks, a slot that differs
+    without O(recreate), an active slot without O(terminate_active), a missing output plugin, ...) fails
+    with a message that starts with the item's index and name, as in "slots[2] (name=foo)", with nothing
+    changed. Errors that Ansible finds in the arguments (an unknown suboption, a value of the wrong type or
+    not among the choices) fail before the module runs; Ansible's message names the option and O(slots).
+  - Because slot functions are not transactional, an item that fails while being applied (for example a
+    slot whose consumer cannot be terminated within 30 seconds) leaves the items before it applied. The module
+    fails naming that item and returns the statements that ran (RV(queries)) and the results of the items
+    applied before it (RV(slots)); re-running the task converges the rest.
 author:
   - Inventium logical replication team (@inventium)
 options:
@@ -32,8 +43,51 @@ options:
     description:
       - Name of the slot. PostgreSQL allows lower-case letters, digits and underscores only, at most 63
         characters.
+      - Required unless O(slots) is given; mutually exclusive with O(slots).
     type: str
-    required: true
+  slots:
+    description:
+      - Several slots in one call, each item with the options of the single form. Mutually exclusive with
+        O(name), O(slot_type), O(plugin), O(database), O(two_phase), O(failover) and O(state); O(recreate) and
+        O(terminate_active) at the top level are the defaults of the items that do not set them.
+      - The logical slots to create must all be in one database - the module connects to the O(slots[].database)
+        the items name (otherwise to O(login_db)), and an item without O(slots[].database) gets that database.
+      - The result lists one entry per item in RV(slots); RV(diff) is keyed by slot name.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the slot, see O(name). Each name at most once in the list.
+        type: str
+        required: true
+      slot_type:
+        description: See O(slot_type).
+        type: str
+        choices: [logical, physical]
+        default: logical
+      plugin:
+        description: See O(plugin).
+        type: str
+      database:
+        description: See O(database) and above.
+        type: str
+      two_phase:
+        description: See O(two_phase).
+        type: bool
+      failover:
+        description: See O(failover).
+        type: bool
+      state:
+        description: See O(state).
+        type: str
+        choices: [present, absent]
+        default: present
+      recreate:
+        description: See O(recreate). Defaults to the top-level O(recreate).
+        type: bool
+      terminate_active:
+        description: See O(terminate_active). Defaults to the top-level O(terminate_active).
+        type: bool
   slot_type:
     description:
       - The kind of slot. Logical slots decode changes for logical replication (subscriptions); physical
@@ -149,6 +203,24 @@ EXAMPLES = r"""
     name: standby1
     slot_type: physical
 
+- name: Several slots in one call (one connection, one read of pg_replication_slots)
+  inventium.logical_replication.replication_slot:
+    login_db: publisher
+    terminate_active: true
+    slots:
+      - name: subscriber1_slot
+      - name: cdc_slot
+        plugin: test_decoding
+      - name: standby1
+        slot_type: physical
+      - name: old_slot
+        state: absent
+  register: slots
+
+- name: Show which slots changed
+  ansible.builtin.debug:
+    msg: "{{ slots.slots | selectattr('changed') | map(attribute='name') }}"
+
 - name: Drop a slot that a gone subscriber left behind
   inventium.logical_replication.replication_slot:
     name: old_slot
@@ -164,11 +236,38 @@ queries:
   elements: str
   sample:
     - SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot('subscriber1_slot', 'pgoutput')
+slots:
+  description:
+    - One entry per item of O(slots), in order.
+    - When the module fails while applying an item, the entries of the items applied before it.
+  returned: when O(slots) is given
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the slot.
+      type: str
+      sample: subscriber1_slot
+    changed:
+      description: Whether this slot was (in check mode, would be) created, re-created or dropped.
+      type: bool
+      sample: true
+    slot:
+      description: The slot after the run, as RV(slot) of the single form.
+      type: dict
+    queries:
+      description: The statements of this slot, as RV(queries).
+      type: list
+      elements: str
+    diff:
+      description: Before and after definition of this slot, as RV(diff) of the single form.
+      returned: when diff mode is enabled
+      type: dict
 slot:
   description:
     - The slot after the run, from C(pg_replication_slots) (in check mode, the predicted definition).
     - Empty when the slot does not exist.
-  returned: always
+  returned: when O(name) is given
   type: dict
   contains:
     name:
@@ -259,6 +358,8 @@ diff:
   description:
     - Before and after definition of the slot (name, type, plugin, database, C(two_phase), C(failover)),
       with C(--diff).
+    - With O(slots), C(before) and C(after) map each slot name to its definition; a slot that does not exist
+      on that side has no key.
   returned: when diff mode is enabled
   type: dict
   contains:
@@ -270,37 +371,73 @@ diff:
       type: dict
 """
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._object_list import (  # noqa: E402
+    check_items,
+    inherit,
+    run_items,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import (  # noqa: E402 - after the docs
+    OneDatabase,
     OptionError,
     SlotModule,
+    session_database,
     validate_params,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 
-def argument_spec():
+def slot_options(top_level):
+    """The options of one slot; at the top level (the single form) with the defaults of ``recreate`` and co."""
     return dict(
-        name=dict(type="str", required=True),
+        name=dict(type="str", required=not top_level),
         slot_type=dict(type="str", default="logical", choices=["logical", "physical"]),
         plugin=dict(type="str"),
         database=dict(type="str"),
         two_phase=dict(type="bool"),
         failover=dict(type="bool"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        recreate=dict(type="bool", default=False),
-        terminate_active=dict(type="bool", default=False),
+        # An item that does not set them takes the top-level value.
+        recreate=dict(type="bool", default=False if top_level else None),
+        terminate_active=dict(type="bool", default=False if top_level else None),
     )
 
 
+INHERITED = ("recreate", "terminate_active")
+
+
+def argument_spec():
+    return dict(**slot_options(top_level=True), slots=dict(type="list", elements="dict", options=slot_options(False)))
+
+
+def run_list(m):
+    items = [inherit(m.params, item, INHERITED) for item in m.params["slots"]]
+    one_database = OneDatabase()
+    check_items(m, "slots", items, one_database)
+    if one_database.database:
+        m.params["login_db"] = one_database.database
+    m.connect()
+    slots = SlotModule(m)
+    slots.read_all()
+    run_items(m, "slots", items, slots.plan, slots.apply, transactional=False)
+
+
 def main():
-    m = PgModule(argument_spec=argument_spec())
+    single_only = [key for key in slot_options(True) if key not in INHERITED]
+    m = PgModule(
+        argument_spec=argument_spec(),
+        required_one_of=[("name", "slots")],
+        mutually_exclusive=[("slots", key) for key in single_only],
+    )
+    if m.params["slots"] is not None:
+        run_list(m)
+        return
     try:
         validate_params(m.params)
     except OptionError as exc:
         m.fail(str(exc))
-    if m.params["slot_type"] == "logical" and m.params.get("database") and m.params["state"] == "present":
+    if session_database(m.params):
         # A logical slot belongs to the database of the session that creates it.
-        m.params["login_db"] = m.params["database"]
+        m.params["login_db"] = session_database(m.params)
     m.connect()
     SlotModule(m).run()
 

@@ -487,3 +487,18 @@ def test_argument_spec_matches_documentation():
         assert documented.get("elements") == option.get("elements"), name
     yaml.safe_load(pub_module.EXAMPLES)
     yaml.safe_load(pub_module.RETURN)
+
+
+def test_publications_suboptions_match_documentation():
+    import yaml
+
+    documented = yaml.safe_load(pub_module.DOCUMENTATION)["options"]["publications"]["suboptions"]
+    spec = pub_module.argument_spec()["publications"]
+    assert (spec["type"], spec["elements"]) == ("list", "dict")
+    assert set(documented) == set(spec["options"])
+    for name, option in spec["options"].items():
+        assert documented[name]["type"] == option["type"], name
+        assert documented[name].get("default") == option.get("default"), name
+        assert documented[name].get("choices") == option.get("choices"), name
+        assert documented[name].get("elements") == option.get("elements"), name
+        assert bool(documented[name].get("required")) == bool(option.get("required")), name

@@ -197,3 +197,37 @@ def test_argument_spec_matches_documentation():
         assert documented.get("choices") == option.get("choices"), name
     yaml.safe_load(rs_module.EXAMPLES)
     yaml.safe_load(rs_module.RETURN)
+
+
+def test_slots_suboptions_match_documentation():
+    import yaml
+
+    documented = yaml.safe_load(rs_module.DOCUMENTATION)["options"]["slots"]["suboptions"]
+    spec = rs_module.argument_spec()["slots"]
+    assert (spec["type"], spec["elements"]) == ("list", "dict")
+    assert set(documented) == set(spec["options"])
+    for name, option in spec["options"].items():
+        assert documented[name]["type"] == option["type"], name
+        assert documented[name].get("default") == option.get("default"), name
+        assert documented[name].get("choices") == option.get("choices"), name
+        assert bool(documented[name].get("required")) == bool(option.get("required")), name
+
+
+def test_session_database():
+    assert rs.session_database(params(database="pub")) == "pub"
+    assert rs.session_database(params()) is None
+    assert rs.session_database(params(database="pub", state="absent")) is None
+    assert rs.session_database(params(slot_type="physical", database="pub")) is None
+
+
+def test_one_database_for_the_list():
+    check = rs.OneDatabase()
+    check(params(name="a"))
+    check(params(name="b", database="pub"))
+    check(params(name="c", database="pub"))
+    check(params(name="d", database="other", state="absent"))  # dropping ignores the database
+    assert check.database == "pub"
+    with pytest.raises(rs.OptionError, match="database: 'other' differs from 'pub'"):
+        check(params(name="e", database="other"))
+    with pytest.raises(rs.OptionError, match="not a valid replication slot name"):
+        check(params(name="Bad"))
