@@ -230,6 +230,8 @@ class Desired:
         self.conn_text = None
         self.conn_params = None
         self.raw_conninfo = params.get("conninfo") is not None
+        # Bounds how long dropping waits for the publisher (with the module's connect_timeout as fallback).
+        self.publisher_connect_timeout = (params.get("publisher") or {}).get("connect_timeout")
         if params.get("publisher") is not None:
             self.conn_params = publisher_params(params["publisher"])
             if not self.conn_params:
@@ -884,9 +886,8 @@ class SubscriptionModule:
                 m.conn.execute("RESET statement_timeout")
 
     def drop_timeout(self):
-        publisher = self.m.params.get("publisher") or {}
-        if publisher.get("connect_timeout"):
-            return int(publisher["connect_timeout"])
+        if self.d.publisher_connect_timeout:
+            return int(self.d.publisher_connect_timeout)
         return int(self.m.params.get("connect_timeout") or 0)
 
     def drop_detached(self, current, reason):

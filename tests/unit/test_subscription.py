@@ -457,3 +457,11 @@ def test_list_item_needs_one_connection_form():
     with pytest.raises(mod.OptionError, match="publisher and conninfo are mutually exclusive"):
         sub_module.item_desired(both)
     assert sub_module.item_desired(params(name='"MySub"', conninfo="host=db")).name == "MySub"
+
+
+def test_drop_timeout_is_the_items_publisher_connect_timeout():
+    m = FakeModule(17)
+    m.params = {"connect_timeout": 10, "publisher": None}  # the list form: no top-level publisher
+    item = mod.SubscriptionModule(m, mod.Desired(params(publisher={"host": "db", "connect_timeout": 3})))
+    assert item.drop_timeout() == 3
+    assert mod.SubscriptionModule(m, mod.Desired(params())).drop_timeout() == 10
