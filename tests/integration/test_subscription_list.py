@@ -16,11 +16,14 @@ from support.ansible import run_module
 from test_subscription import (
     LEAN_PAIRS,
     MODULE,
+    SENTINEL,
+    assert_no_sentinel,
     catalog,
     checksum,
     make_table,
     publisher_of,
     rel_states,
+    sentinel_role,  # noqa: F401 - a fixture
     slots,
 )
 
@@ -256,6 +259,46 @@ def test_an_item_failing_while_applied_leaves_the_items_before_it_applied(pg_pai
     rerun = run_module(MODULE, list_args(dbs, items))
     assert [one["changed"] for one in rerun["subscriptions"]] == [False, False, True]
     assert set(subscriptions(dbs.subscriber)) == {"new_a", "late_sub"}
+
+
+@LEAN_PAIRS
+def test_password_never_in_output(pg_pair_db, sentinel_role):  # noqa: F811
+    """The items' passwords stay out of results, diffs and errors, also in ansible-playbook -vvv output."""
+    dbs = pg_pair_db
+    make_table(dbs, table="a", rows=5, publication="pub_a")
+    publisher = publisher_of(dbs.publisher, user=sentinel_role, password=SENTINEL)
+    good = {"name": "sentinel_sub", "publications": ["pub_a"], "publisher": publisher, "wait_for_sync": True}
+    outputs = []
+
+    created = run_module(MODULE, list_args(dbs, [good]), diff=True, verbosity=3)
+    outputs.append(created.output)
+    assert created["changed"] is True
+    assert "password=''********''" in created["queries"][0]  # conninfo-quoted inside the SQL literal
+    assert "password=********" in created["subscriptions"][0]["subscription"]["conninfo"]
+    stored = dbs.subscriber.execute("SELECT subconninfo FROM pg_subscription WHERE subname = 'sentinel_sub'")[0][0]
+
+    # an item failing while applied (the publisher refuses it): the message quotes the connection
+    refused = {**good, "name": "refused_sub", "publisher": {**publisher, "dbname": "no_such_db"}}
+    failed = run_module(MODULE, list_args(dbs, [good, refused]), expect_fail=True, verbosity=3)
+    outputs.append(failed.output)
+    assert failed["msg"].startswith("subscriptions[1] (name=refused_sub): ")
+    assert "password=''********''" in failed["msg"]
+    # a raw conninfo holding the sentinel, and a malformed one, each failing as an item
+    raw = {"name": "raw_sub", "publications": ["pub_a"], "conninfo": stored.replace(dbs.publisher.name, "no_such_db")}
+    failed = run_module(MODULE, list_args(dbs, [good, raw]), expect_fail=True, verbosity=3)
+    outputs.append(failed.output)
+    assert failed["msg"].startswith("subscriptions[1] (name=raw_sub): ")
+    broken = {**raw, "conninfo": "host=x password=" + SENTINEL}
+    failed = run_module(MODULE, list_args(dbs, [good, broken]), expect_fail=True, verbosity=3)
+    outputs.append(failed.output)
+    assert failed["msg"].startswith("subscriptions[1] (name=raw_sub): conninfo: missing")
+
+    dropped = run_module(MODULE, list_args(dbs, [{"name": "sentinel_sub", "state": "absent"}]), diff=True, verbosity=3)
+    outputs.append(dropped.output)
+    assert dropped["changed"] is True
+    for output in outputs:
+        assert_no_sentinel(output)
+    assert catalog(dbs.subscriber, "sentinel_sub") is None
 
 
 @pytest.mark.parametrize(
