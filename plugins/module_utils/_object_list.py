@@ -68,7 +68,7 @@ def run_items(m, option, items, plan, apply, transactional):
     ``diff`` has ``before`` and ``after`` keyed by object name (an absent object has no key).
     When an item fails while being applied, the module fails naming it; unless the writes are
     ``transactional`` (then everything is rolled back) the result also lists ``option`` for the
-    items applied before it.
+    items applied before it, and is ``changed`` when one of them changed something.
     """
     plans = []
     for index, item in enumerate(items):
@@ -78,7 +78,7 @@ def run_items(m, option, items, plan, apply, transactional):
     before, after = {}, {}
     for index, item in enumerate(items):
         planned = plans[index]
-        applied = {} if transactional else {option: results}
+        applied = {} if transactional else {option: results, "changed": any(r["changed"] for r in results)}
         with m.failing_as(item_label(option, index, item), **applied):
             start = len(m.queries)
             result = apply(planned)

@@ -21,6 +21,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._sub
     SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY,
     SYNCING_REL_IDS_QUERY,
     WORKERS_RUNNING_QUERY,
+    named_subscriptions_query,
     subscription_query,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
@@ -229,6 +230,8 @@ class Desired:
         self.conn_text = None
         self.conn_params = None
         self.raw_conninfo = params.get("conninfo") is not None
+        # Bounds how long dropping waits for the publisher (with the module's connect_timeout as fallback).
+        self.publisher_connect_timeout = (params.get("publisher") or {}).get("connect_timeout")
         if params.get("publisher") is not None:
             self.conn_params = publisher_params(params["publisher"])
             if not self.conn_params:
@@ -443,8 +446,34 @@ class Step:
         self.describe = describe
 
 
+SESSION_QUERY = "SELECT current_user::text AS current_user"
+
+
+def read_subscriptions(m, names):
+    """The list form's one catalog read before planning: the session's role, and the named subscriptions.
+
+    Returns what :class:`SubscriptionModule` takes as ``catalog``: ``session``, ``conninfo_readable``
+    (may the login role read ``subconninfo``) and ``rows`` (catalog row by exact name; absent: no key).
+    """
+    readable = m.query_one(SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY)["allowed"]
+    rows = m.query(named_subscriptions_query(m.server_major, readable), [list(names)])
+    return {
+        "session": dict(m.query_one(SESSION_QUERY)),
+        "conninfo_readable": readable,
+        "rows": {row["name"]: row for row in rows},
+    }
+
+
 class SubscriptionModule:
-    def __init__(self, module, desired):
+    """One subscription: read -> plan (:meth:`prepare`, no writes) -> statements (:meth:`apply`) -> report.
+
+    The single form (``name``) is :meth:`run`. The list form (``subscriptions``) reads the catalog
+    once (:func:`read_subscriptions`, passed as ``catalog``), prepares every item before applying
+    any (``_object_list.run_items``) and commits each item's changes before the next item starts,
+    since statements with a slot cannot run in a transaction block anyway.
+    """
+
+    def __init__(self, module, desired, catalog=None):
         self.m = module
         self.d = desired
         self.major = module.server_major
@@ -454,7 +483,8 @@ class SubscriptionModule:
         self.uncommitted = []  # statements of the open transaction
         self.refresh_only = False
         self.conninfo_readable = True
-        self.session = None
+        self.catalog = catalog
+        self.session = catalog["session"] if catalog else None
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -483,6 +513,17 @@ class SubscriptionModule:
         readable = self.run_query(SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY)[0]["allowed"]
         self.conninfo_readable = readable
         row = self.m.query_one(subscription_query(self.major, readable), [self.d.name])
+        return self.state_of(row)
+
+    def read_current(self):
+        """The subscription before any change: from the list form's one read, else a query of its own."""
+        if self.catalog is None:
+            return self.read()
+        self.conninfo_readable = self.catalog["conninfo_readable"]
+        return self.state_of(self.catalog["rows"].get(self.d.name))
+
+    def state_of(self, row):
+        """The internal state of a catalog row (``None``: absent), its stored connection parsed and its secrets kept."""
         state = state_from_row(row)
         if state is not None:
             state["_conn_params"] = None
@@ -815,17 +856,15 @@ class SubscriptionModule:
     # -- absent ---------------------------------------------------------------------------------
 
     def drop(self, current):
+        """Drop the subscription, with its slot when the publisher answers; fails the module otherwise."""
         m, name = self.m, self.d.name
-        before = diff_state(current)
         statement = sql.SQL("DROP SUBSCRIPTION {}").format(ident(name))
         if m.check_mode:
             m.execute(statement)
-            m.exit(changed=True, diff=(before, {}), subscription={})
+            return
         if current["slot_name"] is None:
             self.execute(Step(statement))
-            for warning in self.warnings:
-                m.warn(warning)
-            m.exit(changed=True, diff=(before, {}), subscription={})
+            return
         timeout = self.drop_timeout()
         if timeout:
             m.conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{timeout}s")))
@@ -845,14 +884,10 @@ class SubscriptionModule:
         finally:
             if timeout and m.conn is not None:
                 m.conn.execute("RESET statement_timeout")
-        for warning in self.warnings:
-            m.warn(warning)
-        m.exit(changed=True, diff=(before, {}), subscription={})
 
     def drop_timeout(self):
-        publisher = self.m.params.get("publisher") or {}
-        if publisher.get("connect_timeout"):
-            return int(publisher["connect_timeout"])
+        if self.d.publisher_connect_timeout:
+            return int(self.d.publisher_connect_timeout)
         return int(self.m.params.get("connect_timeout") or 0)
 
     def drop_detached(self, current, reason):
@@ -885,18 +920,21 @@ class SubscriptionModule:
 
     # -- run ------------------------------------------------------------------------------------
 
-    def run(self):
+    def prepare(self):
+        """Everything that can fail before a write: version gates, the current state, the plan of statements.
+
+        Returns the plan :meth:`apply` carries out: ``current`` (state or ``None``), ``target``
+        (``None`` for state=absent), ``steps``, ``created`` and ``rels_before`` (the table list a
+        refresh alone is compared with).
+        """
         m, d = self.m, self.d
         self.check_versions()
-        m.conn.add_notice_handler(self.on_notice)
-        self.session = m.query_one("SELECT current_user::text AS current_user")
-        current = self.read()
-        before = diff_state(current)
-
+        if self.session is None:
+            self.session = m.query_one(SESSION_QUERY)
+        current = self.read_current()
+        planned = {"current": current, "target": None, "steps": [], "created": False, "rels_before": None}
         if d.state == "absent":
-            if current is None:
-                m.exit(changed=False, diff=(before, {}), subscription={})
-            self.drop(current)
+            return planned
 
         if current is None:
             target = self.target_state(None)
@@ -918,9 +956,38 @@ class SubscriptionModule:
             else:
                 steps = self.plan_alter(current, target)
 
-        rels_before = self.rel_set(current["oid"]) if current is not None and self.refresh_only else None
+        if current is not None and self.refresh_only:
+            planned["rels_before"] = self.rel_set(current["oid"])
         if d.wait_for_sync and not target["enabled"]:
             m.fail(f"wait_for_sync: true needs an enabled subscription, but {self.display} is disabled")
+        planned.update(target=target, steps=steps, created=created)
+        return planned
+
+    def apply(self, planned):
+        """Carry out a :meth:`prepare` and commit; the result ``{name, changed, subscription, diff[, sync]}``.
+
+        ``diff`` is ``(before, after)``; ``sync`` is there when ``wait_for_sync`` waited.
+        """
+        conn = self.m.conn
+        conn.add_notice_handler(self.on_notice)
+        try:
+            result = self.apply_plan(planned)
+        finally:
+            conn.remove_notice_handler(self.on_notice)
+        for warning in self.warnings:
+            self.m.warn(warning)
+        return result
+
+    def apply_plan(self, planned):
+        m, d = self.m, self.d
+        current, target, steps = planned["current"], planned["target"], planned["steps"]
+        before = diff_state(current)
+        if d.state == "absent":
+            if current is not None:
+                self.drop(current)
+                self.commit()
+            return {"name": d.name, "changed": current is not None, "subscription": {}, "diff": (before, {})}
+
         for step in steps:
             if step.kind == "wait_stopped":
                 self.wait_workers_stopped(current["oid"])
@@ -933,16 +1000,16 @@ class SubscriptionModule:
         changed = bool(steps)
         if m.check_mode:
             final = target
-            final_tables = self.tables(current) if current is not None and not created else []
+            final_tables = self.tables(current) if current is not None and not planned["created"] else []
         else:
             final = self.read()
             if final is None:
                 self.fail(f"subscription {self.display} disappeared while it was changed")
-            if rels_before is not None and len(steps) == 1:
-                changed = self.rel_set(final["oid"]) != rels_before
+            if planned["rels_before"] is not None and len(steps) == 1:
+                changed = self.rel_set(final["oid"]) != planned["rels_before"]
             final_tables = None
 
-        result = {}
+        result = {"name": d.name, "changed": changed}
         if d.wait_for_sync and not m.check_mode:
             outcome = wait_for_sync(self.run_query, final["oid"], self.major, d.sync_timeout)
             result["sync"] = outcome.as_dict()
@@ -957,7 +1024,12 @@ class SubscriptionModule:
                 )
         if final_tables is None:
             final_tables = self.tables(final)
-        for warning in self.warnings:
-            m.warn(warning)
-        after = diff_state(final)
-        m.exit(changed=changed, diff=(before, after), subscription=public_state(final, final_tables), **result)
+        result["subscription"] = public_state(final, final_tables)
+        result["diff"] = (before, diff_state(final))
+        return result
+
+    def run(self):
+        """The single form: exit with ``changed``, ``queries``, ``diff``, ``subscription`` (and ``sync``)."""
+        result = self.apply(self.prepare())
+        del result["name"]
+        self.m.exit(**result)

@@ -93,6 +93,14 @@ def subscription_query(major, conninfo=True):
     )
 
 
+@memoize
+def named_subscriptions_query(major, conninfo=True):
+    """SELECT of the named subscriptions of the current database (parameter: a list of names), one read for many."""
+    return sql.SQL("SELECT {} FROM pg_catalog.pg_subscription s WHERE {} AND s.subname::text = ANY(%s::text[])").format(
+        columns_sql(subscription_columns(major, conninfo)), sql.SQL(IN_CURRENT_DATABASE)
+    )
+
+
 SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY = (
     "SELECT pg_catalog.has_column_privilege('pg_catalog.pg_subscription', 'subconninfo', 'SELECT') AS allowed"
 )

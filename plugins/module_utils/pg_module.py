@@ -284,7 +284,9 @@ class PgModule:
         """While the block runs, :meth:`fail` prefixes ``msg`` with ``label: `` and adds ``result``'s keys.
 
         For modules that handle a list of objects: whatever fails (option check, version gate,
-        database error) names the list item, e.g. ``slots[2] (name=foo): ...``.
+        database error) names the list item, e.g. ``slots[2] (name=foo): ...``. A ``changed`` in
+        ``result`` (the items applied before this one changed something) is or-ed with the
+        failure's own ``changed``.
         """
         saved = self._fail_label, self._fail_extra
         self._fail_label, self._fail_extra = label, result
@@ -299,7 +301,11 @@ class PgModule:
         if self._fail_label:
             msg = f"{self._fail_label}: {msg}"
             for key, value in self._fail_extra.items():
-                result.setdefault(key, value)
+                if key == "changed":
+                    # This item may have changed nothing, but what was applied before it stays changed.
+                    result[key] = bool(result.get(key)) or bool(value)
+                else:
+                    result.setdefault(key, value)
         result.setdefault("queries", self.queries)
         self.module.fail_json(msg=self.redact(msg), **self.redact(result))
 

@@ -30,6 +30,25 @@ description:
     C(DROP SUBSCRIPTION) with a slot cannot run in a transaction block. The module validates everything
     first, runs such statements on their own and all other changes in one transaction, ordered so that a
     failing statement leaves nothing half-applied wherever PostgreSQL allows it.
+  - Several subscriptions of the database in one call - O(subscriptions), a list of items with the options of
+    the single form - use one connection and one read of C(pg_subscription). Every item is validated and
+    planned (the checks the single form makes before its first statement) before the first change; bad input
+    in any item (an invalid or duplicate name, both O(subscriptions[].publisher) and
+    O(subscriptions[].conninfo), an option the server's version lacks or cannot change in place without
+    O(subscriptions[].recreate), a subscription to create without publications or connection, ...) fails
+    with a message that starts with the item's index and name, as in "subscriptions[2] (name=foo)", with
+    nothing changed. Errors that Ansible finds in the arguments (an unknown suboption, a value of the wrong
+    type or not among the choices) fail before the module runs; Ansible's message names the option and
+    O(subscriptions).
+  - The list form is not all or nothing - C(CREATE SUBSCRIPTION) and C(DROP SUBSCRIPTION) with a slot cannot
+    run in a transaction block, so the items are applied in order and each item's changes are committed
+    before the next item starts. When an item fails while being applied (the publisher refuses the
+    connection, a statement fails, O(subscriptions[].wait_for_sync) times out, ...), the module fails naming
+    that item; the items before it stay applied and are listed in RV(subscriptions), the failed item's message
+    names the statements of its own that were committed, RV(queries) lists every statement that ran, and
+    C(changed) is true when anything was changed. Re-running the task converges the rest.
+  - With O(subscriptions[].wait_for_sync), an item waits for its own synchronization before the next item
+    is applied.
 author:
   - Inventium logical replication team (@inventium)
 options:
@@ -37,8 +56,130 @@ options:
     description:
       - Name of the subscription, as an SQL identifier (quote it to keep upper-case letters, for example
         V("MySub")).
+      - Required unless O(subscriptions) is given; mutually exclusive with O(subscriptions).
     type: str
-    required: true
+  subscriptions:
+    description:
+      - Several subscriptions of the database O(login_db) in one call, each item with the options of the
+        single form. Mutually exclusive with every other option of the module except the connection options.
+      - Not all or nothing, see the description above.
+      - The result lists one entry per item in RV(subscriptions); RV(diff) is keyed by subscription name.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the subscription, see O(name). Each subscription at most once in the list.
+        type: str
+        required: true
+      state:
+        description: See O(state).
+        type: str
+        choices: [present, absent]
+        default: present
+      publications:
+        description: See O(publications).
+        type: list
+        elements: str
+      publisher:
+        description: See O(publisher). Mutually exclusive with O(subscriptions[].conninfo).
+        type: dict
+        suboptions:
+          host:
+            description: See O(publisher.host).
+            type: str
+          port:
+            description: See O(publisher.port).
+            type: int
+          dbname:
+            description: See O(publisher.dbname).
+            type: str
+          user:
+            description: See O(publisher.user).
+            type: str
+          password:
+            description: See O(publisher.password). Never shown in the output.
+            type: str
+          sslmode:
+            description: See O(publisher.sslmode).
+            type: str
+            choices: [disable, allow, prefer, require, verify-ca, verify-full]
+          sslrootcert:
+            description: See O(publisher.sslrootcert).
+            type: str
+          sslcert:
+            description: See O(publisher.sslcert).
+            type: str
+          sslkey:
+            description: See O(publisher.sslkey).
+            type: str
+          connect_timeout:
+            description: See O(publisher.connect_timeout).
+            type: int
+          application_name:
+            description: See O(publisher.application_name).
+            type: str
+      conninfo:
+        description: See O(conninfo). Mutually exclusive with O(subscriptions[].publisher).
+        type: str
+      enabled:
+        description: See O(enabled).
+        type: bool
+      copy_data:
+        description: See O(copy_data).
+        type: bool
+      create_slot:
+        description: See O(create_slot).
+        type: bool
+      slot_name:
+        description: See O(slot_name).
+        type: str
+      synchronous_commit:
+        description: See O(synchronous_commit).
+        type: str
+      binary:
+        description: See O(binary).
+        type: bool
+      streaming:
+        description: See O(streaming).
+        type: str
+      two_phase:
+        description: See O(two_phase).
+        type: bool
+      disable_on_error:
+        description: See O(disable_on_error).
+        type: bool
+      origin:
+        description: See O(origin).
+        type: str
+        choices: [none, any]
+      run_as_owner:
+        description: See O(run_as_owner).
+        type: bool
+      password_required:
+        description: See O(password_required).
+        type: bool
+      failover:
+        description: See O(failover).
+        type: bool
+      refresh:
+        description: See O(refresh).
+        type: bool
+        default: false
+      recreate:
+        description: See O(recreate).
+        type: bool
+        default: false
+      skip_lsn:
+        description: See O(skip_lsn).
+        type: str
+      wait_for_sync:
+        description: See O(wait_for_sync). The item waits before the next item is applied.
+        type: bool
+        default: false
+      sync_timeout:
+        description: See O(sync_timeout).
+        type: int
+        default: 300
   state:
     description:
       - V(present) creates or changes the subscription, V(absent) drops it.
@@ -326,6 +467,25 @@ EXAMPLES = r"""
     enabled: false
     failover: true
 
+- name: Several subscriptions in one call (one connection, one read of pg_subscription; not all or nothing)
+  inventium.logical_replication.subscription:
+    login_db: subscriber
+    subscriptions:
+      - name: orders_sub
+        publications: [orders_pub]
+        publisher: "{{ publisher_connection }}"
+      - name: customers_sub
+        publications: [customers_pub]
+        publisher: "{{ publisher_connection }}"
+        binary: true
+      - name: old_sub
+        state: absent
+  register: subs
+
+- name: Show which subscriptions changed
+  ansible.builtin.debug:
+    msg: "{{ subs.subscriptions | selectattr('changed') | map(attribute='name') }}"
+
 - name: Drop a subscription (and its slot on the publisher, when reachable)
   inventium.logical_replication.subscription:
     login_db: subscriber
@@ -345,12 +505,43 @@ queries:
     - >-
       CREATE SUBSCRIPTION "leadership_sub" CONNECTION 'host=192.0.2.10 port=5432 dbname=publisher
       user=replicator password=********' PUBLICATION "leadership_pub"
+subscriptions:
+  description:
+    - One entry per item of O(subscriptions), in order.
+    - When the module fails while applying an item, the entries of the items applied before it.
+  returned: when O(subscriptions) is given
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the subscription (exact, not quoted).
+      type: str
+      sample: orders_sub
+    changed:
+      description: Whether this subscription was (in check mode, would be) created, changed or dropped.
+      type: bool
+      sample: true
+    subscription:
+      description: The subscription after the run, as RV(subscription) of the single form.
+      type: dict
+    sync:
+      description: The outcome of O(subscriptions[].wait_for_sync), as RV(sync) of the single form.
+      returned: when O(subscriptions[].wait_for_sync=true), not in check mode
+      type: dict
+    queries:
+      description: The statements of this subscription, as RV(queries).
+      type: list
+      elements: str
+    diff:
+      description: Before and after state of this subscription, as RV(diff) of the single form.
+      returned: when diff mode is enabled
+      type: dict
 subscription:
   description:
     - The subscription after the run (in check mode, the predicted state), as PostgreSQL stores it.
     - Empty when the subscription does not exist.
     - Options the server's version does not have are left out.
-  returned: always
+  returned: when O(name) is given
   type: dict
   contains:
     name:
@@ -453,7 +644,7 @@ subscription:
           sample: 0/1A2B3C8
 sync:
   description: The outcome of O(wait_for_sync).
-  returned: when O(wait_for_sync=true), not in check mode
+  returned: when O(name) and O(wait_for_sync=true) are given, not in check mode
   type: dict
   contains:
     synced:
@@ -476,7 +667,10 @@ sync:
       type: int
       sample: 0
 diff:
-  description: Before and after state of the subscription (see RV(subscription), without C(tables)), with C(--diff).
+  description:
+    - Before and after state of the subscription (see RV(subscription), without C(tables)), with C(--diff).
+    - With O(subscriptions), C(before) and C(after) map each subscription name to its state; a subscription that
+      does not exist on that side has no key.
   returned: when diff mode is enabled
   type: dict
   contains:
@@ -488,18 +682,24 @@ diff:
       type: dict
 """
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._object_list import (  # noqa: E402
+    check_items,
+    run_items,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._subscription_plan import (  # noqa: E402
     ORIGIN_VALUES,
     Desired,
     OptionError,
     SubscriptionModule,
+    read_subscriptions,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 
-def argument_spec():
+def subscription_options(top_level):
+    """The options of one subscription (``name`` is optional at the top level: ``subscriptions`` may replace it)."""
     return dict(
-        name=dict(type="str", required=True),
+        name=dict(type="str", required=not top_level),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         publications=dict(type="list", elements="str"),
         publisher=dict(
@@ -540,9 +740,60 @@ def argument_spec():
     )
 
 
+def argument_spec():
+    return dict(
+        **subscription_options(top_level=True),
+        subscriptions=dict(type="list", elements="dict", options=subscription_options(top_level=False)),
+    )
+
+
+def add_secrets(m, params):
+    """Hide the publisher's password and a raw conninfo before anything can fail."""
+    m.add_secret((params.get("publisher") or {}).get("password"), params.get("conninfo"))
+
+
+def item_desired(item):
+    # Checked here, not by Ansible, so that the message names the item.
+    if item.get("publisher") is not None and item.get("conninfo") is not None:
+        raise OptionError("publisher and conninfo are mutually exclusive: give one of them")
+    return Desired(item)
+
+
+def run_list(m):
+    items = m.params["subscriptions"]
+    for item in items:
+        add_secrets(m, item)
+    desired = check_items(m, "subscriptions", items, item_desired, key=lambda d: d.name)
+    for one in desired:
+        m.add_secret(*one.secrets())
+    m.connect()
+    m.require_versions("subscription module", [])
+    catalog = read_subscriptions(m, [one.name for one in desired])
+    subscriptions = {item["name"]: SubscriptionModule(m, desired[i], catalog) for i, item in enumerate(items)}
+
+    def plan(item):
+        subscription = subscriptions[item["name"]]
+        return subscription, subscription.prepare()
+
+    def apply(planned):
+        subscription, prepared = planned
+        return subscription.apply(prepared)
+
+    # Statements with a slot cannot run in a transaction block: every item is committed when it is applied.
+    run_items(m, "subscriptions", items, plan, apply, transactional=False)
+
+
 def main():
-    m = PgModule(argument_spec=argument_spec(), mutually_exclusive=[("publisher", "conninfo")])
-    m.add_secret((m.params.get("publisher") or {}).get("password"), m.params.get("conninfo"))
+    m = PgModule(
+        argument_spec=argument_spec(),
+        required_one_of=[("name", "subscriptions")],
+        mutually_exclusive=[("publisher", "conninfo")]
+        + [("subscriptions", key) for key in subscription_options(top_level=True)],
+    )
+    if m.params["subscriptions"] is not None:
+        run_list(m)
+        return
+    add_secrets(m, m.params)
     try:
         desired = Desired(m.params)
     except OptionError as exc:

@@ -83,3 +83,18 @@ def test_pg_module_failing_as_labels_the_message_and_adds_the_keys(capsys):
         with pytest.raises(SystemExit):
             m.fail("plain")
         assert json.loads(capsys.readouterr().out)["msg"] == "plain"
+
+
+def test_pg_module_failing_as_keeps_the_earlier_items_changed(capsys):
+    import json
+
+    from ansible.module_utils.testing import patch_module_args
+
+    from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule
+
+    with patch_module_args({}):
+        m = PgModule(argument_spec={})
+        for earlier, own, expected in ((True, False, True), (False, True, True), (False, False, False)):
+            with pytest.raises(SystemExit), m.failing_as("subscriptions[1] (name=b)", changed=earlier):
+                m.fail("it broke", changed=own)
+            assert json.loads(capsys.readouterr().out)["changed"] is expected, (earlier, own)

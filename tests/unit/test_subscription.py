@@ -415,3 +415,53 @@ def test_plan_skip_lsn():
     assert steps == [("main", "ALTER SUBSCRIPTION \"sub1\" SKIP (lsn = '0/1A2B')", False)]
     steps, _module = plan(15, current_kwargs={"skip_lsn": "0/1A2B"}, skip_lsn="0/1a2b")
     assert steps == []
+
+
+# ----------------------------------------------------------------------------------------------
+# the module's options and the list form's items
+# ----------------------------------------------------------------------------------------------
+
+
+def _assert_documented(documented, spec):
+    assert set(documented) == set(spec)
+    for name, option in spec.items():
+        assert documented[name]["type"] == option["type"], name
+        assert documented[name].get("default") == option.get("default"), name
+        assert documented[name].get("choices") == option.get("choices"), name
+        assert documented[name].get("elements") == option.get("elements"), name
+        assert bool(documented[name].get("required")) == bool(option.get("required")), name
+        if "options" in option:
+            _assert_documented(documented[name]["suboptions"], option["options"])
+
+
+def test_argument_spec_and_subscriptions_suboptions_match_documentation():
+    import yaml
+
+    from ansible_collections.inventium.logical_replication.plugins.modules import subscription as sub_module
+
+    doc = yaml.safe_load(sub_module.DOCUMENTATION)
+    spec = sub_module.argument_spec()
+    _assert_documented(doc["options"], spec)  # the connection options are a documentation fragment's
+    assert (spec["subscriptions"]["type"], spec["subscriptions"]["elements"]) == ("list", "dict")
+    assert spec["subscriptions"]["options"]["name"]["required"] is True
+    assert spec["name"]["required"] is False
+    yaml.safe_load(sub_module.EXAMPLES)
+    returned = yaml.safe_load(sub_module.RETURN)
+    assert set(returned["subscriptions"]["contains"]) == {"name", "changed", "subscription", "sync", "queries", "diff"}
+
+
+def test_list_item_needs_one_connection_form():
+    from ansible_collections.inventium.logical_replication.plugins.modules import subscription as sub_module
+
+    both = params(publisher={"host": "db"}, conninfo="host=db")
+    with pytest.raises(mod.OptionError, match="publisher and conninfo are mutually exclusive"):
+        sub_module.item_desired(both)
+    assert sub_module.item_desired(params(name='"MySub"', conninfo="host=db")).name == "MySub"
+
+
+def test_drop_timeout_is_the_items_publisher_connect_timeout():
+    m = FakeModule(17)
+    m.params = {"connect_timeout": 10, "publisher": None}  # the list form: no top-level publisher
+    item = mod.SubscriptionModule(m, mod.Desired(params(publisher={"host": "db", "connect_timeout": 3})))
+    assert item.drop_timeout() == 3
+    assert mod.SubscriptionModule(m, mod.Desired(params())).drop_timeout() == 10
