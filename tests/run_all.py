@@ -12,6 +12,7 @@ Usage: tests/run_all.py [--stages ruff,ansible-lint,...]
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -53,24 +54,44 @@ def single(name: str, rc: int, note: str = "") -> StageResult:
     return StageResult(name, passed=int(rc == 0), failed=int(rc != 0), note=note or f"exit {rc}")
 
 
-def pytest_stage(name: str, path: str, extra: list[str] | None = None) -> StageResult:
+def pytest_command(report: Path, path: str, extra: list[str] | None = None) -> list[str]:
+    return [str(VENV_BIN / "python"), "-m", "pytest", path, "-ra", f"--junitxml={report}", *(extra or [])]
+
+
+def junit_path(name: str) -> Path:
     report = BUILD / f"junit-{name}.xml"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
-    rc = run(
-        [str(VENV_BIN / "python"), "-m", "pytest", path, "-ra", f"--junitxml={report}", *(extra or [])],
-        env=ansible_env(**TOOLS),
-    )
+    return report
+
+
+def pytest_result(name: str, rc: int, report: Path, note: str = "") -> StageResult:
     if rc == 5:  # pytest: no tests collected — not a failure, just nothing to count
         return StageResult(name, note="no tests collected")
     if not report.exists():
         return single(name, rc or 1, "pytest produced no report")
     passed, failed, skipped = junit_counts(report)
-    result = StageResult(name, passed=passed, failed=failed, skipped=skipped, note=f"exit {rc}")
+    result = StageResult(name, passed=passed, failed=failed, skipped=skipped, note=note or f"exit {rc}")
     result.failures = junit_failures(report)
     if rc not in (0, 5) and failed == 0:
         result.failed = 1  # e.g. a crash in collection or a fixture error outside any test
     return result
+
+
+def pytest_stage(name: str, path: str, extra: list[str] | None = None) -> StageResult:
+    report = junit_path(name)
+    rc = run(pytest_command(report, path, extra), env=ansible_env(**TOOLS))
+    return pytest_result(name, rc, report)
+
+
+def merge_results(name: str, parts: list[StageResult]) -> StageResult:
+    merged = StageResult(name, note="; ".join(f"{p.name}: {p.note} in {p.seconds:.0f}s" for p in parts))
+    for part in parts:
+        merged.passed += part.passed
+        merged.failed += part.failed
+        merged.skipped += part.skipped
+        merged.failures += part.failures
+    return merged
 
 
 def stage_prepare() -> StageResult:
@@ -158,7 +179,48 @@ def stage_unit() -> StageResult:
 
 
 def stage_integration() -> StageResult:
-    return pytest_stage("integration", "tests/integration")
+    """The Docker/lab tests and the throwaway-server tests, as two pytest processes side by side.
+
+    The lab tests spend most of their time waiting on ansible-playbook, containers and replication,
+    the others on their own PostgreSQL servers (random ports, nothing shared with the lab), so
+    running them together shortens the stage by about the length of the shorter group. The
+    throwaway-server group writes its output to a log that is printed once it ends, so the lab
+    group's output stays readable live. INTEGRATION_SERIAL=1 runs the groups one after the other.
+    """
+    groups = {"integration-docker": ["-m", "docker"], "integration-servers": ["-m", "not docker"]}
+    env = ansible_env(**TOOLS)
+    if os.environ.get("INTEGRATION_SERIAL", "") not in ("", "0"):
+        parts = []
+        for name, marks in groups.items():
+            start = time.monotonic()
+            parts.append(pytest_stage(name, "tests/integration", marks))
+            parts[-1].seconds = time.monotonic() - start
+        return merge_results("integration", parts)
+
+    servers_report, docker_report = junit_path("integration-servers"), junit_path("integration-docker")
+    servers_log = BUILD / "integration-servers.log"
+    servers_cmd = pytest_command(servers_report, "tests/integration", groups["integration-servers"])
+    print(f"$ {' '.join(servers_cmd)} > {servers_log.relative_to(ROOT)} (in the background)", flush=True)
+    start = time.monotonic()
+    with servers_log.open("w") as log:
+        servers = subprocess.Popen(servers_cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            docker_rc = run(pytest_command(docker_report, "tests/integration", groups["integration-docker"]), env=env)
+            docker_seconds = time.monotonic() - start
+            if servers.poll() is None:
+                print("\n(waiting for the throwaway-server tests to finish)", flush=True)
+            servers_rc = servers.wait()
+        finally:
+            if servers.poll() is None:  # interrupted: do not leave the other group running
+                servers.terminate()
+                servers.wait()
+    print(f"\n----- throwaway-server tests ({servers_log.relative_to(ROOT)}) -----", flush=True)
+    print(servers_log.read_text(), flush=True)
+    docker = pytest_result("docker", docker_rc, docker_report)
+    docker.seconds = docker_seconds
+    servers_result = pytest_result("servers", servers_rc, servers_report)
+    servers_result.seconds = junit_seconds(servers_report)  # it may have ended long before the wait
+    return merge_results("integration", [docker, servers_result])
 
 
 def junit_counts(report: Path) -> tuple[int, int, int]:
@@ -170,6 +232,15 @@ def junit_counts(report: Path) -> tuple[int, int, int]:
         failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         skipped += int(suite.get("skipped", 0))
     return total - failed - skipped, failed, skipped
+
+
+def junit_seconds(report: Path) -> float:
+    """The duration pytest wrote into its junit report (0 when there is none)."""
+    if not report.exists():
+        return 0.0
+    # The report is the file pytest just wrote for us, not untrusted input.
+    suites = ET.parse(report).getroot().iter("testsuite")  # noqa: S314
+    return sum(float(suite.get("time", 0)) for suite in suites)
 
 
 def junit_failures(report: Path, limit: int = 400) -> list[str]:

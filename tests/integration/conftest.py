@@ -45,6 +45,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "min_pg(major): skip the pg_server / pg_pair parametrizations whose PostgreSQL major is below `major`",
     )
+    config.addinivalue_line(
+        "markers",
+        "docker: uses the Docker engine or the lab; the integration stage runs these beside (not after) the "
+        "tests that need only throwaway servers (tests/run_all.py)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

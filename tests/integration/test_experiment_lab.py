@@ -35,7 +35,10 @@ from support.ansible import LAB_DROP, ansible_env
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
-pytestmark = pytest.mark.skipif(lab_client.lab_unavailable() is not None, reason=str(lab_client.lab_unavailable()))
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(lab_client.lab_unavailable() is not None, reason=str(lab_client.lab_unavailable())),
+]
 
 LOCK_WAIT = 1800.0
 SMOKE = lab_client.REPO_ROOT / "tests" / "data" / "experiments" / "smoke.yml"

@@ -34,7 +34,7 @@ def _docker_client():
 
 
 _CLIENT, _NO_ENGINE = _docker_client()
-pytestmark = pytest.mark.skipif(_CLIENT is None, reason=_NO_ENGINE)
+pytestmark = [pytest.mark.docker, pytest.mark.skipif(_CLIENT is None, reason=_NO_ENGINE)]
 
 IMAGES = [
     (name, int(major))

@@ -44,7 +44,7 @@ def _docker_ok() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_docker_ok() is not None, reason=str(_docker_ok()))
+pytestmark = [pytest.mark.docker, pytest.mark.skipif(_docker_ok() is not None, reason=str(_docker_ok()))]
 
 
 def free_port() -> int:

@@ -33,6 +33,8 @@ from typing import Any
 import pytest
 from support.ansible import run_playbook
 
+pytestmark = pytest.mark.docker  # the integration stage runs these in its Docker group
+
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

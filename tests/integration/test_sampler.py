@@ -39,6 +39,8 @@ from lab_client import lab_lock  # noqa: E402
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 
+pytestmark = pytest.mark.docker  # the integration stage runs these in its Docker group
+
 PROGRAM = REPO_ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
 HEARTBEAT_SQL = REPO_ROOT / "roles" / "publisher" / "files" / "schema" / "heartbeat.sql"
 ENDPOINTS = REPO_ROOT / ".lab" / "endpoints.json"

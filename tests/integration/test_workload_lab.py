@@ -21,7 +21,10 @@ from support.ansible import LAB_DROP, ansible_env, run_playbook
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
-pytestmark = pytest.mark.skipif(lab_client.lab_unavailable() is not None, reason=str(lab_client.lab_unavailable()))
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(lab_client.lab_unavailable() is not None, reason=str(lab_client.lab_unavailable())),
+]
 
 LOCK_WAIT = 600.0
 ID_BASE = 1_000_000_000
