@@ -28,18 +28,20 @@ the whole playbook once), so the timed runs have nothing to do. Then ``--runs`` 
 interleaved: ours, the peer, and the ping floor (a playbook of as many ``ansible.builtin.ping``
 tasks as ours has, what Ansible itself costs for that many tasks). Every run is one
 ``ansible-playbook`` process (localhost, ``connection: local``, no fact gathering, this venv's
-Python, the checkout's ``ansible.cfg``: ``tests/support/ansible.py``), timed from start to exit;
-``changed=`` comes from its PLAY RECAP. Finally each collection runs once more with ``-v`` and the
-cluster passwords of its pair are counted in the output (ours must show none; the peer's count is
-reported as it is).
+Python, the checkout's ``ansible.cfg``: ``tests/support/ansible.py``), timed from start to exit,
+and its CPU seconds are counted (user + system of ``ansible-playbook`` and every process it
+waited for; the PostgreSQL servers' share is not in it); ``changed=`` comes from its PLAY RECAP.
+Finally each collection runs once more with ``-v`` and the cluster passwords of its pair are
+counted in the output (ours must show none; the peer's count is reported as it is).
 
 The row filters are written the way PostgreSQL deparses them (``(id > 1000)``) because the peer
 compares them as text: with ``--natural-filters`` they are written ``id > 1000`` and the peer
 re-applies them on every run (``changed`` > 0, as in the yardstick of ``docs/measurements.md``),
 while ours compares them as the server stores them and stays at ``changed=0``.
 
-Prints a table per collection (runs, min, median, max seconds, tasks, ``changed`` per run), the
-ratio ``ours/peer`` of the minimums and of the medians (target <= 0.5 with ``changed=0``), the
+Prints a table per collection (runs, min, median, max seconds, median CPU seconds, tasks,
+``changed`` per run), the ratio ``ours/peer`` of the minimums and of the medians (target <= 0.5
+with ``changed=0``) and of the median CPU seconds (steadier than the wall clock on a busy machine), the
 ping floor beside it, and the password counts; with ``--profile`` also the slowest tasks of one
 more run of each side (``profile_tasks``). A benchmark reports, it does not gate: the exit code
 is 1 only when a run failed. Compare ratios from one invocation; on the shared 2-core VM
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import sysconfig
@@ -227,6 +230,7 @@ class Side:
     tasks: int
     passwords: list[str] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)
     verbose_password_count: int | None = None
     verbose_changed: int | None = None
@@ -237,31 +241,47 @@ class RunFailed(RuntimeError):
     pass
 
 
-def run_once(playbook: Path, *args: str, profile: bool = False) -> tuple[float, int, int, str]:
-    """Run the playbook; (seconds, changed, tasks ok, output). Raises RunFailed when it failed."""
+@dataclass(frozen=True)
+class Run:
+    seconds: float  # wall clock, start to exit of ansible-playbook
+    cpu: float  # user + system seconds of ansible-playbook and every process it waited for (workers, modules)
+    changed: int
+    output: str
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(playbook: Path, *args: str, profile: bool = False) -> Run:
+    """Run the playbook and read its PLAY RECAP; raises RunFailed when it failed."""
     env = ansible_env(callback=None, drop=LAB_DROP)  # ansible.cfg's text callback: the recap is parsed
     if profile:
         env.update({"ANSIBLE_CALLBACKS_ENABLED": "profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "20"})
+    cpu_before = children_cpu()  # the PostgreSQL servers are not our children: their CPU is not counted
     run = run_playbook(playbook, *args, inventory=INVENTORY, callback=None, env=env)
+    cpu = children_cpu() - cpu_before
     recap = parse_recap(run.output).get(HOST)
     if run.rc != 0 or recap is None or recap["failed"] or recap["unreachable"]:
         raise RunFailed(f"{playbook.name} {' '.join(args)} failed (exit {run.rc}):\n{run.output[-4000:]}")
-    return run.seconds, recap["changed"], recap["ok"], run.output
+    return Run(run.seconds, cpu, recap["changed"], run.output)
 
 
 def timed(side: Side) -> None:
-    seconds, changed, _ok, output = run_once(side.playbook)
-    side.seconds.append(seconds)
-    side.changed.append(changed)
-    if changed:
-        print(f"  {side.label}: changed={changed}: {'; '.join(changed_tasks(output))}", flush=True)
+    run = run_once(side.playbook)
+    side.seconds.append(run.seconds)
+    side.cpu.append(run.cpu)
+    side.changed.append(run.changed)
+    if run.changed:
+        print(f"  {side.label}: changed={run.changed}: {'; '.join(changed_tasks(run.output))}", flush=True)
 
 
 def prepare(side: Side, publisher: PostgresServer) -> None:
     """Settings, a restart for wal_level, then everything once: the timed runs have nothing to do."""
     run_once(side.playbook, "--tags", "settings")
     publisher.restart()
-    _seconds, _changed, _ok, _output = run_once(side.playbook)
+    run_once(side.playbook)
 
 
 def new_pair(harness: PgHarness, major: int, label: str) -> Pair:
@@ -284,22 +304,27 @@ def peer_version() -> str:
 
 def report(sides: list[Side], ping: Side) -> None:
     width = max(len(side.label) for side in [*sides, ping])
-    print(f"\n{'':<{width}}  {'runs':>4}  {'min s':>6}  {'median s':>8}  {'max s':>6}  {'tasks':>5}  changed per run")
+    header = f"{'runs':>4}  {'min s':>6}  {'median s':>8}  {'max s':>6}  {'cpu median s':>12}  {'tasks':>5}"
+    print(f"\n{'':<{width}}  {header}  changed per run")
     for side in [*sides, ping]:
         changed = " ".join(str(c) for c in side.changed)
         print(
             f"{side.label:<{width}}  {len(side.seconds):>4}  {min(side.seconds):>6.2f}  "
-            f"{statistics.median(side.seconds):>8.2f}  {max(side.seconds):>6.2f}  {side.tasks:>5}  {changed}"
+            f"{statistics.median(side.seconds):>8.2f}  {max(side.seconds):>6.2f}  "
+            f"{statistics.median(side.cpu):>12.2f}  {side.tasks:>5}  {changed}"
         )
     ours, peer = sides
     ratio_min = min(ours.seconds) / min(peer.seconds)
     ratio_median = statistics.median(ours.seconds) / statistics.median(peer.seconds)
+    ratio_cpu = statistics.median(ours.cpu) / statistics.median(peer.cpu)
     print(f"\nours/peer min {ratio_min:.2f} median {ratio_median:.2f} (target <= 0.5)")
+    print(f"ours/peer CPU seconds, median {ratio_cpu:.2f} (less disturbed by other jobs than the wall clock)")
     print(
         f"ping floor ({ping.tasks} ping tasks, ours has {ours.tasks}): min {min(ping.seconds):.2f} s "
-        f"median {statistics.median(ping.seconds):.2f} s; ours above it: min "
-        f"{min(ours.seconds) - min(ping.seconds):.2f} s median "
-        f"{statistics.median(ours.seconds) - statistics.median(ping.seconds):.2f} s"
+        f"median {statistics.median(ping.seconds):.2f} s (cpu {statistics.median(ping.cpu):.2f} s); ours above it: "
+        f"min {min(ours.seconds) - min(ping.seconds):.2f} s median "
+        f"{statistics.median(ours.seconds) - statistics.median(ping.seconds):.2f} s "
+        f"(cpu {statistics.median(ours.cpu) - statistics.median(ping.cpu):.2f} s)"
     )
     for side in sides:
         print(
@@ -351,11 +376,11 @@ def main() -> int:
                 for side in (ours, peer, ping):
                     timed(side)
             for side in (ours, peer):
-                _seconds, side.verbose_changed, _ok, output = run_once(side.playbook, "-v")
-                side.verbose_password_count = sum(output.count(password) for password in side.passwords)
+                verbose = run_once(side.playbook, "-v")
+                side.verbose_changed = verbose.changed
+                side.verbose_password_count = sum(verbose.output.count(password) for password in side.passwords)
                 if args.profile:
-                    output = run_once(side.playbook, profile=True)[3]
-                    recap = output.split("TASKS RECAP", 1)[-1]
+                    recap = run_once(side.playbook, profile=True).output.split("TASKS RECAP", 1)[-1]
                     side.profile = [(float(m["seconds"]), m["task"].strip()) for m in PROFILE_LINE.finditer(recap)]
             report([ours, peer], ping)
     except RunFailed as exc:
