@@ -233,6 +233,7 @@ class Side:
     cpu: list[float] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)
     verbose_password_count: int | None = None
+    verbose_password_tasks: dict[str, int] = field(default_factory=dict)
     verbose_changed: int | None = None
     profile: list[tuple[float, str]] = field(default_factory=list)
 
@@ -266,6 +267,19 @@ def run_once(playbook: Path, *args: str, profile: bool = False) -> Run:
     if run.rc != 0 or recap is None or recap["failed"] or recap["unreachable"]:
         raise RunFailed(f"{playbook.name} {' '.join(args)} failed (exit {run.rc}):\n{run.output[-4000:]}")
     return Run(run.seconds, cpu, recap["changed"], run.output)
+
+
+def count_per_task(output: str, secrets: list[str]) -> dict[str, int]:
+    """How often the secrets occur in the output of each task (``TASK [name]`` sections), where they do."""
+    counts: dict[str, int] = {}
+    task_name = "(before the first task)"
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task_name = line[len("TASK [") :].split("]", 1)[0]
+        found = sum(line.count(secret) for secret in secrets)
+        if found:
+            counts[task_name] = counts.get(task_name, 0) + found
+    return counts
 
 
 def timed(side: Side) -> None:
@@ -330,6 +344,7 @@ def report(sides: list[Side], ping: Side) -> None:
         print(
             f"{side.label}: cluster passwords in its -v output: {side.verbose_password_count} "
             f"(that run changed={side.verbose_changed})"
+            + "".join(f"; {count} in '{name}'" for name, count in side.verbose_password_tasks.items())
         )
     for side in sides:
         if side.profile:
@@ -379,6 +394,7 @@ def main() -> int:
                 verbose = run_once(side.playbook, "-v")
                 side.verbose_changed = verbose.changed
                 side.verbose_password_count = sum(verbose.output.count(password) for password in side.passwords)
+                side.verbose_password_tasks = count_per_task(verbose.output, side.passwords)
                 if args.profile:
                     recap = run_once(side.playbook, profile=True).output.split("TASKS RECAP", 1)[-1]
                     side.profile = [(float(m["seconds"]), m["task"].strip()) for m in PROFILE_LINE.finditer(recap)]
