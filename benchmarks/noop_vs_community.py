@@ -26,7 +26,9 @@ module argument on both sides: the subscriptions' connection to the publisher.
 Each side is prepared first (the settings, a restart of its publisher through the harness, then
 the whole playbook once), so the timed runs have nothing to do. Then ``--runs`` rounds run
 interleaved: ours, the peer, and the ping floor (a playbook of as many ``ansible.builtin.ping``
-tasks as ours has, what Ansible itself costs for that many tasks). Every run is one
+tasks as ours has, what Ansible itself costs for that many tasks) and the same with as many pings
+as the peer has tasks (their ratio is the one ours/peer would reach if every module call cost what
+a ping costs). Every run is one
 ``ansible-playbook`` process (localhost, ``connection: local``, no fact gathering, this venv's
 Python, the checkout's ``ansible.cfg``: ``tests/support/ansible.py``), timed from start to exit,
 and its CPU seconds are counted (user + system of ``ansible-playbook`` and every process it
@@ -316,11 +318,11 @@ def peer_version() -> str:
         return "?"
 
 
-def report(sides: list[Side], ping: Side) -> None:
-    width = max(len(side.label) for side in [*sides, ping])
+def report(sides: list[Side], pings: list[Side]) -> None:
+    width = max(len(side.label) for side in [*sides, *pings])
     header = f"{'runs':>4}  {'min s':>6}  {'median s':>8}  {'max s':>6}  {'cpu median s':>12}  {'tasks':>5}"
     print(f"\n{'':<{width}}  {header}  changed per run")
-    for side in [*sides, ping]:
+    for side in [*sides, *pings]:
         changed = " ".join(str(c) for c in side.changed)
         print(
             f"{side.label:<{width}}  {len(side.seconds):>4}  {min(side.seconds):>6.2f}  "
@@ -333,12 +335,19 @@ def report(sides: list[Side], ping: Side) -> None:
     ratio_cpu = statistics.median(ours.cpu) / statistics.median(peer.cpu)
     print(f"\nours/peer min {ratio_min:.2f} median {ratio_median:.2f} (target <= 0.5)")
     print(f"ours/peer CPU seconds, median {ratio_cpu:.2f} (less disturbed by other jobs than the wall clock)")
+    ping, peer_ping = pings
     print(
         f"ping floor ({ping.tasks} ping tasks, ours has {ours.tasks}): min {min(ping.seconds):.2f} s "
         f"median {statistics.median(ping.seconds):.2f} s (cpu {statistics.median(ping.cpu):.2f} s); ours above it: "
         f"min {min(ours.seconds) - min(ping.seconds):.2f} s median "
         f"{statistics.median(ours.seconds) - statistics.median(ping.seconds):.2f} s "
         f"(cpu {statistics.median(ours.cpu) - statistics.median(ping.cpu):.2f} s)"
+    )
+    print(
+        f"ping floors {ping.tasks}/{peer_ping.tasks} tasks: min {min(ping.seconds) / min(peer_ping.seconds):.2f} "
+        f"median {statistics.median(ping.seconds) / statistics.median(peer_ping.seconds):.2f} "
+        f"cpu {statistics.median(ping.cpu) / statistics.median(peer_ping.cpu):.2f} "
+        "(ours/peer if every module call cost what a ping costs)"
     )
     for side in sides:
         print(
@@ -379,6 +388,11 @@ def main() -> int:
             peer = Side(f"{PEER} {peer_version()}", write_playbook(directory, "peer", theirs, passfile), len(theirs))
             peer.passwords = peer_pair.passwords
             ping = Side("ping floor", write_playbook(directory, "ping", ping_tasks(len(mine)), passfile), len(mine))
+            peer_ping = Side(
+                "ping floor, peer's tasks",
+                write_playbook(directory, "ping_peer", ping_tasks(len(theirs)), passfile),
+                len(theirs),
+            )
             print(
                 f"PostgreSQL {ours_pair.publisher.version}: two pairs of clusters; preparing both sides "
                 f"(settings, restart, first run)",
@@ -388,7 +402,7 @@ def main() -> int:
             prepare(peer, peer_pair.publisher)
             for index in range(args.runs):
                 print(f"round {index + 1}/{args.runs}", flush=True)
-                for side in (ours, peer, ping):
+                for side in (ours, peer, ping, peer_ping):
                     timed(side)
             for side in (ours, peer):
                 verbose = run_once(side.playbook, "-v")
@@ -398,7 +412,7 @@ def main() -> int:
                 if args.profile:
                     recap = run_once(side.playbook, profile=True).output.split("TASKS RECAP", 1)[-1]
                     side.profile = [(float(m["seconds"]), m["task"].strip()) for m in PROFILE_LINE.finditer(recap)]
-            report([ours, peer], ping)
+            report([ours, peer], [ping, peer_ping])
     except RunFailed as exc:
         print(f"FAIL: {exc}", file=sys.stderr)
         return 1
