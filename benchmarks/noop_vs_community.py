@@ -298,7 +298,8 @@ def timed(side: Side) -> None:
     side.cpu.append(run.cpu)
     side.changed.append(run.changed)
     if run.changed:
-        print(f"  {side.label}: changed={run.changed}: {'; '.join(changed_tasks(run.output))}", flush=True)
+        names = [line.split("[", 1)[1].split("]", 1)[0] for line in changed_tasks(run.output)]
+        print(f"  {side.label}: changed={run.changed}: {', '.join(names)}", flush=True)
 
 
 def prepare(side: Side, publisher: PostgresServer) -> None:
