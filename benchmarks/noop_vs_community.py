@@ -394,8 +394,8 @@ def main() -> int:
             mine = our_tasks(ours_pair, args.natural_filters)
             theirs = peer_tasks(peer_pair, args.natural_filters)
             ours = Side(OURS, write_playbook(directory, "ours", mine, passfile), len(mine), ours_pair.passwords)
-            peer = Side(f"{PEER} {peer_version()}", write_playbook(directory, "peer", theirs, passfile), len(theirs))
-            peer.passwords = peer_pair.passwords
+            peer_playbook = write_playbook(directory, "peer", theirs, passfile)
+            peer = Side(f"{PEER} {peer_version()}", peer_playbook, len(theirs), peer_pair.passwords)
             ping = Side("ping floor", write_playbook(directory, "ping", ping_tasks(len(mine)), passfile), len(mine))
             peer_ping = Side(
                 "ping floor, peer's tasks",
