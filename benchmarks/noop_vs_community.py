@@ -11,9 +11,8 @@ SIGTERM), one pair per collection. Both sides declare the same objects:
   ``publication`` call with ``publications: [...]``, the peer one ``postgresql_publication`` each;
 * a spare (unused) logical replication slot: ours ``replication_slot`` with ``slots: [...]``, the
   peer ``postgresql_slot``;
-* two subscriptions on the subscriber cluster: ours ``subscription`` (one call each; set
-  ``SUBSCRIPTION_LIST_FORM`` to use ``subscriptions: [...]`` once the module has it), the peer
-  ``postgresql_subscription``;
+* two subscriptions on the subscriber cluster: ours one ``subscription`` call with
+  ``subscriptions: [...]``, the peer one ``postgresql_subscription`` each;
 * one facts call on the publisher: ours ``replication_info``, the peer ``postgresql_info``
   (limited to the subsets about replication, ``PEER_INFO_SUBSETS``).
 
@@ -83,8 +82,6 @@ PEER = "community.postgresql"
 DATABASE = "bench"
 INVENTORY = "localhost,"
 HOST = "localhost"
-# One line switches our subscriptions to the list form (branch `sublist`): one call for both.
-SUBSCRIPTION_LIST_FORM = False
 
 # The publishers start with values that differ, so the first run changes them (wal_level needs a restart).
 INITIAL_SETTINGS = {"wal_level": "replica", "max_replication_slots": 10, "max_wal_senders": 10}
@@ -182,10 +179,7 @@ def our_tasks(pair: Pair, natural: bool) -> list[dict[str, object]]:
         task("publications", f"{OURS}.publication", {**pub, "publications": publications}),
         task("spare slot", f"{OURS}.replication_slot", {**pub, "slots": [{"name": SPARE_SLOT}]}),
     ]
-    if SUBSCRIPTION_LIST_FORM:
-        tasks.append(task("subscriptions", f"{OURS}.subscription", {**sub, "subscriptions": subscriptions}))
-    else:
-        tasks += [task(f"subscription {s['name']}", f"{OURS}.subscription", {**sub, **s}) for s in subscriptions]
+    tasks.append(task("subscriptions", f"{OURS}.subscription", {**sub, "subscriptions": subscriptions}))
     tasks.append(task("publisher facts", f"{OURS}.replication_info", pub))
     return tasks
 
