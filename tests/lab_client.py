@@ -144,11 +144,28 @@ class PlaybookRun:
         return changed_tasks(self.output)
 
 
+# The last successful plain ``site.yml -i inventory/lab`` run of this pytest process (no extra
+# arguments): a test that needs "the lab was converged, now re-run it" can start from it instead
+# of paying for one more converge (test_lab.py).
+_LAST_PLAIN_SITE_RUN: list[PlaybookRun] = []
+
+
 def run_site(*extra: str, playbook: str = SITE_PLAYBOOK, inventory: str = LAB_INVENTORY) -> PlaybookRun:
     """Run ``ansible-playbook site.yml -i inventory/lab`` from the repository root (output captured)."""
     env = ansible_env(callback=None, drop=LAB_DROP)  # ansible.cfg's text callback: the recap is parsed
     run = run_playbook(playbook, *extra, inventory=inventory, callback=None, env=env, timeout=PLAYBOOK_TIMEOUT)
-    return PlaybookRun(run.rc, run.output, run.seconds)
+    result = PlaybookRun(run.rc, run.output, run.seconds)
+    plain = not extra and playbook == SITE_PLAYBOOK and inventory == LAB_INVENTORY
+    if plain and result.rc == 0:
+        _LAST_PLAIN_SITE_RUN[:] = [result]
+    else:
+        _LAST_PLAIN_SITE_RUN.clear()  # the lab may now differ from what that run left
+    return result
+
+
+def last_plain_site_run() -> PlaybookRun | None:
+    """This process's last successful plain site.yml run, if no other playbook ran through here since."""
+    return _LAST_PLAIN_SITE_RUN[0] if _LAST_PLAIN_SITE_RUN else None
 
 
 @contextlib.contextmanager
