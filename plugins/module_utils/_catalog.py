@@ -44,6 +44,26 @@ def fetch_rows(conn, query, params=None):
         return cur.fetchall()
 
 
+def fetch_pipelined(conn, queries):
+    """Every row of each ``(query, params)`` of ``queries`` as dicts (a list per query), all sent in one pipeline.
+
+    The server gets them together and answers in one go: one round trip instead of one per query. Under CPU
+    contention every round trip waits to be scheduled twice (the server's process, then the client), which is
+    most of a small query's time. A failing query raises psycopg's error; the connection stays usable.
+    """
+    with conn.pipeline():
+        cursors = []
+        for query, params in queries:
+            cursor = conn.cursor(row_factory=dict_row)
+            cursor.execute(query, params)
+            cursors.append(cursor)
+        try:
+            return [cursor.fetchall() for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+
 def columns_sql(columns):
     """A SELECT list from constant column expressions."""
     return sql.SQL(", ").join(sql.SQL(c) for c in columns)
