@@ -9,7 +9,7 @@ start-up, connection, caches).
 Three figures:
 
 * **CPU cost.** Over the settled part of the on phases: the sampler process's CPU seconds
-  (``/proc/<pid>/stat`` utime + stime), the CPU of its server backends (the backends whose
+  (``/proc/<pid>/schedstat``: the scheduler's nanoseconds on a CPU), the CPU of its server backends (the backends whose
   ``pg_stat_activity.application_name`` is the sampler's, read from ``/proc`` the same way) and
   the publisher's CPU (the postmaster, its reaped children and its live children: pgbench's
   sessions, the WAL sender, the background processes, the sampler's backend). The cost is
@@ -65,6 +65,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -154,9 +155,16 @@ def proc_stat(pid):
 
 
 def process_cpu(pid):
-    """utime + stime of ``pid`` in seconds (0.0 when it is gone)."""
-    fields = proc_stat(pid)
-    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """CPU seconds of ``pid`` (0.0 when it is gone): the scheduler's nanosecond count in ``/proc/<pid>/schedstat``.
+
+    (``/proc/<pid>/stat``'s utime + stime is the same total in 10 ms clock ticks, too coarse for a process that
+    works a millisecond a second; it is the fallback.)
+    """
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = proc_stat(pid)
+        return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def server_cpu(postmaster):
@@ -164,13 +172,14 @@ def server_cpu(postmaster):
     fields = proc_stat(postmaster)
     if fields is None:
         return 0.0
-    total = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
+    reaped = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS  # cutime, cstime: exited children (clock ticks)
+    total = process_cpu(postmaster) + reaped
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             child = proc_stat(entry.name)
             if child is not None and int(child[1]) == postmaster:
-                total += int(child[11]) + int(child[12])
-    return total / CLOCK_TICKS
+                total += process_cpu(entry.name)
+    return total
 
 
 class Node:
@@ -183,15 +192,18 @@ class Node:
 
     def _local_postmaster(self):
         """The postmaster's pid when this host's /proc shows the server's backends, else None (a container)."""
-        pid = self.conn.info.backend_pid
-        port = self.conn.execute("SELECT inet_client_port()").fetchone()[0]
+        return int(proc_stat(self.conn.info.backend_pid)[1]) if self.is_local(self.conn) else None
+
+    @staticmethod
+    def is_local(conn):
+        """Whether /proc/<backend pid> of ``conn`` is its backend (not a container's process of the same number)."""
+        with conn.cursor(row_factory=tuple_row) as cursor:
+            port = cursor.execute("SELECT inet_client_port()").fetchone()[0]
         try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            command = Path(f"/proc/{conn.info.backend_pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
-            return None
-        if f"({port})" not in command:  # another process of the same pid number: not this server's
-            return None
-        return int(proc_stat(pid)[1])
+            return False
+        return f"({port})" in command
 
     def sampler_backends(self):
         query = "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = %s"
@@ -390,7 +402,11 @@ def run_phases(args, run, nodes, points_path):
 
 
 def time_queries(run, rounds):
-    """Each query of a sampler round timed alone on one persistent connection per node: ``{node: {query: [s]}}``."""
+    """Each query of a sampler round run ``rounds`` times in a row on one persistent connection per node.
+
+    Returns ``{node: {query: (latencies in s, server CPU s per call or None)}}``; the server CPU is the
+    /proc reading of the connection's backend (local servers only; 10 ms clock ticks over all the calls).
+    """
     results = {}
     for name, conninfo in run["nodes"].items():
         params = psycopg.conninfo.conninfo_to_dict(conninfo)
@@ -404,15 +420,21 @@ def time_queries(run, rounds):
         }
         conn = connection.connect(login, autocommit=True, application_name=BENCH_APPLICATION_NAME)
         with contextlib.closing(conn):
+            local = Node.is_local(conn)
             queries = SAMPLER.round_queries(conn, name, beat=run["write_beats"] and name == run["publisher"])
-            timings = {query: [] for query in queries}
-            for index in range(rounds + 10):
-                for query, call in queries.items():
+            timings = {}
+            for query, call in queries.items():
+                for _warmup in range(10):  # psycopg prepares a statement after 5 executions
+                    call()
+                latencies = []
+                cpu_before = process_cpu(conn.info.backend_pid)
+                for _round in range(rounds):
                     begin = time.perf_counter()
                     call()
-                    if index >= 10:  # after psycopg prepared the statements (5 executions)
-                        timings[query].append(time.perf_counter() - begin)
-                time.sleep(0.02)
+                    latencies.append(time.perf_counter() - begin)
+                    time.sleep(0.005)
+                cpu = (process_cpu(conn.info.backend_pid) - cpu_before) / rounds if local else None
+                timings[query] = (latencies, cpu)
         results[name] = timings
     return results
 
@@ -512,12 +534,14 @@ def report(args, run, quiet, phases, progress, durations, queries):
     for label, timed in queries.items():
         if not timed:
             continue
-        print(f"\neach query of a round alone, {label} (median / p90 ms):")
+        print(f"\neach query of a round alone, {label} (median / p90 ms, its backend's CPU ms per call):")
         for name, timings in timed.items():
-            parts = [
-                f"{query} {1000 * statistics.median(values):.2f}/{1000 * percentile(values, 0.9):.2f}"
-                for query, values in sorted(timings.items(), key=lambda item: -statistics.median(item[1]))
-            ]
+            parts = []
+            for query, (values, cpu) in sorted(timings.items(), key=lambda item: -statistics.median(item[1][0])):
+                server = f", CPU {1000 * cpu:.2f}" if cpu is not None else ""
+                parts.append(
+                    f"{query} {1000 * statistics.median(values):.2f}/{1000 * percentile(values, 0.9):.2f}{server}"
+                )
             print(f"  {name:<12} {', '.join(parts)}")
     print(
         f"\nload average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (other work on the machine"
@@ -541,7 +565,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.phases < 3 or args.phases % 2 == 0:
         parser.error("--phases must be odd and at least 3 (off first and last)")
-    args.query_seconds = 15 if args.query_rounds else 0
+    args.query_seconds = 60 if args.query_rounds else 0  # pgbench's -T margin: it is stopped when they are done
 
     workdir = Path(tempfile.mkdtemp(prefix="sampler-bench-"))
     points_path = workdir / "points.txt"
