@@ -9,8 +9,9 @@ start-up, connection, caches).
 Three figures:
 
 * **CPU cost.** Over the settled part of the on phases: the sampler process's CPU seconds
-  (``/proc/<pid>/schedstat``: the scheduler's nanoseconds on a CPU), the CPU of its server backends (the backends whose
-  ``pg_stat_activity.application_name`` is the sampler's, read from ``/proc`` the same way) and
+  (``/proc/<pid>/task/*/schedstat``: the scheduler's nanoseconds on a CPU of each thread), the CPU
+  of its server backends (the backends whose ``pg_stat_activity.application_name`` is the
+  sampler's, read from ``/proc`` the same way) and
   the publisher's CPU (the postmaster, its reaped children and its live children: pgbench's
   sessions, the WAL sender, the background processes, the sampler's backend). The cost is
   (sampler + its backends) / publisher CPU; target below 2 %. Server CPU is read only from servers
@@ -155,13 +156,15 @@ def proc_stat(pid):
 
 
 def process_cpu(pid):
-    """CPU seconds of ``pid`` (0.0 when it is gone): the scheduler's nanosecond count in ``/proc/<pid>/schedstat``.
+    """CPU seconds of ``pid``'s threads (0.0 when it is gone): the scheduler's nanosecond counts in
+    ``/proc/<pid>/task/<tid>/schedstat`` (the sampler has a thread per node).
 
     (``/proc/<pid>/stat``'s utime + stime is the same total in 10 ms clock ticks, too coarse for a process that
     works a millisecond a second; it is the fallback.)
     """
     try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+        tasks = os.listdir(f"/proc/{pid}/task")
+        return sum(int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0]) for tid in tasks) / 1e9
     except (OSError, ValueError, IndexError):
         fields = proc_stat(pid)
         return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / CLOCK_TICKS

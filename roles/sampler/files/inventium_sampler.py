@@ -9,7 +9,9 @@ One thread per PostgreSQL node keeps ONE persistent connection, opened by the co
 ``statement_timeout``), and runs the replication core's collectors - ``_slots.py`` and
 ``_subscriptions.py`` (the same SQL as the modules and ``replication_info``) and ``_metrics.py``
 (what the sampler measures besides) - on every tick of the wall clock (``--interval`` seconds,
-ticks aligned to multiples of it, so points of all nodes share timestamps). A writer thread
+ticks aligned to multiples of it, so points of all nodes share timestamps). The queries of a tick
+go to the server in one pipeline (``_metrics.collect_round``: one round trip); the heartbeat and
+``pg_stat_statements`` follow as statements of their own. A writer thread
 sends the points in batches with ``plugins/module_utils/_influx.py`` (InfluxDB API v1 or v2). A
 Docker thread reads one-shot container stats from the Docker socket.
 
