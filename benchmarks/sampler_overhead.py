@@ -42,7 +42,7 @@ Compare ratios from one run, not absolute numbers: the machine is small and shar
 
 Usage::
 
-    .venv/bin/python benchmarks/sampler_overhead.py [--phases 21] [--phase 10] [--settle 2]
+    .venv/bin/python benchmarks/sampler_overhead.py [--phases 21] [--phase 10] [--settle 4]
     flock -s /tmp/inventium-lab.lock .venv/bin/python benchmarks/sampler_overhead.py --lab
 """
 
@@ -558,7 +558,9 @@ def main() -> int:
     parser.add_argument("--endpoints", default=str(ROOT / ".lab" / "endpoints.json"), help="the lab's endpoints")
     parser.add_argument("--phases", type=int, default=21, help="alternating phases, off first and last (odd; 21)")
     parser.add_argument("--phase", type=float, default=10, help="seconds per phase (default 10)")
-    parser.add_argument("--settle", type=float, default=2, help="seconds left out at the start of a phase")
+    parser.add_argument(
+        "--settle", type=float, default=4, help="seconds left out at the start of a phase (default 4: start-up)"
+    )
     parser.add_argument("--clients", type=int, default=2, help="pgbench clients (default 2)")
     parser.add_argument("--scale", type=int, default=2, help="pgbench scale (default 2)")
     parser.add_argument("--interval", type=float, default=1, help="sampler interval (default 1)")

@@ -582,6 +582,9 @@ class NodeSampler(threading.Thread):
             "connect_timeout": int(self.settings["connect_timeout"]),
         }
         conn = connection.connect(params, autocommit=True, application_name=APPLICATION_NAME)
+        # The same few statements run every tick for the connection's life: prepared at once (psycopg's
+        # default waits for the 5th execution), so the server parses and plans each of them once.
+        conn.prepare_threshold = 0
         conn.execute(
             "SELECT set_config('jit', 'off', false), set_config('statement_timeout', %s, false),"
             " set_config('lock_timeout', %s, false), set_config('synchronous_commit', 'off', false)",
