@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import importlib.util
 import json
 import math
@@ -447,7 +448,8 @@ def round_durations(run, points_path, since):
     if run["client"] is not None:
         query = f"SELECT duration_ms FROM sampler_round WHERE time > {int(since * 1e9)} GROUP BY node"  # noqa: S608
         for row in run["client"].query(query):
-            durations.setdefault(row["node"], []).append((row["time"], row["duration_ms"]))
+            at = datetime.datetime.fromisoformat(row["time"]).timestamp()  # RFC 3339 text
+            durations.setdefault(row["node"], []).append((at, row["duration_ms"]))
         return durations
     for line in points_path.read_text().splitlines():
         if line.startswith("sampler_round,"):

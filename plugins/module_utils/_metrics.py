@@ -296,4 +296,5 @@ def collect_round(conn, major, size=True):
     """
     queries = round_queries(major, size)
     results = fetch_pipelined(conn, [(query, params) for query, params, _parse in queries.values()])
-    return {fact: parse(rows) for (fact, (_query, _params, parse)), rows in zip(queries.items(), results, strict=True)}
+    pairs = zip(queries.items(), results)  # noqa: B905 (runs on Python < 3.10 too; one result per query)
+    return {fact: parse(rows) for (fact, (_query, _params, parse)), rows in pairs}
