@@ -425,7 +425,7 @@ def time_queries(run, rounds):
         conn = connection.connect(login, autocommit=True, application_name=BENCH_APPLICATION_NAME)
         with contextlib.closing(conn):
             local = Node.is_local(conn)
-            queries = SAMPLER.round_queries(conn, name, beat=run["write_beats"] and name == run["publisher"])
+            queries = SAMPLER.query_calls(conn, name, beat=run["write_beats"] and name == run["publisher"])
             timings = {}
             for query, call in queries.items():
                 for _warmup in range(10):  # psycopg prepares a statement after 5 executions

@@ -513,7 +513,7 @@ class Ticker:
         return tick
 
 
-def round_queries(conn, node_name, beat=False):
+def query_calls(conn, node_name, beat=False):
     """Every query a round can run on one node, as calls without arguments (``benchmarks/sampler_overhead.py``
     times them one by one), and the pipelined round of the every-tick ones (without the database size).
     ``beat``: the publisher's heartbeat upsert (it writes), else the subscriber's read."""
