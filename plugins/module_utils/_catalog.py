@@ -51,17 +51,19 @@ def fetch_pipelined(conn, queries):
     contention every round trip waits to be scheduled twice (the server's process, then the client), which is
     most of a small query's time. A failing query raises psycopg's error; the connection stays usable.
     """
-    with conn.pipeline():
-        cursors = []
-        for query, params in queries:
-            cursor = conn.cursor(row_factory=dict_row)
-            cursor.execute(query, params)
-            cursors.append(cursor)
-        try:
-            return [cursor.fetchall() for cursor in cursors]
-        finally:
-            for cursor in cursors:
-                cursor.close()
+    cursors = []
+    try:
+        with conn.pipeline():
+            for query, params in queries:
+                cursor = conn.cursor(row_factory=dict_row)
+                cursors.append(cursor)
+                cursor.execute(query, params)
+        # Leaving the block sent ONE Sync and read every result into its cursor. (A fetch inside the block
+        # would sync there, and leaving would sync again: two round trips.)
+        return [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def columns_sql(columns):
