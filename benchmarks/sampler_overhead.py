@@ -11,19 +11,20 @@ Three figures:
 * **CPU cost.** Over the settled part of the on phases: the sampler process's CPU seconds
   (``/proc/<pid>/task/*/schedstat``: the scheduler's nanoseconds on a CPU of each thread), the CPU
   of its server backends (the backends whose ``pg_stat_activity.application_name`` is the
-  sampler's, read from ``/proc`` the same way) and
-  the publisher's CPU (the postmaster, its reaped children and its live children: pgbench's
-  sessions, the WAL sender, the background processes, the sampler's backend). The cost is
-  (sampler + its backends) / publisher CPU; target below 2 %. Server CPU is read only from servers
-  whose backends this host's ``/proc`` shows (checked with the client port of a connection of the
-  benchmark's own), so not from containers.
+  sampler's, read from ``/proc`` the same way) and the publisher's CPU (the postmaster, its reaped
+  children and its live children: pgbench's sessions, the WAL sender, the background processes,
+  the sampler's backend). The cost is (sampler + its backends) / publisher CPU; target below 2 %.
+  Server CPU is read only from servers whose backends this host's ``/proc`` shows (checked with the
+  client port of a connection of the benchmark's own), so not from containers.
 * **TPS ratio.** Each on phase's TPS (mean of pgbench's per-second progress reports in the settled
   part) divided by the mean of the two off phases around it (this cancels a linear drift of the
   machine's speed); the mean of those ratios with a 95 % Student t confidence interval.
 * **Round latency** per node: median and 90th percentile of the sampler's ``sampler_round``
-  ``duration_ms`` in the settled parts (all queries of one node's round, under the load); target
-  5 ms. Then, still under load, every query of a round is timed alone (``--query-rounds`` times each,
-  one persistent connection per node) to show which ones cost the most.
+  ``duration_ms`` in the settled parts (all queries of one node's round), in a sampler phase before
+  pgbench starts and in the on phases under the load; target 5 ms under load. Before the load and
+  again under it, every query of a round and the pipelined round are timed alone
+  (``--query-rounds`` times each in a row, one persistent connection per node), with the CPU of
+  that connection's backend per call, to show which ones cost the most.
 
 Default: throwaway servers of the test harness (``tests/integration/pg_harness.py``): a PostgreSQL
 15 publisher and a 17 subscriber, pgbench's tables in database ``app`` published (with the
