@@ -58,6 +58,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -362,14 +363,17 @@ def run_phase(args, command, nodes, points_path, on, label):
         with open(points_path, "a") as out:
             sampler = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True)
     print(f"phase {label}: sampler {'on' if on else 'off'}", flush=True)
-    time.sleep(max(0.0, phase["t0"] + args.settle - time.time()))
-    backends = {name: node.sampler_backends() for name, node in nodes.items()} if on else {}
-    begin = Snapshot(nodes, sampler.pid if sampler else None, backends)
-    time.sleep(max(0.0, phase["t0"] + args.phase - time.time()))
-    end = Snapshot(nodes, sampler.pid if sampler else None, backends)
-    phase.update(begin=begin, end=end, backends=backends, t1=time.time())
+    try:
+        time.sleep(max(0.0, phase["t0"] + args.settle - time.time()))
+        backends = {name: node.sampler_backends() for name, node in nodes.items()} if on else {}
+        begin = Snapshot(nodes, sampler.pid if sampler else None, backends)
+        time.sleep(max(0.0, phase["t0"] + args.phase - time.time()))
+        end = Snapshot(nodes, sampler.pid if sampler else None, backends)
+        phase.update(begin=begin, end=end, backends=backends, t1=time.time())
+    finally:  # an interrupted run must not leave a sampler retrying servers that are gone
+        if sampler is not None:
+            sampler.send_signal(signal.SIGTERM)
     if sampler is not None:
-        sampler.send_signal(signal.SIGTERM)
         _out, err = sampler.communicate(timeout=30)
         if sampler.returncode != 0 or err.strip():
             print(f"sampler exit {sampler.returncode}: {err.strip()}", file=sys.stderr)
@@ -575,21 +579,24 @@ def main() -> int:
         parser.error("--phases must be odd and at least 3 (off first and last)")
     args.query_seconds = 60 if args.query_rounds else 0  # pgbench's -T margin: it is stopped when they are done
 
-    workdir = Path(tempfile.mkdtemp(prefix="sampler-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="sampler-bench-"))  # the sampler's config, password files, points
     points_path = workdir / "points.txt"
     servers = lab_servers if args.lab else harness_servers
-    with servers(args, workdir) as run:
-        nodes = {name: Node(name, conninfo) for name, conninfo in run["nodes"].items()}
-        try:
-            quiet_queries = time_queries(run, args.query_rounds) if args.query_rounds else {}
-            pgbench, start, quiet, phases = run_phases(args, run, nodes, points_path)
-            queries = time_queries(run, args.query_rounds) if args.query_rounds else {}
-            pgbench.send_signal(signal.SIGINT)
-            _out, err = pgbench.communicate(timeout=60)
-            durations = round_durations(run, points_path, quiet["t0"])
-        finally:
-            for node in nodes.values():
-                node.close()
+    try:
+        with servers(args, workdir) as run:
+            nodes = {name: Node(name, conninfo) for name, conninfo in run["nodes"].items()}
+            try:
+                quiet_queries = time_queries(run, args.query_rounds) if args.query_rounds else {}
+                pgbench, start, quiet, phases = run_phases(args, run, nodes, points_path)
+                queries = time_queries(run, args.query_rounds) if args.query_rounds else {}
+                pgbench.send_signal(signal.SIGINT)
+                _out, err = pgbench.communicate(timeout=60)
+                durations = round_durations(run, points_path, quiet["t0"])
+            finally:
+                for node in nodes.values():
+                    node.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     # pgbench's progress times count from its own start (about `start`): moved to the epoch.
     progress = [(start + float(m.group(1)), float(m.group(2))) for m in map(PROGRESS.match, err.splitlines()) if m]
     report(args, run, quiet, phases, progress, durations, {"before the load": quiet_queries, "under load": queries})
