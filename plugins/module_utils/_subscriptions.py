@@ -248,7 +248,11 @@ def collect_subscriptions(conn, major, conninfo=None):
     """
     if conninfo is None:
         conninfo = bool(fetch_rows(conn, SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY)[0]["allowed"])
-    rows = fetch_rows(conn, subscriptions_query(major, bool(conninfo)))
+    return subscriptions_from_rows(fetch_rows(conn, subscriptions_query(major, bool(conninfo))), major)
+
+
+def subscriptions_from_rows(rows, major):
+    """What :func:`collect_subscriptions` returns, from the rows of :func:`subscriptions_query`."""
     return {
         "subscriptions": [subscription_state(row, major) for row in rows if row["name"] is not None],
         "cluster_count": rows[0]["cluster_count"],

@@ -397,14 +397,10 @@ def test_nodes_share_the_sampler_s_beat_log(tmp_path):
 
 def test_a_round_records_the_publishers_beat_and_reads_the_subscribers_lag(monkeypatch):
     """The wiring of NodeSampler.collect: the beat's RETURNING seq goes into the shared log, the subscriber's rows
-    come out as lags against it (the other collectors are stubbed: they need a server)."""
-    for name in ("collect_locks", "collect_activity", "collect_checkpoints", "collect_senders"):
-        monkeypatch.setattr(sampler._metrics, name, lambda conn, major: {})
-    monkeypatch.setattr(sampler._metrics, "collect_database", lambda conn, major, size: {})
+    come out as lags against it (the pipelined round of the other queries is stubbed: it needs a server)."""
+    monkeypatch.setattr(sampler._metrics, "collect_round", lambda conn, major, size: {"database": {}})
     monkeypatch.setattr(sampler._metrics, "statements_schema", lambda conn: None)
     monkeypatch.setattr(sampler._metrics, "heartbeat_present", lambda conn: True)
-    monkeypatch.setattr(sampler._slots, "collect_slots", lambda conn, major: [])
-    monkeypatch.setattr(sampler._subscriptions, "collect_subscriptions", lambda *a, **k: {"subscriptions": []})
     written = iter([8, 9])
     monkeypatch.setattr(sampler._metrics, "heartbeat_beat", lambda conn, node: next(written))
     seen = {"seq": 7}

@@ -9,7 +9,9 @@ One thread per PostgreSQL node keeps ONE persistent connection, opened by the co
 ``statement_timeout``), and runs the replication core's collectors - ``_slots.py`` and
 ``_subscriptions.py`` (the same SQL as the modules and ``replication_info``) and ``_metrics.py``
 (what the sampler measures besides) - on every tick of the wall clock (``--interval`` seconds,
-ticks aligned to multiples of it, so points of all nodes share timestamps). A writer thread
+ticks aligned to multiples of it, so points of all nodes share timestamps). The queries of a tick
+go to the server in one pipeline (``_metrics.collect_round``: one round trip); the heartbeat and
+``pg_stat_statements`` follow as statements of their own. A writer thread
 sends the points in batches with ``plugins/module_utils/_influx.py`` (InfluxDB API v1 or v2). A
 Docker thread reads one-shot container stats from the Docker socket.
 
@@ -511,6 +513,35 @@ class Ticker:
         return tick
 
 
+def query_calls(conn, node_name, beat=False):
+    """Every query a round can run on one node, as calls without arguments (``benchmarks/sampler_overhead.py``
+    times them one by one), and the pipelined round of the every-tick ones (without the database size).
+    ``beat``: the publisher's heartbeat upsert (it writes), else the subscriber's read."""
+    major = conn.info.server_version // 10000
+    queries = {
+        "round (pipelined)": lambda: _metrics.collect_round(conn, major, size=False),
+        "locks": lambda: _metrics.collect_locks(conn, major),
+        "activity": lambda: _metrics.collect_activity(conn, major),
+        "database": lambda: _metrics.collect_database(conn, major, size=False),
+        "database_size": lambda: _metrics.collect_database(conn, major, size=True),
+        "checkpoints": lambda: _metrics.collect_checkpoints(conn, major),
+        "senders": lambda: _metrics.collect_senders(conn, major),
+        "slots": lambda: _slots.collect_slots(conn, major),
+        "subscriptions": lambda: _subscriptions.collect_subscriptions(conn, major, conninfo=False),
+        "statements_schema": lambda: _metrics.statements_schema(conn),
+        "heartbeat_present": lambda: _metrics.heartbeat_present(conn),
+    }
+    schema = _metrics.statements_schema(conn)
+    if schema:
+        queries["statements"] = lambda: _metrics.collect_statements(conn, major, schema)
+    if _metrics.heartbeat_present(conn):
+        if beat:
+            queries["heartbeat_beat"] = lambda: _metrics.heartbeat_beat(conn, node_name)
+        else:
+            queries["heartbeat"] = lambda: _metrics.collect_heartbeat(conn, major)
+    return queries
+
+
 class NodeSampler(threading.Thread):
     """One node: a persistent connection, reconnected with backoff; one round per tick."""
 
@@ -551,6 +582,9 @@ class NodeSampler(threading.Thread):
             "connect_timeout": int(self.settings["connect_timeout"]),
         }
         conn = connection.connect(params, autocommit=True, application_name=APPLICATION_NAME)
+        # The same few statements run every tick for the connection's life: prepared at once (psycopg's
+        # default waits for the 5th execution), so the server parses and plans each of them once.
+        conn.prepare_threshold = 0
         conn.execute(
             "SELECT set_config('jit', 'off', false), set_config('statement_timeout', %s, false),"
             " set_config('lock_timeout', %s, false), set_config('synchronous_commit', 'off', false)",
@@ -568,27 +602,16 @@ class NodeSampler(threading.Thread):
                 self.conn.close()
         self.conn = None
 
-    def database_stats(self, now):
-        measure = now - self.size_checked >= DATABASE_SIZE_SECONDS
-        stats = _metrics.collect_database(self.conn, self.major, size=measure)
-        if measure:
-            self.size_checked = now
-            self.size_bytes = stats.get("size_bytes")
-        else:
-            stats["size_bytes"] = self.size_bytes
-        return stats
-
     def collect(self, now):
         conn, major = self.conn, self.major
-        facts = {
-            "locks": _metrics.collect_locks(conn, major),
-            "activity": _metrics.collect_activity(conn, major),
-            "database": self.database_stats(now),
-            "checkpoints": _metrics.collect_checkpoints(conn, major),
-            "senders": _metrics.collect_senders(conn, major),
-            "slots": _slots.collect_slots(conn, major),
-            "subscriptions": _subscriptions.collect_subscriptions(conn, major, conninfo=False)["subscriptions"],
-        }
+        # The every-tick queries go in one pipeline: one round trip (see _catalog.fetch_pipelined).
+        measure_size = now - self.size_checked >= DATABASE_SIZE_SECONDS
+        facts = _metrics.collect_round(conn, major, size=measure_size)
+        if measure_size:
+            self.size_checked = now
+            self.size_bytes = facts["database"].get("size_bytes")
+        elif facts["database"]:
+            facts["database"]["size_bytes"] = self.size_bytes
         if now - self.statements_checked >= STATEMENTS_RECHECK_SECONDS:
             self.statements_checked = now
             self.statements_schema = _metrics.statements_schema(conn)

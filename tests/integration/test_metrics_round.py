@@ -1,0 +1,117 @@
+"""The sampler's pipelined round (``_metrics.collect_round``) against real servers.
+
+One pipeline carries every query of a tick; it must give what the single-query readers give, on a
+publisher with an active slot and WAL sender and on a subscriber with a subscription, and a query
+failing inside a pipeline must leave the connection usable for the next round.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import psycopg
+import pytest
+from pg_harness import wait_until
+from psycopg import sql
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils import (
+    _catalog,
+    _metrics,
+    _slots,
+    _subscriptions,
+    connection,
+)
+
+
+def sampler_connection(db):
+    return connection.connect({**db.login_args(), "connect_timeout": 10}, autocommit=True)
+
+
+def single_readers(conn, major, size):
+    """What the sampler's round collected before it was pipelined: one query per fact."""
+    return {
+        "locks": _metrics.collect_locks(conn, major),
+        "activity": _metrics.collect_activity(conn, major),
+        "database": _metrics.collect_database(conn, major, size=size),
+        "checkpoints": _metrics.collect_checkpoints(conn, major),
+        "senders": _metrics.collect_senders(conn, major),
+        "slots": _slots.collect_slots(conn, major),
+        "subscriptions": _subscriptions.collect_subscriptions(conn, major, conninfo=False)["subscriptions"],
+    }
+
+
+@pytest.fixture
+def replicated(pg_pair_db):
+    pub, sub = pg_pair_db.publisher, pg_pair_db.subscriber
+    name = f"round_{secrets.token_hex(4)}"
+    for db in (pub, sub):
+        db.execute("CREATE TABLE items (id int PRIMARY KEY, note text)")
+    pub.execute("INSERT INTO items SELECT i, 'x' FROM generate_series(1, 10) i")
+    pub.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE items").format(sql.Identifier(name)))
+    sub.execute(
+        sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
+            sql.Identifier(name), sql.Literal(pub.conninfo()), sql.Identifier(name)
+        )
+    )
+    wait_until(
+        lambda: (
+            pub.server.scalar(
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = %s AND state = 'streaming'", [name]
+            )
+            and sub.scalar("SELECT count(*) FROM items") == 10
+        ),
+        timeout=60,
+        message=f"{name} streaming and copied",
+    )
+    return pub, sub, name
+
+
+def stable(facts):
+    """The parts of a round that do not move between two reads a moment apart (no clocks, counters or lag)."""
+    return {
+        "locks": sorted(facts["locks"]),
+        "activity": facts["activity"]["max_connections"],
+        "database": (facts["database"]["database"], facts["database"]["size_bytes"] is None),
+        "checkpoints": sorted(facts["checkpoints"]),
+        "senders": sorted((s["application_name"], s["slot_name"], s["state"]) for s in facts["senders"]),
+        "slots": sorted((s["name"], s["slot_type"], s["active"]) for s in facts["slots"]),
+        "subscriptions": sorted(
+            (s["name"], s["enabled"], tuple(sorted(s["table_states"].items()))) for s in facts["subscriptions"]
+        ),
+    }
+
+
+@pytest.mark.parametrize("size", [True, False], ids=["with-size", "without-size"])
+def test_the_pipelined_round_reads_what_the_single_queries_read(replicated, size):
+    pub, sub, name = replicated
+    for db in (pub, sub):
+        with sampler_connection(db) as conn:
+            major = conn.info.server_version // 10000
+            pipelined = _metrics.collect_round(conn, major, size=size)
+            single = single_readers(conn, major, size)
+            assert set(pipelined) == set(single)
+            for fact in single:
+                assert type(pipelined[fact]) is type(single[fact]), fact
+            assert stable(pipelined) == stable(single)
+            assert pipelined["checkpoints"].keys() == single["checkpoints"].keys()
+            assert pipelined["database"].keys() == single["database"].keys()
+    with sampler_connection(pub) as conn:
+        facts = _metrics.collect_round(conn, conn.info.server_version // 10000)
+    assert [s["name"] for s in facts["slots"]] == [name]
+    assert [s["application_name"] for s in facts["senders"]] == [name]
+    assert facts["database"]["size_bytes"] > 0
+    with sampler_connection(sub) as conn:
+        facts = _metrics.collect_round(conn, conn.info.server_version // 10000)
+    assert [s["name"] for s in facts["subscriptions"]] == [name]
+    assert facts["subscriptions"][0]["table_states"] == {"ready": 1}
+
+
+def test_a_failing_query_in_the_pipeline_leaves_the_connection_usable(pg_db):
+    with sampler_connection(pg_db) as conn:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            _catalog.fetch_pipelined(conn, [("SELECT 1 AS one", None), ("SELECT 1 / 0 AS boom", None)])
+        assert _catalog.fetch_pipelined(conn, [("SELECT 1 AS one", None), ("SELECT %s::int AS two", (2,))]) == [
+            [{"one": 1}],
+            [{"two": 2}],
+        ]
+        assert _metrics.collect_activity(conn, conn.info.server_version // 10000)["connections"] >= 1
