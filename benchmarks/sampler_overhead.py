@@ -313,7 +313,9 @@ def lab_servers(args, _workdir):
     """The lab's nodes, pgbench in a database of its own on the lab publisher's cluster."""
     endpoints = json.loads(Path(args.endpoints).read_text())
     nodes = endpoints["postgresql"]
-    publisher = next(name for name, node in nodes.items() if node["kind"] == "publisher")
+    publisher = next((name for name, node in nodes.items() if node["kind"] == "publisher"), None)
+    if publisher is None:
+        raise SystemExit(f"{args.endpoints} names no publisher: is the lab built (make lab)?")
     admin = lab_conninfo(nodes[publisher], nodes[publisher]["dbname"])
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {LAB_DATABASE}")

@@ -10,6 +10,7 @@ fails for a later item leaves the earlier items unapplied too. Assertions read t
 from __future__ import annotations
 
 import pytest
+import test_publication
 from support.ansible import run_module
 from test_publication import (
     MODULE,
@@ -17,12 +18,13 @@ from test_publication import (
     args,
     catalog,
     create,
-    db,  # noqa: F401 - a fixture
     fail,
 )
 
+db = test_publication.db  # a fixture of that module, used here too
 
-def test_several_publications_created_checked_and_idempotent(db):  # noqa: F811
+
+def test_several_publications_created_checked_and_idempotent(db):
     items = [
         {"name": "books_pub", "tables": ["books"]},
         {"name": '"LeadPub"', "tables": ['"Sales Data"."Order Items"'], "publish": ["insert", "update"]},
@@ -64,7 +66,7 @@ def test_several_publications_created_checked_and_idempotent(db):  # noqa: F811
     assert again["diff"]["before"] == again["diff"]["after"] == applied["diff"]["after"]
 
 
-def test_created_altered_and_dropped_in_one_call(db):  # noqa: F811
+def test_created_altered_and_dropped_in_one_call(db):
     create(db, "CREATE PUBLICATION kept FOR TABLE books")
     create(db, "CREATE PUBLICATION altered FOR TABLE books")
     create(db, "CREATE PUBLICATION dropped FOR TABLE authors")
@@ -126,7 +128,7 @@ BAD_ITEMS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_ITEMS))
-def test_bad_item_fails_naming_it_with_nothing_applied(db, case):  # noqa: F811
+def test_bad_item_fails_naming_it_with_nothing_applied(db, case):
     bad, expected, min_major, max_major = BAD_ITEMS[case]
     if not min_major <= db.server.major <= max_major:
         pytest.skip(f"not a case on PostgreSQL {db.server.major}")
@@ -147,7 +149,7 @@ CREATE EVENT TRIGGER refuse_comments ON ddl_command_start WHEN TAG IN ('COMMENT'
 """
 
 
-def test_a_later_item_failing_rolls_back_every_item(db):  # noqa: F811
+def test_a_later_item_failing_rolls_back_every_item(db):
     """All items are one transaction: PostgreSQL refusing item 2's statement undoes items 0 and 1 too."""
     create(db, "CREATE PUBLICATION old_pub FOR TABLE authors")
     # passes every check of the module (COMMENT is not part of the validation), refused when applied
@@ -177,12 +179,12 @@ def test_a_later_item_failing_rolls_back_every_item(db):  # noqa: F811
     [({"name": "x"}, "mutually exclusive: publications|name"), ({"tables": ["books"]}, "publications|tables")],
     ids=["name", "tables"],
 )
-def test_list_and_single_options_exclude_each_other(db, extra, expected):  # noqa: F811
+def test_list_and_single_options_exclude_each_other(db, extra, expected):
     result = fail(db, {"publications": [{"name": "new_a"}], **extra})
     assert expected in result["msg"]
     assert catalog(db, "new_a") is None
 
 
-def test_empty_list_changes_nothing(db):  # noqa: F811
+def test_empty_list_changes_nothing(db):
     result = run_module(MODULE, args(db, publications=[]), diff=True)
     assert (result["changed"], result["queries"], result["publications"]) == (False, [], [])

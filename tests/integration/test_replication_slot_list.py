@@ -9,6 +9,7 @@ dropped in one call. Every assertion reads ``pg_replication_slots`` with plain S
 from __future__ import annotations
 
 import pytest
+import test_replication_slot
 from support.ansible import run_module
 from test_replication_slot import (
     MODULE,
@@ -16,12 +17,13 @@ from test_replication_slot import (
     created_logical,
     created_physical,
     definition,
-    drop_slots,  # noqa: F401 - a fixture
     fail,
     recvlogical,
     slot,
     unique,
 )
+
+drop_slots = test_replication_slot.drop_slots  # a fixture of that module, used here too
 
 
 def logical_definition(server, name, database, plugin="pgoutput"):
@@ -36,7 +38,7 @@ def logical_definition(server, name, database, plugin="pgoutput"):
     }
 
 
-def test_several_slots_created_checked_and_idempotent(pg_db, drop_slots):  # noqa: F811
+def test_several_slots_created_checked_and_idempotent(pg_db, drop_slots):
     server = pg_db.server
     first, second, phys = unique(), unique(), unique("phys")
     drop_slots.append(phys)

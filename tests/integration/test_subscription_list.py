@@ -11,6 +11,7 @@ Assertions read ``pg_subscription`` on the subscriber and ``pg_replication_slots
 from __future__ import annotations
 
 import pytest
+import test_subscription
 from psycopg import sql
 from support.ansible import run_module
 from test_subscription import (
@@ -23,9 +24,10 @@ from test_subscription import (
     make_table,
     publisher_of,
     rel_states,
-    sentinel_role,  # noqa: F401 - a fixture
     slots,
 )
+
+sentinel_role = test_subscription.sentinel_role  # a fixture of that module, used here too
 
 
 def list_args(dbs, items):
@@ -262,7 +264,7 @@ def test_an_item_failing_while_applied_leaves_the_items_before_it_applied(pg_pai
 
 
 @LEAN_PAIRS
-def test_password_never_in_output(pg_pair_db, sentinel_role):  # noqa: F811
+def test_password_never_in_output(pg_pair_db, sentinel_role):
     """The items' passwords stay out of results, diffs and errors, also in ansible-playbook -vvv output."""
     dbs = pg_pair_db
     make_table(dbs, table="a", rows=5, publication="pub_a")
