@@ -59,9 +59,11 @@ def replicated(pg_pair_db):
                 "SELECT count(*) FROM pg_stat_replication WHERE application_name = %s AND state = 'streaming'", [name]
             )
             and sub.scalar("SELECT count(*) FROM items") == 10
+            # sync_done turns into ready a moment after the copy: the rounds below compare table states
+            and sub.scalar("SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'") == 0
         ),
         timeout=60,
-        message=f"{name} streaming and copied",
+        message=f"{name} streaming, copied and every table ready",
     )
     return pub, sub, name
 
