@@ -158,7 +158,7 @@ reachable:
   description:
     - Whether the server could be read. V(false) only with O(fail_on_connection_error=false), when connecting
       failed or the server closed the connection while the facts were read; then the module returns only
-      RV(changed), RV(queries), RV(database), RV(reachable), RV(error) and RV(checks) (none of the other facts).
+      C(changed), RV(queries), RV(database), RV(reachable), RV(error) and RV(checks) (none of the other facts).
   returned: always
   type: bool
   sample: true
