@@ -2,9 +2,11 @@
 
 The test writes its own inventory: a publisher and subscriber1 (private harness servers, lowest
 selected major -> highest, replicating ``books``) and subscriber2, whose port is closed, with a
-slot on the publisher that nobody uses (as when a lab subscriber's container is stopped). Then:
+slot on the publisher that nobody uses (as when a lab subscriber's container is stopped), and
+subscriber3, whose read task fails outright (no port configured). Then:
 
-- critical: subscriber2 is one ``UNREACHABLE`` line plus its ``node_unreachable`` finding, and
+- critical: subscriber2 is one ``UNREACHABLE`` line plus its ``node_unreachable`` finding,
+  subscriber3 one ``NOT READ`` line, and
   everything else is still shown (the publisher's slots, INACTIVE for subscriber2, subscriber1's
   subscription); ``scripts/status.sh`` exits 2, and so does ``make status INVENTORY=...``;
 - healthy without subscriber2: exit 0;
@@ -117,7 +119,11 @@ def test_status_degrades_and_exit_codes(nodes, tmp_path):
     subscriber1 = {"subscriber_port": sub.port, "subscriber_password": sub.password, "subscriber_database": sub_db.name}
     subscriber2 = {"subscriber_port": closed_port, "subscriber_password": sub.password}
     full = tmp_path / "full.yml"
-    full.write_text(inventory_text(publisher, {"subscriber1": subscriber1, "subscriber2": subscriber2}))
+    # subscriber3 lacks subscriber_port: its read task fails outright (not a connection error).
+    subscriber3 = {"subscriber_password": sub.password}
+    full.write_text(
+        inventory_text(publisher, {"subscriber1": subscriber1, "subscriber2": subscriber2, "subscriber3": subscriber3})
+    )
     reachable = tmp_path / "reachable.yml"
     reachable.write_text(inventory_text(publisher, {"subscriber1": subscriber1}))
     temp_before = set(Path("/tmp").glob("inventium-status.*"))
@@ -141,9 +147,14 @@ def test_status_degrades_and_exit_codes(nodes, tmp_path):
     assert "status: critical (exit 2)" in output
     counts = recap(output)
     # The read tasks succeeded on every node (subscriber2 too); only the summary's last task failed.
+    # The read tasks succeeded on the unreachable node too; only subscriber3's (misconfigured) failed,
+    # and the summary's last task (critical).
     assert counts["subscriber2"]["failed"] == 0, counts
     assert counts["publisher"]["failed"] == 0, counts
+    assert counts["subscriber3"]["failed"] == 1, counts
     assert counts["localhost"] == {"changed": 0, "failed": 1}, counts
+    assert re.search(r"subscriber3 NOT READ: .*subscriber_port", output), output
+    assert "critical (exit 2) - node_unreachable, read task failed" in output
     for secret in secrets:
         assert secret not in output
 
