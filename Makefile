@@ -45,8 +45,10 @@ lab: venv ## build or reconfigure the lab (ansible-playbook site.yml)
 lab-down: venv ## tear the lab down (volumes kept; PURGE=1 removes them and .lab/)
 	$(VENV)/bin/ansible-playbook playbooks/teardown.yml -i $(INVENTORY) $(BECOME) $(if $(PURGE),-e teardown_purge=true) $(ANSIBLE_ARGS)
 
-status: venv ## replication status of every lab node (lag, slots, sync state, checks)
-	$(VENV)/bin/ansible-playbook playbooks/status.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
+# scripts/status.sh exits 0 healthy, 1 warnings, 2 critical; make turns any non-zero exit of a
+# recipe into its own exit 2, so `make status` exits 0 when healthy and 2 otherwise.
+status: venv ## replication status of every node; exit 0 healthy, else 2 (scripts/status.sh: 0/1/2)
+	ANSIBLE_PLAYBOOK=$(VENV)/bin/ansible-playbook scripts/status.sh -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
 
 workload: venv ## run a workload on the lab: make workload W=pgbench|hum|pulse|goodreads|synthetic|cleanup
 	$(VENV)/bin/ansible-playbook playbooks/workload.yml -i $(INVENTORY) -e workload=$(W) $(ANSIBLE_ARGS)
