@@ -200,7 +200,7 @@ class LoadRunner:
         self.failed = 0
         self.unknown = 0
         self.unknown_applied = 0
-        self.pending = []  # unknown-outcome operations not checked yet
+        self.pending = []  # (operation, server answered) interrupted and not checked yet
         self.reconnects = 0
         self.disconnected = 0.0
         self.skipped = 0
@@ -304,22 +304,28 @@ class LoadRunner:
         self._outage_start = self.clock()
 
     def lost(self, op, exc):
-        """Count ``op`` (interrupted by a connection loss ``exc``) and drop the connection."""
-        reason = format_db_error(exc) if server_answered(exc) else one_line(exc)
-        if server_answered(exc):
+        """Count ``op`` (interrupted by a connection loss ``exc``) and drop the connection.
+
+        Every interrupted operation is read back after reconnecting: an unknown outcome to learn
+        it, a server-reported failure to confirm it (should PostgreSQL have committed before
+        reporting the error, the operation moves to the unknown outcomes, found committed).
+        """
+        answered = server_answered(exc)
+        reason = format_db_error(exc) if answered else one_line(exc)
+        if answered:
             self.failed += 1
             fate = "not applied (the server aborted it)"
         else:
             self.unknown += 1
-            self.pending.append(op)
             fate = "outcome unknown (no answer; checked after reconnecting)"
+        self.pending.append((op, answered))
         self._note(f"connection lost: {reason}; the {op.describe()}: {fate}")
         self._drop_connection()
 
     def _resolve_pending(self):
-        """Read back the rows of unknown-outcome operations; a new connection loss drops the connection."""
+        """Read back the rows of interrupted operations; a new connection loss drops the connection."""
         while self.pending:
-            op = self.pending[0]
+            op, answered = self.pending[0]
             try:
                 applied = self.committed(op)
             except psycopg.Error as exc:
@@ -330,9 +336,13 @@ class LoadRunner:
                 return
             self.pending.pop(0)
             if applied:
+                if answered:  # the server reported an error, yet the change is there
+                    self.failed -= 1
+                    self.unknown += 1
                 self.unknown_applied += 1
                 self.took_effect(op)
-            self._note(f"the {op.describe()} had {'committed' if applied else 'not committed'}")
+            if not answered or applied:
+                self._note(f"the {op.describe()} had {'committed' if applied else 'not committed'}")
 
     def reconnect(self):
         """Reconnect with backoff; ``False`` when the run's duration ended while disconnected.
@@ -458,7 +468,7 @@ class LoadRunner:
             "failed_operations": self.failed,
             "unknown_outcomes": self.unknown,
             "unknown_applied": self.unknown_applied,
-            "unknown_unresolved": len(self.pending),
+            "unknown_unresolved": sum(1 for _op, answered in self.pending if not answered),
             "reconnects": self.reconnects,
             "seconds_disconnected": round(self.disconnected, 3),
             "skipped": self.skipped,

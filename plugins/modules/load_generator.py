@@ -24,9 +24,10 @@ description:
     flight is counted - in RV(failed_operations) when the server reported the error (it aborted the statement),
     in RV(unknown_outcomes) when the connection broke without an answer - and the generator reconnects, waiting
     0.1 s, 0.2 s, 0.4 s ... up to O(reconnect_max_seconds) between attempts, for at most O(outage_max_seconds)
-    per outage. After reconnecting it reads back the row of each unknown-outcome operation to learn whether it
-    committed (RV(unknown_applied)). Operations the schedule wanted meanwhile are skipped (RV(skipped)), not made
-    up in a burst. RV(reconnect_log) has one line per loss, attempt and reconnect.
+    per outage. After reconnecting it reads back the row of each interrupted operation - an unknown outcome to learn
+    whether it committed (RV(unknown_applied)), a reported failure to confirm it (one found committed after all is
+    counted as an unknown outcome that committed). Operations the schedule wanted meanwhile are skipped
+    (RV(skipped)), not made up in a burst. RV(reconnect_log) has one line per loss, attempt and reconnect.
   - Any other error (a constraint violation, a syntax error, a permission error, a wrong password when
     reconnecting) ends the run with a failure, as does an outage longer than O(outage_max_seconds).
 author:
@@ -203,7 +204,8 @@ rows_in_range:
   returned: always
   type: int
 failed_operations:
-  description: Operations interrupted by a connection loss that the server reported as failed (not applied).
+  description: Operations interrupted by a connection loss that the server reported as failed (not applied; read back
+    after reconnecting to confirm it).
   returned: when O(operation=run)
   type: int
   sample: 1

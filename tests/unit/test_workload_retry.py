@@ -191,6 +191,9 @@ def runner_with(faults, connects, clock, **kwargs):
     return runner, table
 
 
+INSERT_ONLY = {"insert": 1, "update": 0, "delete": 0}
+
+
 def generated(table):
     return sum(1 for key in table.rows if key >= load.DEFAULT_ID_BASE)
 
@@ -234,6 +237,20 @@ def test_runner_checks_an_unknown_outcome_after_reconnecting():
     # The runner's picture of the range matches the table exactly.
     assert report["rows_in_range"] == generated(table)
     assert set(runner.live) == {key for key in table.rows if key >= load.DEFAULT_ID_BASE}
+
+
+def test_a_reported_failure_found_committed_becomes_an_unknown_outcome():
+    # Should PostgreSQL report 57P01 after committing (the FATAL behind the statement's result), the
+    # read-back after reconnecting finds the row: counted as an unknown outcome that committed.
+    clock = FakeClock()
+    admin = psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+    runner, table = runner_with({7: ("after", admin), 20: ("before", admin)}, [], clock, mix=INSERT_ONLY)
+    report = runner.run()
+    assert report["failed_operations"] == 1
+    assert report["unknown_outcomes"] == 1
+    assert report["unknown_applied"] == 1
+    assert report["unknown_unresolved"] == 0
+    assert generated(table) == report["operations"] + report["unknown_applied"] == report["rows_in_range"]
 
 
 def test_runner_fails_on_errors_that_are_not_a_lost_connection():
