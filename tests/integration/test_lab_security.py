@@ -105,12 +105,16 @@ def refused(node: str, host: str, port: int, **overrides: Any) -> str:
     return message
 
 
-def endpoint(node: str, where: str) -> tuple[str, int]:
-    """The published port (127.0.0.1:<port>) or the container's address on the lab network (<ip>:5432)."""
+def endpoint(node: str, where: str) -> tuple[str, int, str]:
+    """The published port (127.0.0.1:<port>) or the container's address on the lab network (<ip>:5432).
+
+    With the sslmode that verifies the server there: the certificate names 127.0.0.1, localhost and the
+    container's name, not its (changing) address, so at the address the chain is verified (verify-ca).
+    """
     if where == "published":
         info = subscribers()[node]
-        return info["host"], int(info["port"])
-    return container_address(node), CONTAINER_PORT
+        return info["host"], int(info["port"]), "verify-full"
+    return container_address(node), CONTAINER_PORT, "verify-ca"
 
 
 CASES = pytest.mark.parametrize(("node", "where"), [(n, w) for n in SUBSCRIBERS for w in WHERE])
@@ -145,9 +149,9 @@ def test_server_serves_tls_with_a_lab_certificate(node: str) -> None:
 
 @CASES
 def test_the_labs_own_connections_work(node: str, where: str) -> None:
-    host, port = endpoint(node, where)
+    host, port, sslmode = endpoint(node, where)
     for dbname in (subscribers()[node]["dbname"], "postgres"):
-        with attempt(node, host, port, dbname=dbname) as conn:
+        with attempt(node, host, port, dbname=dbname, sslmode=sslmode) as conn:
             row = conn.execute(
                 "SELECT current_database(), current_user, s.ssl, host(a.client_addr)"
                 " FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE pid = pg_backend_pid()"
@@ -160,7 +164,7 @@ def test_the_labs_own_connections_work(node: str, where: str) -> None:
 
 @CASES
 def test_without_tls_is_refused(node: str, where: str) -> None:
-    host, port = endpoint(node, where)
+    host, port, _sslmode = endpoint(node, where)
     message = refused(node, host, port, sslmode="disable", sslrootcert=None)
     assert NO_HBA_ENTRY in message, message
     assert "no encryption" in message, message
@@ -168,26 +172,26 @@ def test_without_tls_is_refused(node: str, where: str) -> None:
 
 @CASES
 def test_another_database_is_refused(node: str, where: str) -> None:
-    host, port = endpoint(node, where)
+    host, port, sslmode = endpoint(node, where)
     for dbname in ("template1", "publisher"):
-        message = refused(node, host, port, dbname=dbname)
+        message = refused(node, host, port, dbname=dbname, sslmode=sslmode)
         assert NO_HBA_ENTRY in message, message
         assert f'database "{dbname}"' in message, message
 
 
 @CASES
 def test_another_role_is_refused(node: str, where: str) -> None:
-    host, port = endpoint(node, where)
+    host, port, sslmode = endpoint(node, where)
     for user in ("replicator", "grafana"):
-        message = refused(node, host, port, user=user)
+        message = refused(node, host, port, user=user, sslmode=sslmode)
         assert NO_HBA_ENTRY in message, message
         assert f'user "{user}"' in message, message
 
 
 @CASES
 def test_physical_replication_is_refused(node: str, where: str) -> None:
-    host, port = endpoint(node, where)
-    message = refused(node, host, port, replication="true", dbname="replication")
+    host, port, sslmode = endpoint(node, where)
+    message = refused(node, host, port, replication="true", dbname="replication", sslmode=sslmode)
     assert NO_HBA_ENTRY in message, message
     assert "replication connection" in message, message
 
