@@ -236,6 +236,10 @@ def write_report(run_dir: Path) -> list[Path]:
     summary_path.write_text(text, encoding="utf-8")
     written.append(summary_path)
     written += [path for _name, path in images]
+    # Private like the rest of .lab (0700 / 0600), raw.json included.
+    run_dir.chmod(0o700)
+    for path in [run_dir / "raw.json", *written]:
+        path.chmod(0o600)
     return written
 
 
@@ -247,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.run_dir) == bool(args.run_dir_arg):
         parser.error("give the run's directory once: --run-dir DIR or DIR")
     run_dir = Path(args.run_dir or args.run_dir_arg)
+    os.umask(0o077)  # every file written is private (0600), like the rest of .lab
     try:
         written = write_report(run_dir)
     except (OSError, ValueError) as exc:

@@ -208,7 +208,9 @@ class Report:
         )
 
     def write(self) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
+        # Private like the rest of .lab (0700 / 0600): the page names the lab's nodes and values.
+        self.out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.out.chmod(0o700)
         for stale in ("lag.png", "retained_wal.png", "locks.png", "tps.png"):
             (self.out / stale).unlink(missing_ok=True)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -236,6 +238,9 @@ class Report:
         ]
         path = self.out / "report.md"
         path.write_text("\n".join(page))
+        for written in [path, *(self.out / f"{name}.png" for name in ("lag", "retained_wal", "locks", "tps"))]:
+            if written.exists():
+                written.chmod(0o600)
         return path
 
 
@@ -245,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=15.0, help="period: the last N minutes (default 15)")
     parser.add_argument("--out", default=str(ROOT / ".lab" / "report"), help="output directory")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # every file and directory written is private (0600 / 0700), like the rest of .lab
     if args.minutes <= 0:
         parser.error("--minutes must be positive")
     try:

@@ -85,6 +85,23 @@ PUBLISHER_KEYS = (
     "sslkey",
     "connect_timeout",
     "application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+)
+
+
+# Keys of the ``publisher`` option that are counts or durations: libpq refuses negative values
+# only when the subscriber's server first connects, so they are checked here.
+PUBLISHER_NON_NEGATIVE_KEYS = (
+    "connect_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
 )
 
 
@@ -194,6 +211,8 @@ def publisher_params(publisher):
         value = (publisher or {}).get(key)
         if value is None:
             continue
+        if key in PUBLISHER_NON_NEGATIVE_KEYS and isinstance(value, int) and value < 0:
+            raise OptionError(f"publisher.{key}: must be 0 or more (is {value})")
         params[key] = str(value)
     return params
 

@@ -118,6 +118,22 @@ options:
           application_name:
             description: See O(publisher.application_name).
             type: str
+          keepalives:
+            description: See O(publisher.keepalives).
+            type: int
+            choices: [0, 1]
+          keepalives_idle:
+            description: See O(publisher.keepalives_idle).
+            type: int
+          keepalives_interval:
+            description: See O(publisher.keepalives_interval).
+            type: int
+          keepalives_count:
+            description: See O(publisher.keepalives_count).
+            type: int
+          tcp_user_timeout:
+            description: See O(publisher.tcp_user_timeout).
+            type: int
       conninfo:
         description: See O(conninfo). Mutually exclusive with O(subscriptions[].publisher).
         type: str
@@ -247,6 +263,34 @@ options:
           - libpq C(application_name); the publisher shows it in C(pg_stat_replication). Defaults to the
             subscription's name (PostgreSQL's choice).
         type: str
+      keepalives:
+        description:
+          - libpq C(keepalives) - V(1) turns TCP keepalives on for the subscriber's connection to the
+            publisher (libpq's default), V(0) off.
+          - The TCP keepalive options bound how long the subscriber's apply and sync workers take to
+            notice a connection that died without a word (a network cut, a host that vanished), so that
+            they reconnect instead of waiting for C(wal_receiver_timeout).
+        type: int
+        choices: [0, 1]
+      keepalives_idle:
+        description:
+          - libpq C(keepalives_idle) - seconds of silence on the connection before the first TCP
+            keepalive probe (V(0) - the operating system's default, 2 hours on Linux).
+        type: int
+      keepalives_interval:
+        description: libpq C(keepalives_interval) - seconds between unanswered probes (V(0) - the system's default).
+        type: int
+      keepalives_count:
+        description:
+          - libpq C(keepalives_count) - unanswered probes after which the connection counts as dead
+            (V(0) - the system's default).
+        type: int
+      tcp_user_timeout:
+        description:
+          - libpq C(tcp_user_timeout) - milliseconds that data sent may stay unacknowledged before the
+            connection is closed (V(0) - the system's default). Keepalive probes only run on an idle
+            connection; this covers a connection with data in flight (the apply worker's feedback).
+        type: int
   conninfo:
     description:
       - The connection to the publisher as a libpq connection string (C(host=... port=... dbname=...)) or
@@ -419,6 +463,13 @@ EXAMPLES = r"""
       user: replicator
       password: "{{ replicator_password }}"
       connect_timeout: 10
+      # Notice a dead connection within ~20 s instead of wal_receiver_timeout
+      # (or the system's 2 h keepalive default when nothing is sent).
+      keepalives: 1
+      keepalives_idle: 5
+      keepalives_interval: 5
+      keepalives_count: 3
+      tcp_user_timeout: 20000
     wait_for_sync: true
     sync_timeout: 600
   register: sub
@@ -716,6 +767,11 @@ def subscription_options(top_level):
                 sslkey=dict(type="str", no_log=False),
                 connect_timeout=dict(type="int"),
                 application_name=dict(type="str"),
+                keepalives=dict(type="int", choices=[0, 1]),
+                keepalives_idle=dict(type="int"),
+                keepalives_interval=dict(type="int"),
+                keepalives_count=dict(type="int"),
+                tcp_user_timeout=dict(type="int"),
             ),
         ),
         conninfo=dict(type="str", no_log=True),

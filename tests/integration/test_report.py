@@ -87,6 +87,9 @@ def test_report_from_the_lab(lab: dict, tmp_path: Path) -> None:
         assert path.stat().st_size > 10_000, f"{image} is suspiciously small (an empty plot?)"
         assert f"]({image})" in page, f"report.md does not reference {image}"
     assert "_No data" not in page
+    # private like the rest of .lab: directory 0700, files 0600
+    assert out.stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {p.name: 0o600 for p in out.iterdir()}
     # The slots sampled within the report's window (not every slot InfluxDB ever saw: a subscriber
     # retired an hour ago has no place in the latest values).
     slots = {row["slot_name"] for row in influx_client().query(LATEST_SLOTS_QUERY)}

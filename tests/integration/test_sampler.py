@@ -492,7 +492,6 @@ def test_role_docker_runtime_is_idempotent_and_samples(influxdb, tmp_path):
         "sampler_endpoints_file": str(config_dir / "endpoints.json"),
         "sampler_install_dir": str(tmp_path / "install"),
         "sampler_container_name": name,
-        "sampler_docker_mounts": [str(config_dir), str(ENDPOINTS.parent)],
     }
     try:
         with lab_lock(exclusive=False):
@@ -517,11 +516,29 @@ def test_role_docker_runtime_is_idempotent_and_samples(influxdb, tmp_path):
             assert inspect["HostConfig"]["NetworkMode"] == "host"
             assert inspect["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
             assert all(not m["RW"] for m in inspect["Mounts"]), inspect["Mounts"]
-            # A changed configuration recreates the container; the program is the deployed copy.
+            # Least privilege (issue 12): not root, no Docker socket, only the program directory (with
+            # the private copies of the files the configuration names) and the cgroup hierarchy.
+            assert inspect["Config"]["User"] == "10001:10001"
+            assert inspect["HostConfig"]["ReadonlyRootfs"] is True
+            assert {m["Source"]: m["Destination"] for m in inspect["Mounts"]} == {
+                str(tmp_path / "install"): str(tmp_path / "install"),
+                "/sys/fs/cgroup": "/host/sys/fs/cgroup",
+            }
+            copies = sorted(p.name for p in (tmp_path / "install" / "run" / "files").iterdir())
+            assert not any(name.endswith("ca.key") for name in copies), copies
+            # container stats from the cgroup files, the running subscriber1 included
+            running = influxdb.query(
+                "SELECT last(running), last(memory_usage_bytes) FROM container WHERE node = 'subscriber1'",
+                database="roletest",
+            )
+            assert running, "no container point of subscriber1"
+            assert running[0]["last"] == 1, running
+            assert running[0]["last_1"] > 0, running
+            # A changed configuration rewrites the container's private copy and recreates the container.
             endpoints["sampler"] = {"buffer_points": 1000}
             (config_dir / "endpoints.json").write_text(json.dumps(endpoints))
             third, counts = run_role(tmp_path, role_vars)
-            assert counts == (1, 0), third.stdout
+            assert counts == (2, 0), third.stdout
         deployed = tmp_path / "install" / "lib" / "ansible_collections" / "inventium" / "logical_replication"
         health_copy = deployed / "plugins" / "module_utils" / "health.py"
         assert health_copy.read_text() == (REPO_ROOT / "plugins" / "module_utils" / "health.py").read_text()

@@ -18,6 +18,8 @@ from pg_harness import pair_combos, selected_majors, wait_until
 from psycopg import sql
 from support.ansible import run_module
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import parse_conninfo
+
 MODULE = "subscription"
 ROWS = 100_000
 SENTINEL = 'Zq9 SentinelPa\'ss\\wo=rd "QX" end'
@@ -297,6 +299,40 @@ def test_connection_change_is_semantic(pg_pair_db):
         lambda: pub.server.scalar("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'my app'"),
         message="the walsender with the new application_name",
     )
+
+
+@LEAN_PAIRS
+def test_tcp_keepalives_in_the_connection(pg_pair_db):
+    """The subscriber role's keepalive keys: added in place (the apply worker reconnects with them), then no change."""
+    dbs = pg_pair_db
+    make_table(dbs, rows=5, publication="items_pub")
+    name = sub_name()
+    pub = dbs.publisher
+    run_module(MODULE, sub_args(dbs, name, publications=["items_pub"], wait_for_sync=True))
+    before = pub.server.scalar("SELECT pid FROM pg_stat_replication WHERE application_name = %s", [name])
+    keepalives = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 5, "keepalives_count": 3,
+                  "tcp_user_timeout": 20000}  # fmt: skip
+    args = sub_args(dbs, name, publications=["items_pub"], publisher=publisher_of(pub, **keepalives))
+    result = run_module(MODULE, args, diff=True)
+    assert result["changed"] is True
+    assert len(result["queries"]) == 1
+    assert result["queries"][0].startswith(f'ALTER SUBSCRIPTION "{name}" CONNECTION ')
+    assert "password=********" in result["queries"][0]
+    assert pub.server.password not in result.output
+    stored = dbs.subscriber.execute("SELECT subconninfo FROM pg_subscription WHERE subname = %s", [name])[0][0]
+    assert {k: v for k, v in parse_conninfo(stored).items() if k in keepalives} == {
+        k: str(v) for k, v in keepalives.items()
+    }
+    assert run_module(MODULE, args)["changed"] is False
+    # the server accepted the keys: the apply worker reconnected with the new connection and replicates
+    wait_until(
+        lambda: pub.server.scalar(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = %s AND pid <> %s", [name, before]
+        ),
+        message="the walsender of the reconnected apply worker",
+    )
+    pub.execute("INSERT INTO items VALUES (1000, 'after the keepalives')")
+    wait_equal(dbs)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -127,6 +127,9 @@ def test_files_are_written(report):
     for png in report.glob("*.png"):
         assert png.read_bytes()[:8] == PNG_MAGIC
         assert png.stat().st_size > 10_000, f"{png.name} looks empty"
+    # private like the rest of .lab
+    assert report.stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in report.iterdir()} == {name: 0o600 for name in names}
 
 
 def test_csv_rows_and_numeric_cells(report):

@@ -465,3 +465,50 @@ def test_drop_timeout_is_the_items_publisher_connect_timeout():
     item = mod.SubscriptionModule(m, mod.Desired(params(publisher={"host": "db", "connect_timeout": 3})))
     assert item.drop_timeout() == 3
     assert mod.SubscriptionModule(m, mod.Desired(params())).drop_timeout() == 10
+
+
+# ----------------------------------------------------------------------------------------------
+# TCP keepalive keys of the publisher connection
+# ----------------------------------------------------------------------------------------------
+
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 5, "keepalives_count": 3,
+              "tcp_user_timeout": 20000}  # fmt: skip
+KEEPALIVES_STORED = "keepalives=1 keepalives_idle=5 keepalives_interval=5 keepalives_count=3 tcp_user_timeout=20000"
+
+
+def test_keepalive_keys_are_part_of_the_connection():
+    d = mod.Desired(params(publisher={"host": "db", "password": PASSWORD, **KEEPALIVES}))
+    expected = {"host": "db", "password": PASSWORD, **{k: str(v) for k, v in KEEPALIVES.items()}}
+    assert parse_conninfo(d.conn_text) == expected
+
+
+def test_adding_keepalives_alters_the_connection_without_showing_the_password():
+    steps, module = plan(17, publisher={"host": "db", "password": PASSWORD, **KEEPALIVES})
+    assert [s[0] for s in steps] == ["main"]
+    assert steps[0][1].startswith('ALTER SUBSCRIPTION "sub1" CONNECTION ')
+    assert "keepalives_idle=5" in steps[0][1]
+    # the password is a secret of the module (redacted from queries and messages); the shown form masks it
+    assert PASSWORD in module.d.secrets()
+    shown = mod.redact_conninfo(module.d.conn_text)
+    assert "a'ss" not in shown
+    assert "keepalives_idle=5" in shown
+
+
+def test_stored_keepalives_in_another_order_are_no_change():
+    stored = f"{KEEPALIVES_STORED} {row(17)['conninfo']}"  # host=db password='...' after the keepalives
+    steps, _module = plan(
+        17, current_kwargs={"conninfo": stored}, publisher={"host": "db", "password": PASSWORD, **KEEPALIVES}
+    )
+    assert steps == []
+
+
+def test_removing_keepalives_alters_the_connection():
+    stored = f"host=db {KEEPALIVES_STORED}"
+    steps, _module = plan(17, current_kwargs={"conninfo": stored}, publisher={"host": "db"})
+    assert [s[1] for s in steps] == ["ALTER SUBSCRIPTION \"sub1\" CONNECTION 'host=db'"]
+
+
+@pytest.mark.parametrize("key", ["keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"])
+def test_negative_keepalive_values_are_refused(key):
+    with pytest.raises(mod.OptionError, match=f"publisher.{key}: must be 0 or more"):
+        mod.Desired(params(publisher={"host": "db", key: -1}))

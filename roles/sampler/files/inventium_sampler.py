@@ -13,7 +13,9 @@ ticks aligned to multiples of it, so points of all nodes share timestamps). The 
 go to the server in one pipeline (``_metrics.collect_round``: one round trip); the heartbeat and
 ``pg_stat_statements`` follow as statements of their own. A writer thread
 sends the points in batches with ``plugins/module_utils/_influx.py`` (InfluxDB API v1 or v2). A
-Docker thread reads one-shot container stats from the Docker socket.
+container thread reads the containers' CPU, memory, I/O and process counts from their cgroup files
+(``docker.cgroup``: a read-only copy of the host's ``/sys/fs/cgroup``, cgroup v1 or v2, and the
+containers' ids; no Docker API) or, without it, one-shot stats from the Docker socket.
 
 It never dies because a node or InfluxDB is down: a failing node is retried with exponential
 backoff (capped) while the other nodes are sampled; errors are counted in the measurement
@@ -24,7 +26,7 @@ and when it ends), never a password. SIGTERM/SIGINT stop it after a final flush.
 Configuration: ``--endpoints .lab/endpoints.json`` (the lab) or ``--config file.json`` (same
 shape) with the sections ``postgresql`` (nodes: ``kind``, ``host``, ``port``, ``dbname``,
 ``user``, ``password_file``, optional ``sslmode``/``sslrootcert``), ``influxdb`` (see
-influx.client_from_endpoints) and ``docker`` (``containers``, optional ``socket``), and an
+influx.client_from_endpoints) and ``docker`` (``containers``, optional ``cgroup`` or ``socket``), and an
 optional ``sampler`` section with defaults for the command line options. The measurements and
 their fields are documented in ``roles/sampler/README.md``.
 
@@ -410,6 +412,203 @@ def container_fields(stats, previous=None):
 
 
 # ----------------------------------------------------------------------------------------------
+# Container stats from cgroup files (no Docker API)
+# ----------------------------------------------------------------------------------------------
+
+CGROUP_V1_CONTROLLERS = {
+    "cpuacct": ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"),
+    "memory": ("memory",),
+    "blkio": ("blkio",),
+    "pids": ("pids",),
+}
+"""Directories of the v1 hierarchies under the cgroup root (some systems mount cpu and cpuacct together)."""
+
+
+def container_cgroup_paths(container_id):
+    """Where Docker puts a container's cgroup below a hierarchy: cgroupfs driver, then systemd driver."""
+    return (f"docker/{container_id}", f"system.slice/docker-{container_id}.scope")
+
+
+def _read(path):
+    with open(path, encoding="ascii") as handle:
+        return handle.read()
+
+
+def parse_flat_keyed(text):
+    """``key value`` lines (``memory.stat``, v2 ``cpu.stat``) -> ``{key: int}``; other lines are skipped."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            with contextlib.suppress(ValueError):
+                out[parts[0]] = int(parts[1])
+    return out
+
+
+def parse_blkio_v1(text):
+    """v1 ``blkio.*io_service_bytes_recursive`` (``8:0 Read 4096`` ..., ``Total N``) -> Docker's entry list."""
+    entries = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 3 or ":" not in parts[0]:
+            continue  # the closing "Total N" line
+        major, _sep, minor = parts[0].partition(":")
+        with contextlib.suppress(ValueError):
+            entries.append({"major": int(major), "minor": int(minor), "op": parts[1], "value": int(parts[2])})
+    return entries
+
+
+def parse_io_stat_v2(text):
+    """v2 ``io.stat`` (``8:0 rbytes=.. wbytes=.. rios=..``) -> Docker's entry list (``read``/``write`` bytes)."""
+    entries = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or ":" not in parts[0]:
+            continue
+        major, _sep, minor = parts[0].partition(":")
+        values = dict(part.split("=", 1) for part in parts[1:] if "=" in part)
+        for key, op in (("rbytes", "read"), ("wbytes", "write")):
+            if key in values:
+                with contextlib.suppress(ValueError):
+                    entries.append({"major": int(major), "minor": int(minor), "op": op, "value": int(values[key])})
+    return entries
+
+
+def parse_proc_stat_cpu_ns(text, clock_ticks):
+    """The host's CPU time in ns from ``/proc/stat``, as Docker computes ``system_cpu_usage``.
+
+    The first seven fields of the ``cpu`` line (user, nice, system, idle, iowait, irq, softirq) in
+    clock ticks; Docker leaves steal and guest out, and so does this, so ``cpu_percent`` means the same.
+    """
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "cpu":
+            if len(parts) < 8:
+                raise ValueError("/proc/stat: the cpu line has fewer than 7 fields")
+            return sum(int(v) for v in parts[1:8]) * 1_000_000_000 // int(clock_ticks)
+    raise ValueError("/proc/stat has no cpu line")
+
+
+def parse_meminfo_total(text):
+    """``MemTotal`` of ``/proc/meminfo`` in bytes (Docker's limit of a container without a memory limit)."""
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            parts = line.split()
+            return int(parts[1]) * (1024 if len(parts) > 2 and parts[2] == "kB" else 1)
+    raise ValueError("/proc/meminfo has no MemTotal")
+
+
+class CgroupStats:
+    """A container's stats from the cgroup files, in the shape of Docker's stats document.
+
+    ``container_fields`` turns both into the same fields, so the ``container`` measurement means
+    exactly what it meant with the Docker API: CPU from ``cpuacct.usage`` (v1) or ``cpu.stat``
+    ``usage_usec`` (v2) against the host's ``/proc/stat``; memory ``memory.usage_in_bytes`` /
+    ``memory.current`` with ``memory.stat`` (inactive file pages are subtracted as ``docker stats``
+    does) and the limit capped at the host's memory; block I/O from ``blkio`` (v1) or ``io.stat``
+    (v2); ``pids.current``. No ``networks`` (the cgroup has no network counters; with the Docker API
+    the lab's containers had them - see the README).
+    """
+
+    def __init__(self, root="/sys/fs/cgroup", proc="/proc", online_cpus=None, clock_ticks=None):
+        self.root = root
+        self.proc = proc
+        self.online_cpus = online_cpus
+        self.clock_ticks = clock_ticks or os.sysconf("SC_CLK_TCK")
+        self.version = 2 if os.path.exists(os.path.join(root, "cgroup.controllers")) else 1
+
+    def _cpus(self):
+        """The host's online CPUs, as Docker's ``online_cpus`` (``sysconf(_SC_NPROCESSORS_ONLN)``)."""
+        if self.online_cpus:
+            return int(self.online_cpus)
+        try:
+            return int(os.sysconf("SC_NPROCESSORS_ONLN"))
+        except (ValueError, OSError):
+            return os.cpu_count() or 1
+
+    def _host(self):
+        system = parse_proc_stat_cpu_ns(_read(os.path.join(self.proc, "stat")), self.clock_ticks)
+        memory = parse_meminfo_total(_read(os.path.join(self.proc, "meminfo")))
+        return system, memory
+
+    def _dir(self, hierarchy, container_id):
+        for relative in container_cgroup_paths(container_id):
+            path = os.path.join(self.root, hierarchy, relative) if hierarchy else os.path.join(self.root, relative)
+            if os.path.isdir(path):
+                return path
+        return None
+
+    def stats(self, container_id):
+        """Docker-shaped stats of a running container; ``{}`` when it has no cgroup (stopped or removed)."""
+        if self.version == 2:
+            return self._stats_v2(container_id)
+        return self._stats_v1(container_id)
+
+    def _stats_v1(self, container_id):
+        dirs = {}
+        for controller, names in CGROUP_V1_CONTROLLERS.items():
+            for name in names:
+                found = self._dir(name, container_id)
+                if found:
+                    dirs[controller] = found
+                    break
+        if "cpuacct" not in dirs or "memory" not in dirs:
+            return {}
+        system, host_memory = self._host()
+        usage = int(_read(os.path.join(dirs["cpuacct"], "cpuacct.usage")).strip())
+        mem_usage = int(_read(os.path.join(dirs["memory"], "memory.usage_in_bytes")).strip())
+        limit = int(_read(os.path.join(dirs["memory"], "memory.limit_in_bytes")).strip())
+        mem_stats = parse_flat_keyed(_read(os.path.join(dirs["memory"], "memory.stat")))
+        io = []
+        if "blkio" in dirs:
+            # Docker (runc) reads the CFQ/BFQ counters when the kernel keeps them, else the throttle ones.
+            for name in (
+                "blkio.io_service_bytes_recursive",
+                "blkio.bfq.io_service_bytes_recursive",
+                "blkio.throttle.io_service_bytes_recursive",
+            ):
+                path = os.path.join(dirs["blkio"], name)
+                if os.path.exists(path):
+                    io = parse_blkio_v1(_read(path))
+                    if io:
+                        break
+        pids = None
+        if "pids" in dirs:
+            pids = int(_read(os.path.join(dirs["pids"], "pids.current")).strip())
+        return self._document(usage, system, mem_usage, limit, host_memory, mem_stats, io, pids)
+
+    def _stats_v2(self, container_id):
+        path = self._dir("", container_id)
+        if path is None:
+            return {}
+        system, host_memory = self._host()
+        usage = parse_flat_keyed(_read(os.path.join(path, "cpu.stat")))["usage_usec"] * 1000
+        mem_usage = int(_read(os.path.join(path, "memory.current")).strip())
+        raw_limit = _read(os.path.join(path, "memory.max")).strip()
+        limit = host_memory if raw_limit == "max" else int(raw_limit)
+        mem_stats = parse_flat_keyed(_read(os.path.join(path, "memory.stat")))
+        io_path = os.path.join(path, "io.stat")
+        io = parse_io_stat_v2(_read(io_path)) if os.path.exists(io_path) else []
+        pids_path = os.path.join(path, "pids.current")
+        pids = int(_read(pids_path).strip()) if os.path.exists(pids_path) else None
+        return self._document(usage, system, mem_usage, limit, host_memory, mem_stats, io, pids)
+
+    def _document(self, usage, system, mem_usage, limit, host_memory, mem_stats, io, pids):
+        if host_memory and limit > host_memory:  # no limit (v1: a huge number): the host's memory, as Docker says
+            limit = host_memory
+        return {
+            "cpu_stats": {
+                "cpu_usage": {"total_usage": usage},
+                "system_cpu_usage": system,
+                "online_cpus": self._cpus(),
+            },
+            "memory_stats": {"usage": mem_usage, "limit": limit, "stats": mem_stats},
+            "blkio_stats": {"io_service_bytes_recursive": io},
+            "pids_stats": {"current": pids} if pids is not None else {},
+        }
+
+
+# ----------------------------------------------------------------------------------------------
 # Configuration
 # ----------------------------------------------------------------------------------------------
 
@@ -468,6 +667,14 @@ def parse_config(document, base_dir="."):
     containers = docker.get("containers") or []
     if not isinstance(containers, list) or not all(isinstance(c, str) and c for c in containers):
         raise ConfigError("docker.containers must be a list of container names")
+    cgroup = docker.get("cgroup")
+    if cgroup is not None:
+        if not isinstance(cgroup, dict) or not isinstance(cgroup.get("ids"), dict):
+            raise ConfigError("docker.cgroup must be an object with 'ids' (container name -> id) and optional 'root'")
+        missing = [c for c in containers if not cgroup["ids"].get(c)]
+        if missing:
+            raise ConfigError(f"docker.cgroup.ids has no id for {', '.join(missing)}")
+        cgroup = {"root": cgroup.get("root") or "/sys/fs/cgroup", "ids": dict(cgroup["ids"])}
     sampler = document.get("sampler") or {}
     unknown = set(sampler) - set(DEFAULTS)
     if unknown:
@@ -483,6 +690,7 @@ def parse_config(document, base_dir="."):
         "influxdb": influxdb,
         "containers": list(containers),
         "docker_socket": docker.get("socket", DOCKER_SOCKET),
+        "cgroup": cgroup,
         "settings": {**DEFAULTS, **sampler},
     }
 
@@ -717,12 +925,15 @@ def _docker_get(socket_path, path, timeout=5.0):
 
 
 class ContainerSampler(threading.Thread):
-    """One-shot stats of every configured container each tick (Docker API over the unix socket)."""
+    """Stats of every configured container each tick: from its cgroup files, or one-shot from the Docker API."""
 
-    def __init__(self, containers, socket_path, sink, errors, ticker, node_name):
+    def __init__(self, containers, socket_path, sink, errors, ticker, node_name, cgroup=None):
         super().__init__(name="containers", daemon=True)
         self.containers = containers
         self.socket_path = socket_path
+        # cgroup: {"root", "ids"} - read the files, never the Docker socket
+        self.cgroup = CgroupStats(cgroup["root"]) if cgroup else None
+        self.ids = dict(cgroup["ids"]) if cgroup else {}
         self.sink = sink
         self.errors = errors
         self.ticker = ticker
@@ -731,10 +942,15 @@ class ContainerSampler(threading.Thread):
         self.backoff = Backoff(1.0, 30.0)
         self.retry_at = 0.0
 
+    def read(self, name):
+        if self.cgroup is not None:
+            return self.cgroup.stats(self.ids[name])
+        return _docker_get(self.socket_path, f"/containers/{name}/stats?stream=false&one-shot=true")
+
     def sample(self, name, ts):
         try:
-            stats = _docker_get(self.socket_path, f"/containers/{name}/stats?stream=false&one-shot=true")
-        except (OSError, ValueError, http.client.HTTPException) as exc:
+            stats = self.read(name)
+        except (OSError, ValueError, KeyError, http.client.HTTPException) as exc:
             self.errors.record(name, "docker", exc, source=f"container:{name}")
             return []
         fields = container_fields(stats, self.previous.get(name))
@@ -750,7 +966,7 @@ class ContainerSampler(threading.Thread):
             tick = self.ticker.wait()
             if tick is None:
                 break
-            if not os.path.exists(self.socket_path):
+            if self.cgroup is None and not os.path.exists(self.socket_path):
                 if time.time() >= self.retry_at:
                     self.retry_at = time.time() + self.backoff.fail()
                     self.errors.record(self.node_name, "docker", f"no Docker socket at {self.socket_path}")
@@ -789,6 +1005,7 @@ class Sampler:
                 self.errors,
                 self.ticker,
                 self.settings["node_name"],
+                cgroup=config.get("cgroup"),
             )
         self.backoff = Backoff(self.settings["backoff_initial"], self.settings["backoff_max"])
         self.retry_at = 0.0
