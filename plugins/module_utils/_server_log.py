@@ -117,7 +117,7 @@ def read_server_log(conn, max_bytes=DEFAULT_MAX_BYTES):
         return _unavailable(
             "this login may not read the server log (it needs to be a superuser, or to be granted EXECUTE on "
             "pg_current_logfile(text), pg_stat_file(text, boolean) and "
-            "pg_read_binary_file(text, bigint, bigint, boolean))",
+            "pg_read_binary_file(text, bigint, bigint, boolean) in this database)",
             **common,
         )
     destinations = [d.strip() for d in settings["log_destination"].split(",")]

@@ -89,7 +89,7 @@ notes:
   - Passwords in subscription connection strings are always replaced by C(********).
   - "The server log can be read through SQL when C(logging_collector = on) and the login is a superuser or
     has C(EXECUTE) on C(pg_current_logfile(text)), C(pg_stat_file(text, boolean)) and
-    C(pg_read_binary_file(text, bigint, bigint, boolean)) (and, for a C(log_directory) outside the data
+    C(pg_read_binary_file(text, bigint, bigint, boolean)) in the database it connects to (and, for a C(log_directory) outside the data
     directory, membership in C(pg_read_server_files)). The C(jsonlog) file is preferred (PostgreSQL 15+),
     then C(csvlog), then C(stderr) (any C(log_line_prefix); the default C(%m [%p] ) gives time and
     process). A server that logs to its standard error only (C(logging_collector = off), for example in
