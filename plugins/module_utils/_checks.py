@@ -13,7 +13,11 @@ from __future__ import annotations
 import re
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import table_display
-from ansible_collections.inventium.logical_replication.plugins.module_utils._server_log import WORKER_SYNC, describe
+from ansible_collections.inventium.logical_replication.plugins.module_utils._server_log import (
+    ERROR_SEVERITIES,
+    WORKER_SYNC,
+    describe,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import quote_ident
 
 SEVERITIES = ("error", "warning", "info")
@@ -326,6 +330,8 @@ def _last_diagnosis(entry, recent_only=False, worker=None):
     for diagnosis in (entry or {}).get("diagnoses") or ():
         if recent_only and not diagnosis.get("recent"):
             continue
+        if diagnosis.get("severity") not in ERROR_SEVERITIES:  # a conflict PostgreSQL resolved by itself
+            continue
         if worker is not None and diagnosis.get("worker") != worker:
             continue
         return diagnosis
@@ -402,23 +408,7 @@ def _check_subscriptions(subscriptions, errors=None):
             )
         )
     found += _check_error_counts(subscriptions, errors, by_name)
-    conflicts = []
-    for s in subscriptions:
-        counts = {k: v for k, v in (s.get("conflicts") or {}).items() if v}
-        if counts:
-            conflicts.append(
-                "{} ({})".format(quote_ident(s["name"]), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-            )
-    if conflicts:
-        found.append(
-            finding(
-                "warning",
-                "subscription_conflicts",
-                f"subscription(s) that met conflicts while applying changes: {_listing(conflicts)}",
-                "See the subscriber's server log for each conflict; reset the counters with "
-                "SELECT pg_stat_reset_subscription_stats(NULL).",
-            )
-        )
+    found += _check_conflicts(subscriptions, errors, by_name)
     not_ready = []
     for s in subscriptions:
         if s.get("tables_not_ready"):
@@ -439,6 +429,43 @@ def _check_subscriptions(subscriptions, errors=None):
             )
         )
     return found
+
+
+def _check_conflicts(subscriptions, errors, by_name):
+    """``subscription_conflicts`` (PostgreSQL 18): the conflicts logged in the window where the server log can be
+    read, else the lifetime counters of ``pg_stat_subscription_stats``."""
+    conflicts = []
+    window = None if by_name is None else errors["window_minutes"]
+    for s in subscriptions:
+        lifetime = {k: v for k, v in (s.get("conflicts") or {}).items() if v}
+        if window is None:
+            counts = lifetime
+            text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        else:
+            counts = {k: v for k, v in ((by_name.get(s["name"]) or {}).get("conflicts") or {}).items() if v}
+            text = ", ".join(
+                f"{k} {v} in the last {window:g} min" + (f" (lifetime {lifetime[k]})" if k in lifetime else "")
+                for k, v in sorted(counts.items())
+            )
+        if counts:
+            conflicts.append("{} ({})".format(quote_ident(s["name"]), text))
+    if not conflicts:
+        return []
+    return [
+        finding(
+            "warning",
+            "subscription_conflicts",
+            "subscription(s) that met conflicts while applying changes"
+            + (" (lifetime totals)" if window is None else "")
+            + f": {_listing(conflicts)}",
+            "See the subscriber's server log for each conflict"
+            + (
+                "; reset the counters with SELECT pg_stat_reset_subscription_stats(NULL)."
+                if window is None
+                else f"; the finding goes away when no conflict is logged for {window:g} min."
+            ),
+        )
+    ]
 
 
 def _check_error_counts(subscriptions, errors, by_name):

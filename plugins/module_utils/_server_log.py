@@ -497,6 +497,8 @@ _KEY = re.compile(r"\bKey \((?P<columns>.*?)\)=\((?P<values>.*?)\)(?= already ex
 _CONSTRAINT = re.compile(r'\bunique (?:constraint|index) "(?P<name>(?:[^"]|"")*)"')
 _CONFLICT = re.compile(r"\bconflict=(?P<conflict>\w+)")
 _MISSING_COLUMNS = re.compile(r"is missing replicated columns?: (?P<columns>.*)$")
+CONFLICT_PREFIX = "conflict detected on relation "
+"""PostgreSQL 18 logs each conflict (ERROR when it stops the worker, else LOG) starting with this."""
 _ORIGIN_OID = re.compile(r"^pg_(?P<oid>\d+)(?:_\d+)?$")
 
 
@@ -536,8 +538,11 @@ def worker_errors(records):
                         "table": table.replace('""', '"') if table else None,
                     }
                     break
-            continue
-        if record["severity"] not in ERROR_SEVERITIES:
+            if not message.startswith(CONFLICT_PREFIX):
+                continue
+        if record["severity"] not in ERROR_SEVERITIES and not (
+            record["severity"] == "LOG" and message.startswith(CONFLICT_PREFIX)
+        ):
             continue
         known = started.get(pid) if pid is not None else None
         backend = record.get("backend_type")
@@ -651,6 +656,7 @@ def diagnose(error, subscription_oids=None):
         "constraint": constraint["name"].replace('""', '"') if constraint else None,
         "conflict": conflict["conflict"] if conflict else None,
         "missing_columns": missing["columns"] if missing else None,
+        "severity": error.get("severity"),
         "message": error["message"],
         "detail": _detail_without_rows(detail),
         "sqlstate": error.get("sqlstate"),
@@ -751,14 +757,18 @@ def summarize(diagnoses, names, now, window_minutes=DEFAULT_ERROR_WINDOW, limit=
     distinct recent diagnoses.
 
     Returns ``(per_subscription, unattributed)``: ``per_subscription[name]`` is ``{apply_errors,
-    sync_errors, last_error_time, diagnoses}`` (counts within the window; ``diagnoses`` newest
+    sync_errors, conflicts, last_error_time, diagnoses}`` (counts within the window, ``conflicts``
+    per type as PostgreSQL 18 logs them, also those it resolved by itself; ``diagnoses`` newest
     first, repeated errors grouped with ``count``, ``first_time`` and ``last_time``, at most
     ``limit``, all of the log read - also those older than the window, marked ``recent``);
     ``unattributed`` are the recent diagnoses of workers whose subscription the log does not name.
     Diagnoses of subscriptions not in ``names`` (other databases) are left out.
     """
     since = now - timedelta(minutes=float(window_minutes))
-    result = {name: {"apply_errors": 0, "sync_errors": 0, "last_error_time": None, "diagnoses": []} for name in names}
+    result = {
+        name: {"apply_errors": 0, "sync_errors": 0, "conflicts": {}, "last_error_time": None, "diagnoses": []}
+        for name in names
+    }
     groups = {}
     unattributed = {}
     for diagnosis in diagnoses:
@@ -772,6 +782,11 @@ def summarize(diagnoses, names, now, window_minutes=DEFAULT_ERROR_WINDOW, limit=
         if name not in result:
             continue
         entry = result[name]
+        if recent and diagnosis["conflict"]:
+            entry["conflicts"][diagnosis["conflict"]] = entry["conflicts"].get(diagnosis["conflict"], 0) + 1
+        if diagnosis.get("severity") not in ERROR_SEVERITIES:  # a conflict PostgreSQL resolved (LOG)
+            _add(groups.setdefault(name, {}), diagnosis, time, recent)
+            continue
         if recent:
             entry["sync_errors" if diagnosis["worker"] == WORKER_SYNC else "apply_errors"] += 1
         if time is not None and (entry["last_error_time"] is None or time.isoformat() > entry["last_error_time"]):

@@ -87,14 +87,14 @@ notes:
     C(pg_show_all_file_settings())), and other users' WAL senders show their positions only to
     members of C(pg_read_all_stats).
   - Passwords in subscription connection strings are always replaced by C(********).
-  - "The server log can be read through SQL when C(logging_collector = on) and the login is a superuser or
-    has C(EXECUTE) on C(pg_current_logfile(text)), C(pg_stat_file(text, boolean)) and
-    C(pg_read_binary_file(text, bigint, bigint, boolean)) in the database it connects to (and, for a C(log_directory) outside the data
-    directory, membership in C(pg_read_server_files)). The C(jsonlog) file is preferred (PostgreSQL 15+),
-    then C(csvlog), then C(stderr) (any C(log_line_prefix); the default C(%m [%p] ) gives time and
-    process). A server that logs to its standard error only (C(logging_collector = off), for example in
-    a container) gives RV(errors.available) V(false) with the reason, and the checks fall back to the
-    lifetime counters."
+  - "The server log can be read through SQL when C(logging_collector = on) and the login is a superuser
+    or has C(EXECUTE) on C(pg_current_logfile(text)), C(pg_stat_file(text, boolean)) and
+    C(pg_read_binary_file(text, bigint, bigint, boolean)) in the database it connects to (and, for a
+    C(log_directory) outside the data directory, membership in C(pg_read_server_files)). The
+    C(jsonlog) file is preferred (PostgreSQL 15+), then C(csvlog), then C(stderr) (any
+    C(log_line_prefix); the default C(%m [%p] ) gives time and process). A server that logs to its
+    standard error only (C(logging_collector = off), for example in a container) gives
+    RV(errors.available) V(false) with the reason, and the checks fall back to the lifetime counters."
 seealso:
   - module: inventium.logical_replication.replication_slot
   - module: inventium.logical_replication.publication
@@ -825,6 +825,12 @@ errors:
           description: Errors of its table synchronization workers logged in the last O(error_window) minutes.
           type: int
           sample: 0
+        conflicts:
+          description:
+            - Conflicts PostgreSQL 18 logged in the last O(error_window) minutes, by type (C(insert_exists) ...),
+              also those it resolved by itself (logged as C(LOG), not as an error).
+          type: dict
+          sample: {insert_exists: 2}
         last_error_time:
           description: When its last error was logged (also older than the window), V(null) when none was read.
           type: str
@@ -887,6 +893,10 @@ errors:
               description: The columns the subscriber's table lacks (a V(missing_column) error).
               type: str
               sample: null
+            severity:
+              description: V(ERROR) (or V(FATAL)); V(LOG) for a conflict PostgreSQL 18 logged and resolved by itself.
+              type: str
+              sample: ERROR
             message:
               description: PostgreSQL's error message.
               type: str
@@ -942,8 +952,9 @@ checks:
       V(slot_inactive_retaining_wal) (over O(retained_wal_threshold)), V(slot_wal_unreserved), V(slot_wal_lost),
       V(slot_invalidated), V(subscription_disabled), V(subscription_not_running), V(subscription_errors),
       V(subscription_conflicts), V(tables_not_ready), V(sequences_not_replicated)."
-    - V(subscription_errors) counts the errors logged in the last O(error_window) minutes where the server log can
-      be read (an error older than that no longer counts), else PostgreSQL's lifetime counters and says so.
+    - V(subscription_errors) and V(subscription_conflicts) count the errors and conflicts logged in the last
+      O(error_window) minutes where the server log can be read (older ones no longer count), else PostgreSQL's
+      lifetime counters, and say so.
     - V(subscription_disabled), V(subscription_not_running), V(subscription_errors) and V(tables_not_ready) name the
       last error from the server log in the message, its fix in the hint, and add RV(checks[].diagnoses).
   returned: when O(gather) contains V(checks)

@@ -11,10 +11,12 @@ For each major: a throwaway publisher and a subscriber (``pg_harness``) whose su
 2. a missing column - the publisher adds a column and inserts, resolved by adding the column;
 3. a tablesync error - a new published table whose row already exists on the subscriber,
    resolved by deleting the subscriber's row; then that table is dropped on the subscriber and
-   the publisher inserts into it (a missing relation), resolved by creating the table again and refreshing the subscription;
+   the publisher inserts into it (a missing relation), resolved by creating the table again and
+   refreshing the subscription;
 4. a publisher restart (the apply worker loses its connection);
-5. then ``log_line_prefix`` is changed to pgBadger's ``'%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h '`` (a reload) and one
-   more primary-key conflict is provoked, resolved by ``ALTER SUBSCRIPTION ... SKIP``.
+5. then ``log_line_prefix`` is changed to pgBadger's
+   ``'%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h '`` (a reload) and one more primary-key
+   conflict is provoked, resolved by ``ALTER SUBSCRIPTION ... SKIP``.
 
 The subscriber's log files (``.log``, ``.csv``, ``.json``) are copied to
 ``tests/unit/data/server_log/pg<major>.{log,csv,json}``. Timestamps, pids, LSNs and OIDs are
@@ -33,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from pg_harness import PgHarness, wait_until  # noqa: E402
+from psycopg import sql  # noqa: E402
 
 OUT = HERE.parent / "unit" / "data" / "server_log"
 LOG_SETTINGS = {
@@ -56,7 +59,8 @@ def errors(sub, name):
 
 
 def replicated(sub, table, key):
-    return sub.scalar(f"SELECT count(*) FROM {table} WHERE id = %s", [key], dbname="app") == 1
+    query = sql.SQL("SELECT count(*) FROM {} WHERE id = %s").format(sql.Identifier(table))
+    return sub.scalar(query, [key], dbname="app") == 1
 
 
 def run(harness, major):

@@ -86,7 +86,8 @@ def test_conflict_diagnosed_fixed_and_forgotten(conflict_pair):
     errors = result["errors"]
     assert errors["available"] is True, errors
     assert errors["format"] == "jsonlog"
-    assert errors["path"].startswith("log/") and errors["path"].endswith(".json")
+    assert errors["path"].startswith("log/")
+    assert errors["path"].endswith(".json")
     assert errors["source"].startswith(f"server log {errors['path']} (jsonlog, last ")
     assert last_logged(result, name)["apply_errors"] == 0
     assert result["checks"] == [], result["checks"]
@@ -136,6 +137,11 @@ def test_conflict_diagnosed_fixed_and_forgotten(conflict_pair):
     assert structured["finish_lsn"] == lsn
     assert structured["error"] == diagnosis["message"]
     assert structured["source"] == result["errors"]["source"]
+    if sub.server.major >= 18:
+        assert (
+            f"insert_exists {entry['conflicts']['insert_exists']} in the last 15 min (lifetime "
+            in (found["subscription_conflicts"]["message"])
+        )
     [counts] = finding["error_counts"]
     assert counts["subscription"] == name
     assert counts["apply_errors"] >= 2
