@@ -367,7 +367,8 @@ def _with_diagnoses(found, pairs):
     if not pairs:
         return found
     found["message"] += "; " + "; ".join(f"{quote_ident(name)}: {describe(d)}" for name, d in pairs[:MAX_LISTED])
-    found["message"] += f" (source: {pairs[0][1]['source']})"
+    if pairs[0][1].get("source"):
+        found["message"] += f" (source: {pairs[0][1]['source']})"
     found["hint"] = " ".join(f"{quote_ident(name)}: {d['fix']}" for name, d in pairs[:MAX_LISTED]) + " " + found["hint"]
     found["diagnoses"] = [_diagnosis_field(d) for _name, d in pairs]
     return found

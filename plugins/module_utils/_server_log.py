@@ -625,11 +625,11 @@ def _detail_without_rows(detail):
     ).strip()
 
 
-def diagnose(error, subscription_oids=None):
+def diagnose(error, subscription_oids=None, source=None):
     """One worker error as a diagnosis: what failed where, and the fix.
 
     ``subscription_oids`` maps subscription oids to names, to name the subscription of an error
-    known only by its replication origin (``pg_<oid>``).
+    known only by its replication origin (``pg_<oid>``); ``source`` says where the error was read.
     """
     context = error.get("context") or ""
     match = _CONTEXT.search(context)
@@ -666,6 +666,7 @@ def diagnose(error, subscription_oids=None):
         "finish_lsn": match["lsn"].upper() if match and match["lsn"] else None,
     }
     diagnosis["fix"] = fix_for(diagnosis)
+    diagnosis["source"] = source
     return diagnosis
 
 
@@ -886,7 +887,7 @@ def collect_errors(conn, names, window_minutes=DEFAULT_ERROR_WINDOW, max_bytes=D
         return base
     records = parse_records(log["text"], log["format"], log["log_utc_offset"], log["log_line_prefix"])
     oids = _subscription_oids(conn)
-    diagnoses = [dict(diagnose(error, oids), source=log["source"]) for error in worker_errors(records)]
+    diagnoses = [diagnose(error, oids, log["source"]) for error in worker_errors(records)]
     now = log["now"]
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
