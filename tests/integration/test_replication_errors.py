@@ -233,3 +233,35 @@ def test_no_log_collector(pg_db):
     assert result["errors"]["subscriptions"] == []
     assert "subscription_disabled" in findings(result)
     assert "diagnoses" not in findings(result)["subscription_disabled"]
+
+
+def test_log_file_gone_and_tail_bounded(conflict_pair):
+    """The current log file removed under the server: a clear reason; after a rotation it is read again, and a
+    small log_max_bytes reads only the end (the window then is not complete)."""
+    pub, sub, name, _args = conflict_pair
+    sub.execute("INSERT INTO books VALUES (%s, 1, 'local', 'leadership')", [KEY])
+    pub.execute("INSERT INTO books VALUES (%s, 2, 'remote', 'leadership')", [KEY])
+    wait_until(lambda: apply_errors(sub, name) >= 2, timeout=60, message="two apply errors")
+
+    result = info(sub, log_max_bytes="600B")
+    errors = result["errors"]
+    assert errors["available"] is True
+    assert ", last 600 B of " in errors["source"]
+    assert errors["window_complete"] is False
+    assert errors["covers_since"] is not None
+
+    current = sub.scalar("SELECT pg_current_logfile('jsonlog')")
+    (sub.server.data_dir / current).unlink()
+    errors = info(sub)["errors"]
+    assert errors["available"] is False
+    assert errors["source"] == f"source unavailable: the log file {current} is gone (rotated or removed while reading)"
+    # the checks still work, on the lifetime counters
+    assert "lifetime totals" in findings(info(sub))["subscription_errors"]["message"]
+
+    sub.execute("SELECT pg_rotate_logfile()")
+    wait_until(
+        lambda: sub.scalar("SELECT pg_current_logfile('jsonlog')") != current, timeout=10, message="a new log file"
+    )
+    wait_until(
+        lambda: last_logged(info(sub), name)["apply_errors"] >= 1, timeout=30, message="an error in the new log file"
+    )
