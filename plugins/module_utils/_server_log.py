@@ -497,6 +497,7 @@ _KEY = re.compile(r"\bKey \((?P<columns>.*?)\)=\((?P<values>.*?)\)(?= already ex
 _CONSTRAINT = re.compile(r'\bunique (?:constraint|index) "(?P<name>(?:[^"]|"")*)"')
 _CONFLICT = re.compile(r"\bconflict=(?P<conflict>\w+)")
 _MISSING_COLUMNS = re.compile(r"is missing replicated columns?: (?P<columns>.*)$")
+_SHUTDOWN = re.compile(r"^terminating (?:logical replication worker|background worker .*) due to administrator command")
 CONFLICT_PREFIX = "conflict detected on relation "
 """PostgreSQL 18 logs each conflict (ERROR when it stops the worker, else LOG) starting with this."""
 _ORIGIN_OID = re.compile(r"^pg_(?P<oid>\d+)(?:_\d+)?$")
@@ -544,6 +545,8 @@ def worker_errors(records):
             record["severity"] == "LOG" and message.startswith(CONFLICT_PREFIX)
         ):
             continue
+        if record.get("sqlstate") == "57P01" or _SHUTDOWN.match(message):
+            continue  # stopped by a shutdown, a restart or DROP SUBSCRIPTION: not a failure
         known = started.get(pid) if pid is not None else None
         backend = record.get("backend_type")
         is_worker = (

@@ -176,9 +176,14 @@ def test_lines_that_are_not_worker_errors():
         "2026-12-04 11:27:13.000 UTC [10999] DETAIL:  Key (id)=(1) already exists.\n"
         "2026-12-04 11:27:13.000 UTC [10999] STATEMENT:  INSERT INTO books VALUES (1)\n"
         "2026-12-04 11:27:14.000 UTC [10851] LOG:  received SIGHUP, reloading configuration files\n"
+        # a worker stopped by a shutdown (pg_ctl stop -m fast) is no failure
+        "2026-12-04 11:27:15.000 UTC [10892] FATAL:  terminating logical replication worker due to administrator "
+        "command\n"
+        '2026-12-04 11:27:15.010 UTC [10851] LOG:  background worker "logical replication apply worker" (PID 10892) '
+        "exited with exit code 1\n"
     )
     records = log.parse_records(text, "stderr")
-    assert [r["severity"] for r in records] == ["LOG", "ERROR", "STATEMENT", "LOG"]
+    assert [r["severity"] for r in records] == ["LOG", "ERROR", "STATEMENT", "LOG", "FATAL", "LOG"]
     assert records[1]["detail"] == "Key (id)=(1) already exists."
     assert log.worker_errors(records) == []
 
