@@ -888,24 +888,51 @@ def collect_errors(conn, names, window_minutes=DEFAULT_ERROR_WINDOW, max_bytes=D
     base.update({key: log[key] for key in ("available", "reason", "source", "path", "format")})
     if not log["available"]:
         return base
-    records = parse_records(log["text"], log["format"], log["log_utc_offset"], log["log_line_prefix"])
-    oids = _subscription_oids(conn)
-    diagnoses = [diagnose(error, oids, log["source"]) for error in worker_errors(records)]
     now = log["now"]
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
+    analysis = analyze_text(
+        log["text"],
+        log["format"],
+        names,
+        now,
+        window_minutes,
+        source=log["source"],
+        log_line_prefix=log["log_line_prefix"],
+        utc_offset=log["log_utc_offset"],
+        subscription_oids=_subscription_oids(conn),
+        complete=log["offset"] == 0,
+    )
+    base.update(analysis)
+    return base
+
+
+def analyze_text(
+    text,
+    fmt,
+    names,
+    now,
+    window_minutes=DEFAULT_ERROR_WINDOW,
+    source=None,
+    log_line_prefix="%m [%p] ",
+    utc_offset=0.0,
+    subscription_oids=None,
+    complete=False,
+):
+    """The analysis of a log text, however it was obtained (SQL, or e.g. ``docker logs`` of a container that logs
+    to stderr): ``covers_since``, ``window_complete``, ``subscriptions`` and ``unattributed`` as in
+    :func:`collect_errors`. ``complete``: the text is the whole log (nothing before it was cut off).
+    """
+    records = parse_records(text, fmt, utc_offset, log_line_prefix)
+    diagnoses = [diagnose(error, subscription_oids, source) for error in worker_errors(records)]
     per_subscription, unattributed = summarize(diagnoses, names, now, window_minutes)
     since = covers_since(records)
-    base.update(
-        {
-            "covers_since": since.isoformat() if since else None,
-            "window_complete": log["offset"] == 0
-            or (since is not None and since <= now - timedelta(minutes=float(window_minutes))),
-            "subscriptions": [{"name": name, **per_subscription[name]} for name in names],
-            "unattributed": unattributed,
-        }
-    )
-    return base
+    return {
+        "covers_since": since.isoformat() if since else None,
+        "window_complete": complete or (since is not None and since <= now - timedelta(minutes=float(window_minutes))),
+        "subscriptions": [{"name": name, **per_subscription[name]} for name in names],
+        "unattributed": unattributed,
+    }
 
 
 def _subscription_oids(conn):

@@ -397,3 +397,17 @@ def test_tables_not_ready_names_the_sync_error():
     assert "table synchronization worker" in not_ready["message"]
     assert not_ready["diagnoses"][0]["relation"] == "shelves"
     assert not_ready["hint"].startswith("books_sub: The initial copy of shelves conflicts")
+
+
+def test_analyze_text_as_from_docker_logs():
+    """A log text obtained another way (e.g. ``docker logs`` of a container logging to stderr) gives the same."""
+    text = (DATA / "pg15.log").read_text()
+    result = log.analyze_text(text, "stderr", ["books_sub"], LAST + timedelta(minutes=1), source="docker logs sub")
+    [entry] = result["subscriptions"]
+    assert (entry["name"], entry["apply_errors"], entry["sync_errors"]) == ("books_sub", 9, 2)
+    assert entry["diagnoses"][0]["source"] == "docker logs sub"
+    assert result["covers_since"] == "2026-12-04T11:29:40.118000+00:00"  # the first line
+    assert result["window_complete"] is False  # the text starts after the window's start: it may have been cut off
+    result = log.analyze_text(text, "stderr", ["books_sub"], LAST + timedelta(seconds=1), 1 / 60)
+    assert result["window_complete"] is True  # the text starts before the window
+    assert log.analyze_text(text, "stderr", ["books_sub"], LAST, complete=True)["window_complete"] is True
