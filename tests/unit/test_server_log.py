@@ -264,20 +264,20 @@ def test_window_counts_recent_errors_only():
     assert len(entry["diagnoses"]) == log.MAX_DIAGNOSES
 
     # 20 minutes later nothing is recent, the last error is still known
-    summary, _ = window_summary(last + timedelta(minutes=20))
+    summary = window_summary(last + timedelta(minutes=20))[0]
     entry = summary["books_sub"]
     assert (entry["apply_errors"], entry["sync_errors"]) == (0, 0)
     assert entry["last_error_time"] == last.isoformat()
     assert not any(d["recent"] for d in entry["diagnoses"])
 
     # a window that ends between the errors: only the later ones count (fractions of minutes)
-    summary, _ = window_summary(last + timedelta(seconds=1), minutes=1.5 / 60)
+    summary = window_summary(last + timedelta(seconds=1), minutes=1.5 / 60)[0]
     assert summary["books_sub"]["apply_errors"] == 2  # the two last conflicts, not the restart 1 s before
 
 
 def test_pg18_conflicts_are_counted_per_type():
     last = datetime(2026, 12, 4, 11, 30, 8, tzinfo=UTC)
-    summary, _ = log.summarize(diagnoses(18, "jsonlog"), ["books_sub"], last + timedelta(minutes=1))
+    summary = log.summarize(diagnoses(18, "jsonlog"), ["books_sub"], last + timedelta(minutes=1))[0]
     assert summary["books_sub"]["conflicts"] == {"insert_exists": 3}
 
 
