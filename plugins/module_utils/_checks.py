@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import table_display
 from ansible_collections.inventium.logical_replication.plugins.module_utils._server_log import (
@@ -326,6 +327,26 @@ def _error_facts(errors):
     return {entry["name"]: entry for entry in errors.get("subscriptions") or ()}
 
 
+def _iso_time(value):
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _disabling_error(entry):
+    """The last error before ``disable_on_error`` disabled the subscription (``None`` when the log does not say it
+    did: it may have been disabled by hand)."""
+    when = _iso_time((entry or {}).get("disabled_by_error_time"))
+    if when is None:
+        return None
+    for diagnosis in entry.get("diagnoses") or ():
+        at = _iso_time(diagnosis.get("first_time"))
+        if diagnosis.get("severity") in ERROR_SEVERITIES and at is not None and at <= when:
+            return diagnosis
+    return None
+
+
 def _last_diagnosis(entry, recent_only=False, worker=None):
     for diagnosis in (entry or {}).get("diagnoses") or ():
         if recent_only and not diagnosis.get("recent"):
@@ -389,8 +410,8 @@ def _check_subscriptions(subscriptions, errors=None):
                     "Enable with ALTER SUBSCRIPTION ... ENABLE (after fixing the error that disabled it, if "
                     "disable_on_error was set; see the server log).",
                 ),
-                # The error that disabled it may be older than the window: the last one the log shows.
-                [(n, _last_diagnosis(log_entry(n))) for n in disabled],
+                # The error that disabled it may be older than the window.
+                [(n, _disabling_error(log_entry(n))) for n in disabled],
             )
         )
     not_running = [s["name"] for s in subscriptions if s.get("enabled") and not s.get("apply_worker_pid")]

@@ -498,6 +498,7 @@ _CONSTRAINT = re.compile(r'\bunique (?:constraint|index) "(?P<name>(?:[^"]|"")*)
 _CONFLICT = re.compile(r"\bconflict=(?P<conflict>\w+)")
 _MISSING_COLUMNS = re.compile(r"is missing replicated columns?: (?P<columns>.*)$")
 _SHUTDOWN = re.compile(r"^terminating (?:logical replication worker|background worker .*) due to administrator command")
+_DISABLED = re.compile(r'^subscription "(?P<sub>(?:[^"]|"")*)" has been disabled because of an error')
 CONFLICT_PREFIX = "conflict detected on relation "
 """PostgreSQL 18 logs each conflict (ERROR when it stops the worker, else LOG) starting with this."""
 _ORIGIN_OID = re.compile(r"^pg_(?P<oid>\d+)(?:_\d+)?$")
@@ -568,6 +569,18 @@ def worker_errors(records):
             subscription = match["sub"].replace('""', '"') if match else None
         errors.append({**record, "worker": worker, "subscription": subscription, "table": (known or {}).get("table")})
     return errors
+
+
+def disabled_by_error(records):
+    """``{subscription: time}`` of the last "subscription ... has been disabled because of an error"
+    (``disable_on_error``)."""
+    found = {}
+    for record in records:
+        if record["severity"] == "LOG":
+            match = _DISABLED.match(record["message"])
+            if match and record["time"] is not None:
+                found[match["sub"].replace('""', '"')] = record["time"]
+    return found
 
 
 def _classify(error):
@@ -756,7 +769,7 @@ def _group_key(diagnosis):
     )
 
 
-def summarize(diagnoses, names, now, window_minutes=DEFAULT_ERROR_WINDOW, limit=MAX_DIAGNOSES):
+def summarize(diagnoses, names, now, window_minutes=DEFAULT_ERROR_WINDOW, limit=MAX_DIAGNOSES, disabled=None):
     """Per subscription of ``names``: errors in the last ``window_minutes`` before ``now`` and the
     distinct recent diagnoses.
 
@@ -766,7 +779,8 @@ def summarize(diagnoses, names, now, window_minutes=DEFAULT_ERROR_WINDOW, limit=
     first, repeated errors grouped with ``count``, ``first_time`` and ``last_time``, at most
     ``limit``, all of the log read - also those older than the window, marked ``recent``);
     ``unattributed`` are the recent diagnoses of workers whose subscription the log does not name.
-    Diagnoses of subscriptions not in ``names`` (other databases) are left out.
+    Diagnoses of subscriptions not in ``names`` (other databases) are left out. ``disabled``
+    (:func:`disabled_by_error`) adds ``disabled_by_error_time``: when ``disable_on_error`` last disabled it.
     """
     since = now - timedelta(minutes=float(window_minutes))
     result = {
@@ -798,6 +812,9 @@ def summarize(diagnoses, names, now, window_minutes=DEFAULT_ERROR_WINDOW, limit=
         _add(groups.setdefault(name, {}), diagnosis, time, recent)
     for name, grouped in groups.items():
         result[name]["diagnoses"] = _newest(grouped, limit)
+    for name, entry in result.items():
+        when = (disabled or {}).get(name)
+        entry["disabled_by_error_time"] = when.isoformat() if when else None
     return result, _newest(unattributed, limit)
 
 
@@ -925,7 +942,9 @@ def analyze_text(
     """
     records = parse_records(text, fmt, utc_offset, log_line_prefix)
     diagnoses = [diagnose(error, subscription_oids, source) for error in worker_errors(records)]
-    per_subscription, unattributed = summarize(diagnoses, names, now, window_minutes)
+    per_subscription, unattributed = summarize(
+        diagnoses, names, now, window_minutes, disabled=disabled_by_error(records)
+    )
     since = covers_since(records)
     return {
         "covers_since": since.isoformat() if since else None,

@@ -835,6 +835,12 @@ errors:
           description: When its last error was logged (also older than the window), V(null) when none was read.
           type: str
           sample: "2025-11-21T23:30:01.804000+00:00"
+        disabled_by_error_time:
+          description:
+            - When C(disable_on_error) last disabled it according to the part of the log read, else V(null)
+              (V(subscription_disabled) then names the error that disabled it).
+          type: str
+          sample: null
         diagnoses:
           description:
             - Its distinct errors in the part of the log read, newest first (at most 5); repeated errors (the worker
@@ -955,8 +961,9 @@ checks:
     - V(subscription_errors) and V(subscription_conflicts) count the errors and conflicts logged in the last
       O(error_window) minutes where the server log can be read (older ones no longer count), else PostgreSQL's
       lifetime counters, and say so.
-    - V(subscription_disabled), V(subscription_not_running), V(subscription_errors) and V(tables_not_ready) name the
-      last error from the server log in the message, its fix in the hint, and add RV(checks[].diagnoses).
+    - V(subscription_disabled) (when C(disable_on_error) disabled it), V(subscription_not_running),
+      V(subscription_errors) and V(tables_not_ready) name the last error from the server log in the message, its fix
+      in the hint, and add RV(checks[].diagnoses).
   returned: when O(gather) contains V(checks)
   type: list
   elements: dict

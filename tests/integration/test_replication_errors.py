@@ -265,3 +265,23 @@ def test_log_file_gone_and_tail_bounded(conflict_pair):
     wait_until(
         lambda: last_logged(info(sub), name)["apply_errors"] >= 1, timeout=30, message="an error in the new log file"
     )
+
+
+def test_disabled_by_error(conflict_pair):
+    """disable_on_error: subscription_disabled names the error that disabled the subscription and its fix."""
+    pub, sub, name, _args = conflict_pair
+    sub.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (disable_on_error = true)").format(sql.Identifier(name)))
+    sub.execute("INSERT INTO books VALUES (%s, 1, 'local', 'leadership')", [KEY])
+    pub.execute("INSERT INTO books VALUES (%s, 2, 'remote', 'leadership')", [KEY])
+    wait_until(
+        lambda: sub.scalar("SELECT NOT subenabled FROM pg_subscription WHERE subname = %s", [name]),
+        timeout=60,
+        message="disabled by the error",
+    )
+    result = info(sub)
+    assert last_logged(result, name)["disabled_by_error_time"] is not None
+    disabled = findings(result)["subscription_disabled"]
+    [diagnosis] = disabled["diagnoses"]
+    assert diagnosis["key"] == f"(id)=({KEY})"
+    assert f"SKIP (lsn = '{diagnosis['finish_lsn']}')" in disabled["hint"]
+    assert disabled["hint"].endswith("see the server log).")  # and how to enable it again

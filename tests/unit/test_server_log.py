@@ -234,9 +234,9 @@ def test_timestamps():
 # ---- the window ------------------------------------------------------------------------------
 
 
-def window_summary(now, minutes=15):
+def window_summary(now, minutes=15, disabled=None):
     found = diagnoses(15, "jsonlog")
-    return log.summarize(found, ["books_sub", "other"], now, minutes)
+    return log.summarize(found, ["books_sub", "other"], now, minutes, disabled=disabled)
 
 
 def test_window_counts_recent_errors_only():
@@ -253,6 +253,7 @@ def test_window_counts_recent_errors_only():
         "conflicts": {},
         "last_error_time": None,
         "diagnoses": [],
+        "disabled_by_error_time": None,
     }
     newest = entry["diagnoses"][0]
     assert newest["key"] == "(id)=(9)"
@@ -297,8 +298,8 @@ def subscription(**extra):
     }
 
 
-def errors_fact(now, minutes=15):
-    summary, unattributed = window_summary(now, minutes)
+def errors_fact(now, minutes=15, disabled=None):
+    summary, unattributed = window_summary(now, minutes, disabled)
     return {
         "available": True,
         "reason": None,
@@ -411,3 +412,22 @@ def test_analyze_text_as_from_docker_logs():
     result = log.analyze_text(text, "stderr", ["books_sub"], LAST + timedelta(seconds=1), 1 / 60)
     assert result["window_complete"] is True  # the text starts before the window
     assert log.analyze_text(text, "stderr", ["books_sub"], LAST, complete=True)["window_complete"] is True
+
+
+def test_disabled_by_error_names_the_error_that_disabled_it():
+    text = '2026-12-04 11:53:02.797 UTC [19994] LOG:  subscription "books_sub" has been disabled because of an error\n'
+    disabled = log.disabled_by_error(log.parse_records(text, "stderr"))
+    assert disabled == {"books_sub": datetime(2026, 12, 4, 11, 53, 2, 797000, tzinfo=UTC)}
+    # disabled after the last conflict: that error is named, even 20 minutes later (outside the window)
+    facts = {
+        "subscriptions": [subscription(enabled=False, apply_worker_pid=None)],
+        "errors": errors_fact(LAST + timedelta(minutes=20), disabled=disabled),
+    }
+    found = {c["code"]: c for c in evaluate_checks(facts)}
+    assert found["subscription_disabled"]["diagnoses"][0]["key"] == "(id)=(9)"
+    assert "SKIP (lsn = '0/192AF80')" in found["subscription_disabled"]["hint"]
+    assert "subscription_errors" not in found
+    # disabled by hand (the log does not say otherwise): no error is blamed
+    facts["errors"] = errors_fact(LAST + timedelta(minutes=20))
+    found = {c["code"]: c for c in evaluate_checks(facts)}
+    assert "diagnoses" not in found["subscription_disabled"]
