@@ -486,14 +486,19 @@ _STARTED_PARALLEL = re.compile(
 _EXITED = re.compile(r'^background worker "(?P<type>logical replication [a-z ]*worker)" \(PID (?P<pid>\d+)\) exited')
 _MESSAGE_SUBSCRIPTION = re.compile(r'\bsubscription "(?P<sub>(?:[^"]|"")*)"')
 _CONTEXT = re.compile(
-    r'processing remote data for replication origin "(?P<origin>[^"]*)" during message type "(?P<type>[^"]*)"'
+    # PostgreSQL 15+: '... for replication origin "pg_16392" during message type "INSERT" ...'; 14 (untested):
+    # '... during "INSERT" ...' without origin and LSN.
+    r'processing remote data (?:for replication origin "(?P<origin>[^"]*)" )?during (?:message type )?"(?P<type>[^"]*)"'
     r'(?: for replication target relation "(?P<relation>[^"]*)"(?: column "(?P<column>[^"]*)")?)?'
     r"(?: in transaction (?P<xid>\d+))?(?:,? finished at (?P<lsn>[0-9A-Fa-f]+/[0-9A-Fa-f]+))?"
 )
 _COPY_CONTEXT = re.compile(r"^COPY (?P<table>\S+), line \d+")
 _RELATION = re.compile(r'\brelation "(?P<relation>(?:[^"]|"")*)"')
 _TABLE = re.compile(r"\bfor table (?P<table>\S+)")
-_KEY = re.compile(r"\bKey \((?P<columns>.*?)\)=\((?P<values>.*?)\)(?= already exists|; |\.?$|\.\s)", re.DOTALL)
+_KEY = re.compile(
+    r"\bKey \((?P<columns>.*?)\)=\((?P<values>.*?)\)(?= already exists| is not present| conflicts with|; |\.?$|\.\s)",
+    re.DOTALL,
+)
 _CONSTRAINT = re.compile(r'\bunique (?:constraint|index) "(?P<name>(?:[^"]|"")*)"')
 _CONFLICT = re.compile(r"\bconflict=(?P<conflict>\w+)")
 _MISSING_COLUMNS = re.compile(r"is missing replicated columns?: (?P<columns>.*)$")

@@ -431,3 +431,17 @@ def test_disabled_by_error_names_the_error_that_disabled_it():
     facts["errors"] = errors_fact(LAST + timedelta(minutes=20))
     found = {c["code"]: c for c in evaluate_checks(facts)}
     assert "diagnoses" not in found["subscription_disabled"]
+
+
+@pytest.mark.parametrize(
+    ("detail", "key"),
+    [
+        ("Key (a, b)=(1, x) already exists.", "(a, b)=(1, x)"),
+        ('Key (author_id)=(7) is not present in table "authors".', "(author_id)=(7)"),
+        ("Key (lower(name))=(bob) already exists.", "(lower(name))=(bob)"),
+        ("no key here", None),
+    ],
+)
+def test_key_forms(detail, key):
+    error = {"message": "x", "detail": detail, "worker": APPLY, "subscription": "s"}
+    assert log.diagnose(error)["key"] == key
