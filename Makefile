@@ -45,10 +45,22 @@ lab: venv ## build or reconfigure the lab (ansible-playbook site.yml)
 lab-down: venv ## tear the lab down (volumes kept; PURGE=1 removes them and .lab/)
 	$(VENV)/bin/ansible-playbook playbooks/teardown.yml -i $(INVENTORY) $(BECOME) $(if $(PURGE),-e teardown_purge=true) $(ANSIBLE_ARGS)
 
-status: venv ## replication status of every lab node (lag, slots, sync state, checks)
-	$(VENV)/bin/ansible-playbook playbooks/status.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
+# scripts/status.sh exits 0 healthy, 1 warnings, 2 critical; make turns any non-zero exit of a
+# recipe into its own exit 2, so `make status` exits 0 when healthy and 2 otherwise.
+status: venv ## replication status of every node; exit 0 healthy, else 2 (scripts/status.sh: 0/1/2)
+	ANSIBLE_PLAYBOOK=$(VENV)/bin/ansible-playbook scripts/status.sh -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
 
-workload: venv ## run a workload on the lab: make workload W=pgbench|hum|pulse|goodreads|synthetic|cleanup
+# The workload names come from one place, the choices of workload_name in the role's argument
+# spec; an unknown W= stops here with one line instead of Ansible's dump of the whole spec.
+comma := ,
+WORKLOADS := $(shell sed -n '/^      workload_name:/,/choices:/s/^ *choices: *\[\(.*\)\]/\1/p' roles/workload/meta/argument_specs.yml)
+ifneq ($(filter workload,$(MAKECMDGOALS)),)
+ifeq ($(filter $(W),$(subst $(comma),,$(WORKLOADS))),)
+$(error unknown workload '$(W)': choose one of $(WORKLOADS) (make workload W=<name>))
+endif
+endif
+
+workload: venv ## run a workload on the lab: make workload W=<name> (an unknown name lists them)
 	$(VENV)/bin/ansible-playbook playbooks/workload.yml -i $(INVENTORY) -e workload=$(W) $(ANSIBLE_ARGS)
 
 # Minutes of metrics `make report` covers.

@@ -6,12 +6,17 @@ test counts; every other stage (a linter, a Molecule scenario) counts as one
 test. A failing stage does not stop the later ones, so one run shows every
 problem; the exit status is non-zero when anything failed.
 
-Usage: tests/run_all.py [--stages ruff,ansible-lint,...]
+When the lab's stages (integration-docker, molecule-lab) run together with
+stages that do not touch the lab, the latter run in a second process beside
+them (see BESIDE_THE_LAB); --serial or TEST_SERIAL=1 runs one after the other.
+
+Usage: tests/run_all.py [--stages ruff,ansible-lint,...] [--serial]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -19,7 +24,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from support.ansible import ansible_env  # tests/ is this script's directory: on sys.path
@@ -82,16 +87,6 @@ def pytest_stage(name: str, path: str, extra: list[str] | None = None) -> StageR
     report = junit_path(name)
     rc = run(pytest_command(report, path, extra), env=ansible_env(**TOOLS))
     return pytest_result(name, rc, report)
-
-
-def merge_results(name: str, parts: list[StageResult]) -> StageResult:
-    merged = StageResult(name, note="; ".join(f"{p.name}: {p.note} in {p.seconds:.0f}s" for p in parts))
-    for part in parts:
-        merged.passed += part.passed
-        merged.failed += part.failed
-        merged.skipped += part.skipped
-        merged.failures += part.failures
-    return merged
 
 
 def stage_prepare() -> StageResult:
@@ -178,49 +173,14 @@ def stage_unit() -> StageResult:
     return pytest_stage("unit", "tests/unit")
 
 
-def stage_integration() -> StageResult:
-    """The Docker/lab tests and the throwaway-server tests, as two pytest processes side by side.
+def stage_integration_docker() -> StageResult:
+    """The tests marked ``docker``: the Docker engine's containers and the lab (one at a time)."""
+    return pytest_stage("integration-docker", "tests/integration", ["-m", "docker", "--durations=15"])
 
-    The lab tests spend most of their time waiting on ansible-playbook, containers and replication,
-    the others on their own PostgreSQL servers (random ports, nothing shared with the lab), so
-    running them together shortens the stage by about the length of the shorter group. The
-    throwaway-server group writes its output to a log that is printed once it ends, so the lab
-    group's output stays readable live. INTEGRATION_SERIAL=1 runs the groups one after the other.
-    """
-    groups = {"integration-docker": ["-m", "docker"], "integration-servers": ["-m", "not docker"]}
-    env = ansible_env(**TOOLS)
-    if os.environ.get("INTEGRATION_SERIAL", "") not in ("", "0"):
-        parts = []
-        for name, marks in groups.items():
-            start = time.monotonic()
-            parts.append(pytest_stage(name, "tests/integration", marks))
-            parts[-1].seconds = time.monotonic() - start
-        return merge_results("integration", parts)
 
-    servers_report, docker_report = junit_path("integration-servers"), junit_path("integration-docker")
-    servers_log = BUILD / "integration-servers.log"
-    servers_cmd = pytest_command(servers_report, "tests/integration", groups["integration-servers"])
-    print(f"$ {' '.join(servers_cmd)} > {servers_log.relative_to(ROOT)} (in the background)", flush=True)
-    start = time.monotonic()
-    with servers_log.open("w") as log:
-        servers = subprocess.Popen(servers_cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            docker_rc = run(pytest_command(docker_report, "tests/integration", groups["integration-docker"]), env=env)
-            docker_seconds = time.monotonic() - start
-            if servers.poll() is None:
-                print("\n(waiting for the throwaway-server tests to finish)", flush=True)
-            servers_rc = servers.wait()
-        finally:
-            if servers.poll() is None:  # interrupted: do not leave the other group running
-                servers.terminate()
-                servers.wait()
-    print(f"\n----- throwaway-server tests ({servers_log.relative_to(ROOT)}) -----", flush=True)
-    print(servers_log.read_text(), flush=True)
-    docker = pytest_result("docker", docker_rc, docker_report)
-    docker.seconds = docker_seconds
-    servers_result = pytest_result("servers", servers_rc, servers_report)
-    servers_result.seconds = junit_seconds(servers_report)  # it may have ended long before the wait
-    return merge_results("integration", [docker, servers_result])
+def stage_integration_servers() -> StageResult:
+    """The tests that need only throwaway PostgreSQL servers (random ports, nothing of the lab)."""
+    return pytest_stage("integration-servers", "tests/integration", ["-m", "not docker", "--durations=15"])
 
 
 def junit_counts(report: Path) -> tuple[int, int, int]:
@@ -232,15 +192,6 @@ def junit_counts(report: Path) -> tuple[int, int, int]:
         failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         skipped += int(suite.get("skipped", 0))
     return total - failed - skipped, failed, skipped
-
-
-def junit_seconds(report: Path) -> float:
-    """The duration pytest wrote into its junit report (0 when there is none)."""
-    if not report.exists():
-        return 0.0
-    # The report is the file pytest just wrote for us, not untrusted input.
-    suites = ET.parse(report).getroot().iter("testsuite")  # noqa: S314
-    return sum(float(suite.get("time", 0)) for suite in suites)
 
 
 def junit_failures(report: Path, limit: int = 400) -> list[str]:
@@ -259,32 +210,26 @@ def junit_failures(report: Path, limit: int = 400) -> list[str]:
     return lines
 
 
-def stage_molecule() -> StageResult:
-    """Every Molecule scenario with `molecule test` (after the integration stage built the lab).
+def molecule_stage(scenario: str) -> StageResult:
+    """One Molecule scenario with `molecule test`.
 
-    Each scenario counts as one test for its own steps (create, converge, idempotence, ...) plus
-    the counts of its Testinfra tests, read from the junit report the verifier's pytest writes
+    It counts as one test for its own steps (create, converge, idempotence, ...) plus the counts
+    of its Testinfra tests, read from the junit report the verifier's pytest writes
     (PYTEST_ADDOPTS reaches it through Molecule's environment).
     """
-    scenarios = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
-    result = StageResult("molecule", note=", ".join(scenarios) or "no scenarios")
-    for scenario in scenarios:
-        report = BUILD / f"junit-molecule-{scenario}.xml"
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.unlink(missing_ok=True)
-        env = ansible_env(**TOOLS)
-        env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} --junitxml={report}".strip()
-        start = time.monotonic()
-        rc = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=env)
-        seconds = time.monotonic() - start
-        passed, failed, skipped = 0, 0, 0
-        if report.exists():
-            passed, failed, skipped = junit_counts(report)
-            result.failures += junit_failures(report)
-        result.passed += passed + int(rc == 0)
-        result.failed += failed + int(rc != 0 and failed == 0)
-        result.skipped += skipped
-        print(f"molecule {scenario}: exit {rc} in {seconds:.1f}s; testinfra: {passed} passed, {failed} failed")
+    result = StageResult(f"molecule-{scenario}")
+    report = junit_path(f"molecule-{scenario}")
+    env = ansible_env(**TOOLS)
+    env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} --junitxml={report}".strip()
+    rc = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=env)
+    passed, failed, skipped = 0, 0, 0
+    if report.exists():
+        passed, failed, skipped = junit_counts(report)
+        result.failures += junit_failures(report)
+    result.passed = passed + int(rc == 0)
+    result.failed = failed + int(rc != 0 and failed == 0)
+    result.skipped = skipped
+    result.note = f"exit {rc}; testinfra: {passed} passed, {failed} failed"
     return result
 
 
@@ -294,24 +239,36 @@ STAGES = {
     "sanity": stage_sanity,
     "unit": stage_unit,
     "prepare": stage_prepare,
-    "integration": stage_integration,
-    "molecule": stage_molecule,
+    "integration-docker": stage_integration_docker,
+    "integration-servers": stage_integration_servers,
+    "molecule-hosts": lambda: molecule_stage("hosts"),
+    "molecule-lab": lambda: molecule_stage("lab"),
 }
+# Names that stand for several stages (`make integration`, `make molecule`, older habits).
+GROUPS = {
+    "integration": ("integration-docker", "integration-servers"),
+    "molecule": ("molecule-hosts", "molecule-lab"),
+}
+# The critical path of a full run is the lab: the `docker` tests build it and run it through
+# ~15 site.yml runs, then `molecule-lab` converges it again; one lab at a time, so that path is
+# serial. These stages share nothing with the lab (their own servers on random ports, their own
+# containers and network, files under .build/), so they run beside it in a second process.
+BESIDE_THE_LAB = ("integration-servers", "unit", "ansible-lint", "sanity", "molecule-hosts")
+# ...which starts once these are done: molecule-hosts runs containers of the images prepare builds.
+BEFORE_THE_SECOND_LANE = ("ruff", "prepare")
+SERIAL_ENV = "TEST_SERIAL"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma separated subset of: {', '.join(STAGES)}")
-    args = parser.parse_args()
-    wanted = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in STAGES]
-    if unknown:
-        parser.error(f"unknown stage(s): {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+def expand(names: list[str]) -> list[str]:
+    wanted = set()
+    for name in names:
+        wanted.update(GROUPS.get(name, (name,)))
+    return [name for name in STAGES if name in wanted]  # always in the documented order
 
-    results: list[StageResult] = []
-    for name in STAGES:  # always in the documented order, whatever order was asked
-        if name not in wanted:
-            continue
+
+def run_stages(names: list[str]) -> list[StageResult]:
+    results = []
+    for name in names:
         print(f"\n===== stage {name} =====", flush=True)
         start = time.monotonic()
         result = STAGES[name]()
@@ -320,15 +277,80 @@ def main() -> int:
         print(
             f"===== stage {name}: {result.passed} passed, {result.failed} failed in {result.seconds:.1f}s", flush=True
         )
+    return results
+
+
+def run_in_two_lanes(names: list[str]) -> list[StageResult]:
+    """The lab's stages here, the others in a second `run_all.py --serial` process beside them.
+
+    The second lane's output goes to .build/second-lane.log, printed when it ends, so the lab's
+    output stays readable live; its results come back as JSON. An interrupted run stops it too.
+    """
+    second = [n for n in names if n in BESIDE_THE_LAB]
+    first = [n for n in names if n not in BESIDE_THE_LAB]
+    before = [n for n in first if n in BEFORE_THE_SECOND_LANE]
+    after = [n for n in first if n not in BEFORE_THE_SECOND_LANE]
+    results = run_stages(before)
+    log, results_file = BUILD / "second-lane.log", BUILD / "second-lane.json"
+    BUILD.mkdir(parents=True, exist_ok=True)
+    results_file.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serial", "--stages", ",".join(second)]
+    cmd += ["--results-json", str(results_file)]
+    print(f"\n$ {' '.join(cmd)} > {log.relative_to(ROOT)} (beside the lab's stages)", flush=True)
+    with log.open("w") as out:
+        lane = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            results += run_stages(after)
+            if lane.poll() is None:
+                print(f"\n(waiting for the second lane: {', '.join(second)})", flush=True)
+            lane_rc = lane.wait()
+        finally:
+            if lane.poll() is None:
+                lane.terminate()
+                lane.wait()
+    print(f"\n----- second lane ({log.relative_to(ROOT)}) -----", flush=True)
+    print(log.read_text(), flush=True)
+    if results_file.exists():
+        results += [StageResult(**item) for item in json.loads(results_file.read_text())]
+    else:
+        results.append(single("second-lane", lane_rc or 1, "the second lane wrote no results"))
+    order = list(STAGES)
+    return sorted(results, key=lambda r: order.index(r.name) if r.name in order else len(order))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    choices = [*STAGES, *GROUPS]
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma separated subset of: {', '.join(choices)}")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        default=os.environ.get(SERIAL_ENV, "") not in ("", "0"),
+        help=f"one stage after the other (also {SERIAL_ENV}=1); default: two lanes when the lab's stages run",
+    )
+    parser.add_argument("--results-json", type=Path, help=argparse.SUPPRESS)  # the second lane's answer
+    args = parser.parse_args()
+    asked = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in asked if s not in choices]
+    if unknown:
+        parser.error(f"unknown stage(s): {', '.join(unknown)}; choose from {', '.join(choices)}")
+    wanted = expand(asked)
+
+    lab_stages = [n for n in wanted if n not in BESIDE_THE_LAB and n not in BEFORE_THE_SECOND_LANE]
+    lanes = not args.serial and lab_stages and any(n in BESIDE_THE_LAB for n in wanted)
+    results = run_in_two_lanes(wanted) if lanes else run_stages(wanted)
+    if args.results_json:
+        args.results_json.write_text(json.dumps([asdict(r) for r in results]))
+        return 1 if any(r.failed for r in results) else 0
 
     failures = [line for r in results for line in r.failures]
     if failures:
         print("\nfailed tests (why, in short; the full report is above):")
         for line in failures:
             print(f"  {line}")
-    print("\nstage          passed failed skipped  seconds  note")
+    print("\nstage                passed failed skipped  seconds  note")
     for r in results:
-        print(f"{r.name:<14} {r.passed:>6} {r.failed:>6} {r.skipped:>7} {r.seconds:>8.1f}  {r.note}")
+        print(f"{r.name:<20} {r.passed:>6} {r.failed:>6} {r.skipped:>7} {r.seconds:>8.1f}  {r.note}")
     passed = sum(r.passed for r in results)
     failed = sum(r.failed for r in results)
     skipped = sum(r.skipped for r in results)

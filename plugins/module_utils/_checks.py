@@ -5,7 +5,10 @@
 
 """What counts as unhealthy: the checks of ``replication_info`` (pure functions over collected facts).
 
-:func:`evaluate_checks` turns facts into findings (``{severity, code, message, hint}``).
+:func:`evaluate_checks` turns facts into findings (``{severity, code, message, hint}``);
+:func:`node_unreachable` is the finding for a server that could not be read, and
+:func:`status_exit_code` the one rule that turns findings into a status (0 healthy, 1 warnings,
+2 critical), used by ``playbooks/status.yml`` through the ``status_exit_code`` filter.
 """
 
 from __future__ import annotations
@@ -22,6 +25,21 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ser
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import quote_ident
 
 SEVERITIES = ("error", "warning", "info")
+
+STATUS_EXIT_CODES = {"error": 2, "warning": 1, "info": 0}
+"""The status (exit code) each severity of :data:`SEVERITIES` gives: an ``error`` finding is critical
+(2), a ``warning`` makes the status "warnings" (1), ``info`` leaves it healthy (0). A severity not
+listed here (or none) counts as critical, so that a finding is never ignored."""
+
+STATUS_NAMES = ("healthy", "warnings", "critical")
+"""The names of the statuses 0, 1 and 2 of :func:`status_exit_code`."""
+
+NODE_UNREACHABLE_HINT = (
+    "Check that PostgreSQL runs and listens there (pg_lsclusters, docker ps, the server log), that "
+    "nothing in between blocks the port, and that pg_hba.conf and the credentials admit this login. "
+    "While a subscriber is down its slot on the publisher is inactive and retains WAL (see the "
+    "publisher's slots); while a publisher is down no subscriber receives changes."
+)
 
 
 DEFAULT_RETAINED_WAL_THRESHOLD = 1024**3
@@ -87,6 +105,40 @@ def _listing(names, limit=MAX_LISTED):
 def finding(severity, code, message, hint):
     """One check result."""
     return {"severity": severity, "code": code, "message": message, "hint": hint}
+
+
+def node_unreachable(error):
+    """The finding for a server that could not be read: no connection, or the connection was lost.
+
+    ``error`` is the connection error as the user sees it (already redacted: it comes from
+    ``connection.connect`` or ``format_db_error``).
+    """
+    return finding(
+        "error",
+        "node_unreachable",
+        f"the server could not be read, its replication state is unknown: {error}",
+        NODE_UNREACHABLE_HINT,
+    )
+
+
+def status_exit_code(checks):
+    """The status of a list of findings: 0 healthy, 1 warnings, 2 critical (see :data:`STATUS_EXIT_CODES`).
+
+    0 when no finding has a severity worse than ``info`` (also for no findings at all), 1 when the
+    worst is a ``warning``, 2 when any is an ``error`` or has a severity this collection does not
+    know. ``checks`` is a list of findings (dicts with ``severity``); ``None`` counts as no findings.
+    Raises ``TypeError`` for anything else.
+    """
+    if checks is None:
+        return 0
+    if isinstance(checks, (str, bytes, dict)) or not hasattr(checks, "__iter__"):
+        raise TypeError(f"expected a list of findings, got {type(checks).__name__}")
+    code = 0
+    for item in checks:
+        if not isinstance(item, dict):
+            raise TypeError(f"expected a finding (a dict with a severity), got {type(item).__name__}: {item!r}")
+        code = max(code, STATUS_EXIT_CODES.get(item.get("severity"), 2))
+    return code
 
 
 def _check_wal_level(server, publications, slots):

@@ -95,11 +95,14 @@ def read_server_log(conn, max_bytes=DEFAULT_MAX_BYTES):
     ``source unavailable: <why>``), ``path``, ``format`` (``jsonlog``/``csvlog``/``stderr``),
     ``text``, ``offset`` (where in the file the text starts), ``size``, ``log_line_prefix``,
     ``now`` (the server's clock) and ``log_utc_offset`` (seconds, of ``log_timezone``).
-    Never raises for a log that cannot be read; the session stays usable (autocommit or not).
+    Never raises for a log that cannot be read; the session stays usable (autocommit or not). A lost
+    connection is raised (psycopg's error), as for any other read.
     """
     try:
         [settings] = fetch_rows(conn, SETTINGS_QUERY)
     except psycopg.Error as exc:
+        if _lost(conn):
+            raise
         _rollback(conn)
         return _unavailable(f"the log settings could not be read ({_short(exc)})")
     common = {
@@ -142,6 +145,8 @@ def read_server_log(conn, max_bytes=DEFAULT_MAX_BYTES):
         offset = max(0, size - int(max_bytes))
         [row] = fetch_rows(conn, READ_QUERY, [path, offset, size - offset])
     except psycopg.Error as exc:
+        if _lost(conn):
+            raise
         _rollback(conn)
         why = _short(exc)
         if getattr(exc, "sqlstate", None) == "42501":
@@ -167,6 +172,11 @@ def read_server_log(conn, max_bytes=DEFAULT_MAX_BYTES):
         "size": size,
         **common,
     }
+
+
+def _lost(conn):
+    """True when the connection itself is gone: then the error is the caller's (a lost server), not the log's."""
+    return bool(conn.closed or getattr(conn, "broken", False))
 
 
 def _rollback(conn):
@@ -963,5 +973,7 @@ def _subscription_oids(conn):
     try:
         return subscription_oids(conn)
     except psycopg.Error:
+        if _lost(conn):
+            raise
         _rollback(conn)
         return {}

@@ -20,10 +20,20 @@ the title prefix ``"<pattern> #<id>: "`` (easy to spot on a subscriber); topics 
 between ``leadership`` and ``technical`` so that both of the lab's row-filtered publications see
 load, and 10% of the updates move a row to the other topic (a row leaving one publication's
 filter and entering the other's).
+
+Restarts: when the connection is lost (a publisher restart, ``pg_terminate_backend``, a network
+cut; see :mod:`._workload_retry` for what counts), the operation in flight is counted - as
+*failed* when the server reported the error (PostgreSQL aborted it), as an *unknown outcome*
+when the connection broke without an answer - and the runner reconnects with capped exponential
+backoff, for at most ``outage_max_seconds`` per outage. After reconnecting it reads back the
+row of every unknown-outcome operation to learn whether it committed (``unknown_applied``), so its
+picture of the id range stays exact. Operations the schedule wanted while disconnected are
+skipped (``skipped``), not made up in a burst afterwards. Any other error still ends the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -34,13 +44,30 @@ except ImportError:  # pragma: no cover - the module reports the missing library
     sql = None
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import Markers
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import format_db_error, psycopg
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_retry import (
+    Backoff,
+    OutageTooLong,
+    attempts,
+    connect_reason,
+    is_connection_loss,
+    one_line,
+    server_answered,
+    transient_connect_error,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    PgConnectionError,
+    connect,
+    format_db_error,
+    psycopg,
+)
 
 ID_SPAN = 1_000_000_000
 DEFAULT_ID_BASE = 1_000_000_000
 DEFAULT_MIX = {"insert": 50, "update": 35, "delete": 15}
 TOPICS = ("leadership", "technical")
 MAX_SLEEP = 0.05
+DEFAULT_RECONNECT_MAX_SECONDS = 5.0
+DEFAULT_OUTAGE_MAX_SECONDS = 300.0
 TITLE_WORDS = ("Quiet", "Steady", "Pulsing", "Replicated", "Lagging", "Durable", "Logical", "Streaming")
 TITLE_NOUNS = ("Ledger", "Slot", "Subscriber", "Publisher", "Harbor", "Archive", "Signal", "Tide")
 
@@ -103,14 +130,33 @@ class Statements:
         self.update = sql.SQL("UPDATE {} SET sku = %s, title = %s, topic = %s WHERE id = %s").format(target)
         self.delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(target)
         self.existing = sql.SQL("SELECT id, topic FROM {} WHERE id BETWEEN %s AND %s ORDER BY id").format(target)
+        self.row = sql.SQL("SELECT sku, title, topic FROM {} WHERE id = %s").format(target)
 
 
 def cleanup_statement(schema, table):
     return sql.SQL("DELETE FROM {} WHERE id BETWEEN %s AND %s").format(sql.Identifier(schema, table))
 
 
+class Operation:
+    """One planned operation: ``kind`` (insert, update, delete), ``key`` (the id) and ``values``
+    (``(sku, title, topic)`` for insert and update, ``None`` for delete)."""
+
+    __slots__ = ("key", "kind", "values")
+
+    def __init__(self, kind, key, values=None):
+        self.kind, self.key, self.values = kind, key, values
+
+    def describe(self):
+        return f"{self.kind} of id {self.key}"
+
+
 class LoadRunner:
-    """Runs the schedule on an autocommit psycopg connection and collects the report."""
+    """Runs the schedule on an autocommit psycopg connection and collects the report.
+
+    ``connect`` (a callable returning a new connection) enables reconnecting after a connection
+    loss, waiting per :class:`Backoff` (``reconnect_max_seconds``, ``outage_max_seconds``; ``0``
+    never reconnects). Without ``connect`` the first connection loss ends the run, as any error does.
+    """
 
     def __init__(
         self,
@@ -128,6 +174,9 @@ class LoadRunner:
         seed=None,
         clock=time.monotonic,
         sleep=time.sleep,
+        connect=None,
+        reconnect_max_seconds=DEFAULT_RECONNECT_MAX_SECONDS,
+        outage_max_seconds=DEFAULT_OUTAGE_MAX_SECONDS,
     ):
         self.conn = conn
         self.pattern = pattern
@@ -146,6 +195,18 @@ class LoadRunner:
         self.live = {}
         self.next_id = self.id_base
         self.counts = {"insert": 0, "update": 0, "delete": 0}
+        self.connect = connect
+        self.backoff = Backoff(reconnect_max_seconds, outage_max_seconds if connect else 0)
+        self.failed = 0
+        self.unknown = 0
+        self.unknown_applied = 0
+        self.pending = []  # (operation, server answered) interrupted and not checked yet
+        self.reconnects = 0
+        self.disconnected = 0.0
+        self.skipped = 0
+        self.log = []
+        self._start = None
+        self._outage_start = None
 
     def load_existing(self):
         """Pick up rows of the reserved range left by earlier runs (they can be updated and deleted)."""
@@ -168,29 +229,58 @@ class LoadRunner:
             kind = "insert"
         return kind
 
-    def one(self):
+    def plan(self):
+        """The next operation (random choices made, nothing executed, ``live`` unchanged)."""
         kind = self.choose()
         if kind == "insert":
             if self.next_id > self.id_last:
                 raise LoadError(f"the reserved id range {self.id_base}..{self.id_last} is exhausted; clean it up")
             key = self.next_id
             self.next_id += 1
-            topic = TOPICS[key % 2]
-            self.conn.execute(self.statements.insert, [key, self.random.randint(1, 999), self._title(key), topic])
-            self.live[key] = topic
+            sku = self.random.randint(1, 999)
+            return Operation(kind, key, (sku, self._title(key), TOPICS[key % 2]))
+        key = self.random.choice(list(self.live)) if len(self.live) < 4096 else self._sample_live()
+        if kind == "update":
+            topic = self.live[key]
+            if self.random.random() < 0.1:
+                topic = TOPICS[1 - TOPICS.index(topic)] if topic in TOPICS else TOPICS[0]
+            sku = self.random.randint(1, 999)
+            return Operation(kind, key, (sku, self._title(key), topic))
+        return Operation(kind, key)
+
+    def execute(self, op):
+        sku_title_topic = op.values
+        if op.kind == "insert":
+            self.conn.execute(self.statements.insert, [op.key, *sku_title_topic])
+        elif op.kind == "update":
+            self.conn.execute(self.statements.update, [*sku_title_topic, op.key])
         else:
-            key = self.random.choice(list(self.live)) if len(self.live) < 4096 else self._sample_live()
-            if kind == "update":
-                topic = self.live[key]
-                if self.random.random() < 0.1:
-                    topic = TOPICS[1 - TOPICS.index(topic)] if topic in TOPICS else TOPICS[0]
-                self.conn.execute(self.statements.update, [self.random.randint(1, 999), self._title(key), topic, key])
-                self.live[key] = topic
-            else:
-                self.conn.execute(self.statements.delete, [key])
-                del self.live[key]
-        self.counts[kind] += 1
-        return kind
+            self.conn.execute(self.statements.delete, [op.key])
+
+    def took_effect(self, op):
+        """Record ``op`` as committed in the picture of the id range."""
+        if op.kind == "delete":
+            self.live.pop(op.key, None)
+        else:
+            self.live[op.key] = op.values[2]
+
+    def committed(self, op):
+        """After reconnecting: whether an unknown-outcome ``op`` committed (reads its row back)."""
+        row = self.conn.execute(self.statements.row, [op.key]).fetchone()
+        if row is not None and not isinstance(row, dict):
+            row = dict(zip(("sku", "title", "topic"), row))  # noqa: B905 - Python 3.8 targets
+        if op.kind == "insert":
+            return row is not None
+        if op.kind == "delete":
+            return row is None
+        return row is not None and (row["sku"], row["title"], row["topic"]) == tuple(op.values)
+
+    def one(self):
+        op = self.plan()
+        self.execute(op)
+        self.took_effect(op)
+        self.counts[op.kind] += 1
+        return op.kind
 
     def _sample_live(self):
         # Random access into a big dict without copying it every time: probe random ids.
@@ -201,25 +291,144 @@ class LoadRunner:
                 return key
         return next(iter(self.live))
 
+    # -- connection loss ------------------------------------------------------------------------
+
+    def _note(self, text):
+        elapsed = self.clock() - self._start if self._start is not None else 0.0
+        self.log.append(f"{elapsed:.1f} s: {text}")
+
+    def _drop_connection(self):
+        with contextlib.suppress(Exception):  # a dead connection may fail to close in many ways
+            self.conn.close()
+        self.conn = None
+        self._outage_start = self.clock()
+
+    def lost(self, op, exc):
+        """Count ``op`` (interrupted by a connection loss ``exc``) and drop the connection.
+
+        Every interrupted operation is read back after reconnecting: an unknown outcome to learn
+        it, a server-reported failure to confirm it (should PostgreSQL have committed before
+        reporting the error, the operation moves to the unknown outcomes, found committed).
+        """
+        answered = server_answered(exc)
+        reason = format_db_error(exc) if answered else one_line(exc)
+        if answered:
+            self.failed += 1
+            fate = "not applied (the server aborted it)"
+        else:
+            self.unknown += 1
+            fate = "outcome unknown (no answer; checked after reconnecting)"
+        self.pending.append((op, answered))
+        self._note(f"connection lost: {reason}; the {op.describe()}: {fate}")
+        self._drop_connection()
+
+    def _resolve_pending(self):
+        """Read back the rows of interrupted operations; a new connection loss drops the connection."""
+        while self.pending:
+            op, answered = self.pending[0]
+            try:
+                applied = self.committed(op)
+            except psycopg.Error as exc:
+                if not is_connection_loss(exc, self.conn):
+                    raise
+                self._note(f"connection lost again while checking the {op.describe()}: {one_line(exc)}")
+                self._drop_connection()
+                return
+            self.pending.pop(0)
+            if applied:
+                if answered:  # the server reported an error, yet the change is there
+                    self.failed -= 1
+                    self.unknown += 1
+                self.unknown_applied += 1
+                self.took_effect(op)
+            if not answered or applied:
+                self._note(f"the {op.describe()} had {'committed' if applied else 'not committed'}")
+
+    def reconnect(self):
+        """Reconnect with backoff; ``False`` when the run's duration ended while disconnected.
+
+        Raises :class:`OutageTooLong` past ``outage_max_seconds`` and :class:`LoadError` when a
+        connection attempt fails for a reason that is not transient (e.g. a wrong password).
+        """
+        attempt = 0
+        while True:
+            now = self.clock()
+            run_left = self.duration - (now - self._start)
+            outage = now - self._outage_start
+            if run_left <= 0:
+                self.disconnected += outage
+                self._note(f"the run ended while disconnected ({outage:.1f} s)")
+                return False
+            attempt += 1
+            wait = self.backoff.next_wait(attempt, outage)
+            if wait is None:
+                self.disconnected += outage
+                raise OutageTooLong(
+                    f"the connection did not come back within outage_max_seconds ({self.backoff.give_up_after:g} s,"
+                    f" {attempt - 1} attempts)"
+                )
+            self.sleep(min(wait, run_left))
+            if self.clock() - self._start >= self.duration:
+                continue
+            try:
+                conn = self.connect()
+            except (psycopg.Error, PgConnectionError, OSError) as exc:
+                if not transient_connect_error(exc):
+                    self.disconnected += self.clock() - self._outage_start
+                    raise LoadError(f"reconnecting failed: {one_line(exc)}") from None
+                self._note(f"reconnect attempt {attempt} failed: {connect_reason(exc)}")
+                continue
+            self.conn = conn
+            outage = self.clock() - self._outage_start
+            self.disconnected += outage
+            self.reconnects += 1
+            self._note(f"reconnected after {outage:.1f} s ({attempts(attempt)})")
+            self._resolve_pending()
+            return True
+
+    # -- the run --------------------------------------------------------------------------------
+
     def run(self):
         """Run for ``duration`` seconds; return the report dict."""
         spans = windows(self.duration, self.report_interval)
         per_window = [0] * len(spans)
-        start = self.clock()
+        start = self._start = self.clock()
         done = 0
+        slots = 0  # schedule slots used: operations tried (acknowledged or not) and skipped ones
         elapsed = 0.0
         while True:
             elapsed = self.clock() - start
             if elapsed >= self.duration:
                 break
+            if self.conn is None:
+                if not self.reconnect():
+                    break
+                if self.conn is not None:  # what the schedule wanted while disconnected is skipped
+                    gap = math.floor(
+                        scheduled(self.clock() - start, self.pattern, self.rate, self.amplitude, self.period)
+                    )
+                    if gap > slots:
+                        self.skipped += gap - slots
+                        slots = gap
+                continue
             target = scheduled(elapsed, self.pattern, self.rate, self.amplitude, self.period)
-            if done < target:  # behind the schedule: run the next operation now
-                self.one()
+            if slots < target:  # behind the schedule: run the next operation now
+                op = self.plan()
+                slots += 1
+                try:
+                    self.execute(op)
+                except psycopg.Error as exc:
+                    if not self.backoff.enabled or not is_connection_loss(exc, self.conn):
+                        raise
+                    self.lost(op, exc)
+                    continue
+                self.took_effect(op)
+                self.counts[op.kind] += 1
                 done += 1
                 per_window[min(int(elapsed // self.report_interval), len(per_window) - 1)] += 1
                 continue
             current = max(rate_at(elapsed, self.pattern, self.rate, self.amplitude, self.period), 0.1)
-            self.sleep(min(MAX_SLEEP, (done - target) / current + 0.0005, self.duration - elapsed))
+            self.sleep(min(MAX_SLEEP, (slots - target) / current + 0.0005, self.duration - elapsed))
         seconds = self.clock() - start
         should = scheduled(min(seconds, self.duration), self.pattern, self.rate, self.amplitude, self.period)
         report_windows = []
@@ -246,10 +455,24 @@ class LoadRunner:
             "seconds": round(seconds, 3),
             "rate": round(done / seconds, 2) if seconds > 0 else None,
             "target_rate": round(should / self.duration, 2) if self.duration else None,
-            "behind": max(0, math.floor(should) - done),
+            "behind": max(0, math.floor(should) - slots),
             "windows": report_windows,
             "rows_in_range": len(self.live),
             "id_range": [self.id_base, self.id_last],
+            **self.outage_report(),
+        }
+
+    def outage_report(self):
+        """The connection-loss counters (also part of a failure's result)."""
+        return {
+            "failed_operations": self.failed,
+            "unknown_outcomes": self.unknown,
+            "unknown_applied": self.unknown_applied,
+            "unknown_unresolved": sum(1 for _op, answered in self.pending if not answered),
+            "reconnects": self.reconnects,
+            "seconds_disconnected": round(self.disconnected, 3),
+            "skipped": self.skipped,
+            "reconnect_log": list(self.log),
         }
 
 
@@ -285,6 +508,8 @@ RUNNER_OPTIONS = (
     "id_base",
     "report_interval",
     "seed",
+    "reconnect_max_seconds",
+    "outage_max_seconds",
 )
 
 
@@ -303,7 +528,10 @@ def execute(m):
         m.fail(str(exc))
     if p["report_interval"] <= 0:
         m.fail("report_interval: must be greater than 0 seconds")
-    runner = LoadRunner(conn, mix=mix, **{name: p[name] for name in RUNNER_OPTIONS})
+    try:
+        runner = LoadRunner(conn, mix=mix, connect=lambda: connect(p), **{name: p[name] for name in RUNNER_OPTIONS})
+    except ValueError as exc:
+        m.fail(str(exc))
     try:
         existing = runner.load_existing()
     except psycopg.Error as exc:
@@ -329,6 +557,7 @@ def execute(m):
             rows_in_range=existing,
             id_range=[runner.id_base, runner.id_last],
             markers=[],
+            **runner.outage_report(),
         )
     markers = Markers(m, p.get("influx_endpoints"), node=p["influx_node"], workload=p["pattern"])
     markers.start(
@@ -339,20 +568,36 @@ def execute(m):
     )
     try:
         report = runner.run()
-    except (psycopg.Error, LoadError) as exc:
+    except (psycopg.Error, LoadError, OutageTooLong) as exc:
+        m.conn = runner.conn  # the live session, if any, for the module's own clean-up
         done = dict(runner.counts)
-        markers.stop(rows=sum(done.values()), failed=True)
+        outage = runner.outage_report()
+        markers.stop(
+            rows=sum(done.values()),
+            failed=True,
+            failed_operations=outage["failed_operations"],
+            reconnects=outage["reconnects"],
+        )
         message = format_db_error(exc, (), "load failed") if isinstance(exc, psycopg.Error) else str(exc)
         m.fail(
-            f"{message} (after {done['insert']} inserts, {done['update']} updates, {done['delete']} deletes)",
+            f"{message} (after {done['insert']} inserts, {done['update']} updates, {done['delete']} deletes,"
+            f" {outage['failed_operations']} failed and {outage['unknown_outcomes']} unknown-outcome operations,"
+            f" {outage['reconnects']} reconnects)",
             markers=markers.written,
+            operations=sum(done.values()),
+            **outage,
         )
+    m.conn = runner.conn  # after a reconnect the module's first session is gone
     markers.stop(
         rows=report["operations"],
         seconds=report["seconds"],
         rate=report["rate"],
         target_rate=report["target_rate"],
         behind=report["behind"],
+        failed_operations=report["failed_operations"],
+        unknown_outcomes=report["unknown_outcomes"],
+        reconnects=report["reconnects"],
+        seconds_disconnected=report["seconds_disconnected"],
     )
     report["rows"] = report["operations"]
     m.exit(changed=report["operations"] > 0, markers=markers.written, **report)

@@ -37,7 +37,20 @@ def marker_argument_spec():
     }
 
 
-INTEGER_FIELDS = ("rows", "planned_rows", "behind", "clients", "inserted", "updated", "scale")
+INTEGER_FIELDS = (
+    "rows",
+    "planned_rows",
+    "behind",
+    "clients",
+    "inserted",
+    "updated",
+    "scale",
+    "failed_operations",
+    "unknown_outcomes",
+    "reconnects",
+    "failed_transactions",
+    "aborted_clients",
+)
 """Fields written as integers; every other number is written as a float. InfluxDB fixes a field's type
 by its first write, so one field must never be written as 1i by one workload and 1.0 by another."""
 

@@ -12,11 +12,20 @@ and refills the four tables (client side COPY), ``v`` vacuums them. The steps ``
 primary keys by ``roles/publisher/files/schema/pgbench.sql``, so ``p`` is not needed either.
 Runs always pass ``-n``: without it pgbench vacuums the tables and TRUNCATEs pgbench_history
 before each run, which the subscribers would replicate.
+
+Restarts (:func:`run_segments`): when pgbench exits non-zero and its output shows that the
+server went away (``57P01 terminating connection due to administrator command``, ``Connection
+refused``, ``server closed the connection unexpectedly`` ...; see :mod:`._workload_retry`), the
+module waits for the server with capped exponential backoff (probing with a connection of its
+own) and runs pgbench again for the rest of the duration. :func:`combine` sums the segments:
+transactions, failed transactions, and the clients pgbench reports as aborted (each had at most
+one transaction in flight whose outcome is unknown). Any other failure is final, as before.
 """
 
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 import shutil
@@ -24,6 +33,19 @@ import tempfile
 import time
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import Markers
+from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_retry import (
+    Backoff,
+    OutageTooLong,
+    attempts,
+    connect_reason,
+    lost_connection_text,
+    one_line,
+    transient_connect_error,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    PgConnectionError,
+    connect,
+)
 
 BUILTIN_SCRIPTS = ("tpcb-like", "simple-update", "select-only")
 READ_ONLY_BUILTINS = ("select-only",)
@@ -74,8 +96,19 @@ _INTEGERS = (
 )
 
 
+_ABORTED = re.compile(r"\bclient \d+ (?:script \d+ )?aborted\b")
+
+
 class PgbenchError(Exception):
     """pgbench cannot be found or run; ``str()`` is the message for the user."""
+
+
+class PgbenchFailed(Exception):
+    """pgbench exited non-zero for a reason other than a lost connection (or reconnecting is off)."""
+
+    def __init__(self, rc, stdout, stderr):
+        super().__init__(f"pgbench failed (rc={rc}): {(stderr or stdout).strip()[-2000:]}")
+        self.rc, self.stdout, self.stderr = rc, stdout, stderr
 
 
 def find_pgbench(explicit=None):
@@ -214,6 +247,133 @@ def result(mode, command, rows=0, seconds=0.0, rate=None, stdout="", markers=Non
     return fields
 
 
+def aborted_clients(stderr):
+    """Clients pgbench reports as aborted (``client 0 script 0 aborted in command 4 ...``)."""
+    return len(_ABORTED.findall(stderr or ""))
+
+
+def _loss_line(text):
+    for row in (text or "").splitlines():
+        if lost_connection_text(row):
+            return one_line(row.replace("pgbench: error: ", ""), 200)
+    return "connection lost"
+
+
+def run_segments(duration, argv_for, execute, probe, backoff, clock=time.monotonic, sleep=time.sleep):
+    """Run pgbench for ``duration`` seconds, again for the rest of it after each connection loss.
+
+    ``argv_for(seconds)`` is the command line of a run of ``seconds``; ``execute(argv)`` runs it and
+    returns ``(rc, stdout, stderr)``; ``probe()`` opens and closes a connection (raises when it
+    cannot). Returns ``(segments, info)``: one dict per pgbench process (``start_s``, ``seconds``,
+    ``rc``, ``argv``, ``stdout``, ``stderr``) and ``{"reconnects", "seconds_disconnected", "log"}``.
+    Raises :class:`PgbenchFailed` for any other failure, :class:`OutageTooLong` past the outage
+    bound and :class:`PgbenchError` when reconnecting fails for a non-transient reason.
+    """
+    start = clock()
+    segments = []
+    info = {"reconnects": 0, "seconds_disconnected": 0.0, "log": []}
+
+    def note(text):
+        info["log"].append(f"{clock() - start:.1f} s: {text}")
+
+    seconds = int(duration)
+    while True:
+        argv = argv_for(seconds)
+        began = clock() - start
+        rc, out, err = execute(argv)
+        segments.append(
+            {"start_s": round(began, 3), "seconds": round(clock() - start - began, 3), "rc": rc, "argv": argv,
+             "stdout": out, "stderr": err}
+        )  # fmt: skip
+        if rc == 0:
+            return segments, info
+        if not backoff.enabled or not lost_connection_text(f"{err}\n{out}"):
+            raise PgbenchFailed(rc, out, err)
+        note(f"pgbench exited (rc={rc}) after losing its connection: {_loss_line(err + chr(10) + out)}")
+        lost_at = clock()
+        attempt = 0
+        while True:
+            left = duration - (clock() - start)
+            if left < 1:
+                info["seconds_disconnected"] += clock() - lost_at
+                note("the run ended while disconnected")
+                return segments, info
+            attempt += 1
+            wait = backoff.next_wait(attempt, clock() - lost_at)
+            if wait is None:
+                info["seconds_disconnected"] += clock() - lost_at
+                raise OutageTooLong(
+                    f"the server did not come back within outage_max_seconds ({backoff.give_up_after:g} s,"
+                    f" {attempt - 1} attempts)"
+                )
+            sleep(min(wait, left))
+            try:
+                probe()
+            except (PgConnectionError, OSError) as exc:
+                if not transient_connect_error(exc):
+                    raise PgbenchError(f"reconnecting failed: {one_line(exc)}") from None
+                note(f"reconnect attempt {attempt} failed: {connect_reason(exc)}")
+                continue
+            break
+        info["seconds_disconnected"] += clock() - lost_at
+        info["reconnects"] += 1
+        seconds = math.floor(duration - (clock() - start))
+        note(f"reconnected after {clock() - lost_at:.1f} s ({attempts(attempt)}); pgbench again for {seconds} s")
+        if seconds < 1:
+            return segments, info
+
+
+_SUMMED = ("transactions", "failed_transactions", "skipped_transactions", "late_transactions")
+
+
+def combine(segments, seconds):
+    """One report from the segments' reports; a single segment's is pgbench's own, unchanged.
+
+    After a reconnect: counts are summed, latency averages weighted by transactions, the standard
+    deviation pooled, ``tps`` is transactions per wall-clock second of the whole run (outages
+    included) and progress times are seconds since the run started.
+    """
+    parsed = [parse_report(seg["stdout"], seg["stderr"]) for seg in segments]
+    if len(parsed) == 1:
+        return parsed[0]
+    report = {}
+    for part in parsed:
+        for key in ("transaction_type", "scaling_factor", "query_mode", "clients", "threads"):
+            if key in part and key not in report:
+                report[key] = part[key]
+        for key in _SUMMED:
+            if key in part:
+                report[key] = report.get(key, 0) + part[key]
+        for key in ("initial_connection_time_ms",):
+            if key in part and key not in report:
+                report[key] = part[key]
+    report.setdefault("transactions", 0)
+    weights = [(part, part.get("transactions", 0)) for part in parsed]
+    total = sum(w for _part, w in weights if w)
+    for key in ("latency_average_ms", "schedule_lag_average_ms"):
+        rows = [(part[key], w) for part, w in weights if key in part and w]
+        if rows and total:
+            report[key] = round(sum(v * w for v, w in rows) / sum(w for _v, w in rows), 3)
+    rows = [(part["latency_average_ms"], part["latency_stddev_ms"], w) for part, w in weights
+            if w and "latency_average_ms" in part and "latency_stddev_ms" in part]  # fmt: skip
+    if rows:
+        n = sum(w for _m, _s, w in rows)
+        mean = sum(m * w for m, _s, w in rows) / n
+        variance = sum(w * (s * s + m * m) for m, s, w in rows) / n - mean * mean
+        report["latency_stddev_ms"] = round(math.sqrt(max(variance, 0.0)), 3)
+    lags = [part["schedule_lag_max_ms"] for part in parsed if "schedule_lag_max_ms" in part]
+    if lags:
+        report["schedule_lag_max_ms"] = max(lags)
+    if seconds > 0:
+        report["tps"] = round(report["transactions"] / seconds, 3)
+    progress = []
+    for seg, part in zip(segments, parsed):  # noqa: B905 - Python 3.8 targets
+        for row in part["progress"]:
+            progress.append({**row, "seconds": round(row["seconds"] + seg["start_s"], 3)})
+    report["progress"] = progress
+    return report
+
+
 # --------------------------------------------------------------------------- the module's steps
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
 
@@ -293,15 +453,20 @@ def run(m, exe, env, markers):
     script_file = None
     workdir = None
     try:
+        backoff = Backoff(p["reconnect_max_seconds"], p["outage_max_seconds"])
+    except ValueError as exc:
+        m.fail(str(exc))
+    try:
         if p.get("script_text") is not None:
             workdir = tempfile.mkdtemp(prefix="inventium-pgbench-")
             script_file = os.path.join(workdir, "script.sql")
             with open(script_file, "w", encoding="utf-8") as handle:
                 handle.write(p["script_text"])
-        try:
-            argv = run_argv(
+
+        def argv_for(seconds):
+            return run_argv(
                 exe,
-                p["duration"],
+                seconds,
                 clients=p["clients"],
                 jobs=p["jobs"],
                 rate=p.get("rate"),
@@ -310,6 +475,9 @@ def run(m, exe, env, markers):
                 progress=p["progress_interval"],
                 protocol=p["protocol"],
             )
+
+        try:
+            argv = argv_for(p["duration"])
         except PgbenchError as exc:
             m.fail(str(exc))
         m.queries.append(" ".join(argv))
@@ -317,21 +485,42 @@ def run(m, exe, env, markers):
             m.exit(changed=writes, **result("run", argv, progress=[]))
         m.close()
         markers.start(target_rate=p.get("rate"), clients=p["clients"], duration=p["duration"])
-        out, err, seconds = run_pgbench(m, argv, env)
+        start = time.monotonic()
+        try:
+            segments, info = run_segments(
+                p["duration"],
+                argv_for,
+                lambda command: m.module.run_command(command, environ_update=env),
+                lambda: connect(p).close(),
+                backoff,
+            )
+        except PgbenchFailed as exc:
+            m.fail(str(exc), command=argv, stdout=exc.stdout, stderr=exc.stderr)
+        except (OutageTooLong, PgbenchError) as exc:
+            markers.stop(failed=True)
+            m.fail(f"pgbench: {exc}", command=argv)
+        seconds = time.monotonic() - start
     finally:
         if workdir:
             for name in os.listdir(workdir):
                 os.unlink(os.path.join(workdir, name))
             os.rmdir(workdir)
-    report = parse_report(out, err)
+    report = combine(segments, seconds)
     transactions = report.get("transactions", 0)
+    aborted = sum(aborted_clients(seg["stderr"]) for seg in segments)
     markers.stop(
         rows=transactions,
         seconds=round(seconds, 3),
         rate=report.get("tps"),
         latency_ms=report.get("latency_average_ms"),
+        reconnects=info["reconnects"],
+        aborted_clients=aborted,
     )
     scale = report.pop("scaling_factor", None)
+    restarted = "\n".join(
+        (f"--- pgbench again at {seg['start_s']:.1f} s after a connection loss ---\n" if i else "") + seg["stdout"]
+        for i, seg in enumerate(segments)
+    )
     fields = result(
         "run",
         argv,
@@ -339,8 +528,24 @@ def run(m, exe, env, markers):
         rows=transactions,
         seconds=round(seconds, 3),
         rate=report.get("tps"),
-        stdout=out,
+        stdout=restarted,
         markers=markers.written,
+        reconnects=info["reconnects"],
+        seconds_disconnected=round(info["seconds_disconnected"], 3),
+        aborted_clients=aborted,
+        reconnect_log=info["log"],
+        segments=[
+            {
+                "start_s": seg["start_s"],
+                "seconds": seg["seconds"],
+                "rc": seg["rc"],
+                "duration": next(int(a.split("=", 1)[1]) for a in seg["argv"] if a.startswith("--time=")),
+                "transactions": part.get("transactions", 0),
+                "failed_transactions": part.get("failed_transactions"),
+                "aborted_clients": aborted_clients(seg["stderr"]),
+            }
+            for seg, part in zip(segments, (parse_report(s["stdout"], "") for s in segments))  # noqa: B905
+        ],
     )
     m.exit(changed=writes and transactions > 0, **{**report, **fields})
 

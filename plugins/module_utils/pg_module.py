@@ -113,6 +113,7 @@ class PgModule:
         self._server_version_num = None
         self._fail_label = None
         self._fail_extra = {}
+        self._transaction_begun = False
         self.add_secret(self.params.get("login_password"))
         require_psycopg(self.module)
 
@@ -130,20 +131,30 @@ class PgModule:
 
     # -- connection and version ----------------------------------------------------------
 
-    def connect(self):
+    def connect(self, raise_errors=False):
         """Connect (once) with the connection options and return the psycopg connection.
 
         The session is in autocommit mode; writes made with :meth:`execute` open the
         module's single transaction on demand. Fails the module with a helpful message
-        when the server is unreachable.
+        when the server is unreachable; with ``raise_errors=True`` raises
+        :class:`~ansible_collections.inventium.logical_replication.plugins.module_utils.connection.PgConnectionError`
+        instead (its message is complete and redacted), for a module that reports an
+        unreachable server rather than failing.
         """
         if self.conn is None:
             try:
                 self.conn = connect(self.params, autocommit=True)
             except PgConnectionError as exc:
+                if raise_errors:
+                    raise PgConnectionError(self.redact(str(exc))) from None
                 self.fail(str(exc))
             self._server_version_num = self.conn.info.server_version
         return self.conn
+
+    @property
+    def connection_lost(self):
+        """True when the module had a connection and the server closed it (or it broke)."""
+        return self.conn is not None and (self.conn.closed or self.conn.broken)
 
     @property
     def server_version_num(self):
@@ -208,10 +219,19 @@ class PgModule:
 
     @property
     def in_transaction(self):
-        """True while the module's write transaction is open."""
-        if self.conn is None:
+        """True while the module's write transaction is open on a live connection.
+
+        A lost connection has no transaction any more (libpq reports its status as UNKNOWN):
+        there is nothing to commit or roll back on it; :meth:`commit` tells a lost write apart.
+        """
+        if self.conn is None or self.conn.closed:
             return False
-        return self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        status = self.conn.info.transaction_status
+        return status in (
+            psycopg.pq.TransactionStatus.ACTIVE,
+            psycopg.pq.TransactionStatus.INTRANS,
+            psycopg.pq.TransactionStatus.INERROR,
+        )
 
     def execute(self, statement, params=None, autocommit=False, raise_errors=False):
         """Record and run a write statement; returns its rows (list of dicts), ``None`` in check mode.
@@ -234,8 +254,10 @@ class PgModule:
             if autocommit:
                 if self.in_transaction:
                     self.conn.execute("COMMIT")
+                self._transaction_begun = False
             elif not self.in_transaction:
                 self.conn.execute("BEGIN")
+                self._transaction_begun = True
             with self.conn.cursor() as cur:
                 cur.execute(statement, params)
                 return cur.fetchall() if cur.description is not None else []
@@ -248,15 +270,27 @@ class PgModule:
             )
 
     def commit(self):
-        """Commit the module's transaction now (normally :meth:`exit` does this)."""
+        """Commit the module's transaction now (normally :meth:`exit` does this).
+
+        Fails the module when the transaction cannot be committed, also when the server closed
+        the connection after the module's writes began (they were not applied). A read-only
+        module whose connection was lost has nothing to commit and does not fail here.
+        """
+        begun, self._transaction_begun = self._transaction_begun, False
         if self.in_transaction:
             try:
                 self.conn.execute("COMMIT")
             except psycopg.Error as exc:
                 self.fail(format_db_error(exc, self._secrets, "commit failed"), sqlstate=exc.sqlstate)
+        elif begun and self.connection_lost:
+            self.fail(
+                "commit failed: the connection to the server was lost before the transaction was committed, "
+                "so its statements were not applied"
+            )
 
     def rollback(self):
         """Roll back the module's transaction if one is open (errors are ignored)."""
+        self._transaction_begun = False
         if self.in_transaction:
             try:
                 self.conn.execute("ROLLBACK")

@@ -19,6 +19,17 @@ description:
     deleted (rows left by earlier runs are picked up); the seed's books (ids 1 to 5) are never touched.
     O(operation=cleanup) deletes every row of the range.
   - Returns the achieved rate overall and per window of O(report_interval) seconds next to the target.
+  - Survives a server restart - when the connection is lost (SQLSTATE class 08, V(57P01) admin shutdown or
+    C(pg_terminate_backend), V(57P02), V(57P03), or a connection that broke without an answer), the operation in
+    flight is counted - in RV(failed_operations) when the server reported the error (it aborted the statement),
+    in RV(unknown_outcomes) when the connection broke without an answer - and the generator reconnects, waiting
+    0.1 s, 0.2 s, 0.4 s ... up to O(reconnect_max_seconds) between attempts, for at most O(outage_max_seconds)
+    per outage. After reconnecting it reads back the row of each interrupted operation - an unknown outcome to learn
+    whether it committed (RV(unknown_applied)), a reported failure to confirm it (one found committed after all is
+    counted as an unknown outcome that committed). Operations the schedule wanted meanwhile are skipped
+    (RV(skipped)), not made up in a burst. RV(reconnect_log) has one line per loss, attempt and reconnect.
+  - Any other error (a constraint violation, a syntax error, a permission error, a wrong password when
+    reconnecting) ends the run with a failure, as does an outage longer than O(outage_max_seconds).
 author:
   - Inventium logical replication team (@inventium)
 options:
@@ -84,6 +95,19 @@ options:
     description:
       - Seed of the random choices, for a reproducible sequence of operations.
     type: int
+  reconnect_max_seconds:
+    description:
+      - After a connection loss, the longest wait between two reconnect attempts (the waits start at 0.1 s and
+        double up to this).
+    type: float
+    default: 5
+  outage_max_seconds:
+    description:
+      - Give up (fail) when one outage lasts longer than this many seconds. V(0) never reconnects - the first
+        connection loss fails the run.
+      - An outage still running when O(duration) ends just ends the run (not a failure).
+    type: float
+    default: 300
 extends_documentation_fragment:
   - inventium.logical_replication.connection
   - inventium.logical_replication.workload_markers
@@ -128,7 +152,7 @@ pattern:
   type: str
   sample: hum
 operations:
-  description: Operations (transactions) executed.
+  description: Operations (transactions) the server acknowledged.
   returned: when O(operation=run)
   type: int
   sample: 1500
@@ -176,9 +200,57 @@ windows:
   type: list
   elements: dict
 rows_in_range:
-  description: Rows of the reserved id range in the table after the run.
+  description: Rows of the reserved id range in the table after the run (off by at most RV(unknown_unresolved)).
   returned: always
   type: int
+failed_operations:
+  description: Operations interrupted by a connection loss that the server reported as failed (not applied; read back
+    after reconnecting to confirm it).
+  returned: when O(operation=run)
+  type: int
+  sample: 1
+unknown_outcomes:
+  description: Operations interrupted by a connection that broke without an answer - whether they committed was
+    unknown at the time (not counted in RV(operations) nor RV(failed_operations)).
+  returned: when O(operation=run)
+  type: int
+  sample: 0
+unknown_applied:
+  description: Of RV(unknown_outcomes), those found committed when their row was read back after reconnecting.
+  returned: when O(operation=run)
+  type: int
+  sample: 0
+unknown_unresolved:
+  description: Of RV(unknown_outcomes), those never checked (the run ended while disconnected).
+  returned: when O(operation=run)
+  type: int
+  sample: 0
+reconnects:
+  description: Successful reconnections after a connection loss.
+  returned: when O(operation=run)
+  type: int
+  sample: 1
+seconds_disconnected:
+  description: Total seconds without a connection.
+  returned: when O(operation=run)
+  type: float
+  sample: 2.4
+skipped:
+  description: Operations the schedule wanted while disconnected (skipped, not made up afterwards).
+  returned: when O(operation=run)
+  type: int
+  sample: 48
+reconnect_log:
+  description: One line per connection loss, failed reconnect attempt, reconnect and checked outcome, each starting
+    with the seconds since the run started.
+  returned: when O(operation=run)
+  type: list
+  elements: str
+  sample:
+    - "12.3 s: connection lost: ERROR 57P01: terminating connection due to administrator command; the insert of id
+      1000000412: not applied (the server aborted it)"
+    - "12.5 s: reconnect attempt 1 failed: connection failed: ... Connection refused"
+    - "14.0 s: reconnected after 1.7 s (5 attempts)"
 id_range:
   description: First and last id of the reserved range.
   returned: always
@@ -215,6 +287,8 @@ def main():
                 id_base=dict(type="int", default=load.DEFAULT_ID_BASE),
                 report_interval=dict(type="float", default=5.0),
                 seed=dict(type="int"),
+                reconnect_max_seconds=dict(type="float", default=load.DEFAULT_RECONNECT_MAX_SECONDS),
+                outage_max_seconds=dict(type="float", default=load.DEFAULT_OUTAGE_MAX_SECONDS),
             )
         )
     )

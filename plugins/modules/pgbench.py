@@ -19,6 +19,14 @@ description:
     report - TPS, latency average and standard deviation, failed transactions, schedule lag and the
     per-interval progress. C(--no-vacuum) is always passed, so pgbench never vacuums the tables nor
     truncates C(pgbench_history) before a run.
+  - Survives a server restart - when pgbench exits because the server went away (its error output shows
+    V(57P01) C(terminating connection due to administrator command), C(Connection refused),
+    C(server closed the connection unexpectedly), the server starting up or shutting down ...), the module waits for
+    the server (probing with its own connection, 0.1 s, 0.2 s, 0.4 s ... up to O(reconnect_max_seconds) between
+    attempts, for at most O(outage_max_seconds)) and runs pgbench again for the rest of O(duration) (whole seconds,
+    so a run can end up to a second early). The report then
+    sums the runs (RV(segments)); RV(aborted_clients) counts the clients pgbench aborted, each with at most one
+    transaction in flight whose outcome is unknown. Any other failure of pgbench fails the task as before.
   - pgbench runs on the managed host (the C(pgbench) on PATH, else the newest
     C(/usr/lib/postgresql/*/bin/pgbench)) and connects with the connection options; the password is
     passed in the environment (C(PGPASSWORD)), never on the command line.
@@ -87,6 +95,18 @@ options:
     description:
       - The pgbench executable; found automatically when unset.
     type: path
+  reconnect_max_seconds:
+    description:
+      - With O(mode=run), after pgbench lost its connection, the longest wait between two attempts to reach the
+        server again (the waits start at 0.1 s and double up to this).
+    type: float
+    default: 5
+  outage_max_seconds:
+    description:
+      - With O(mode=run), fail when the server is not back after this many seconds. V(0) never re-runs pgbench -
+        a lost connection fails the task, as any pgbench failure does.
+    type: float
+    default: 300
 extends_documentation_fragment:
   - inventium.logical_replication.connection
   - inventium.logical_replication.workload_markers
@@ -152,7 +172,8 @@ rows:
   type: int
   sample: 100011
 tps:
-  description: Transactions per second, without the initial connection time.
+  description: Transactions per second, without the initial connection time. After a reconnect (several pgbench
+    runs), transactions per wall-clock second of the whole run, outages included.
   returned: after a run
   type: float
   sample: 198.8
@@ -167,15 +188,43 @@ latency_stddev_ms:
   type: float
   sample: 1.01
 transactions:
-  description: Transactions processed.
+  description: Transactions processed (summed over the pgbench runs after a reconnect).
   returned: after a run
   type: int
   sample: 596
 failed_transactions:
-  description: Failed transactions (pgbench 15 and later).
+  description: Failed transactions (pgbench 15 and later; summed over the runs).
   returned: after a run, when pgbench reports it
   type: int
   sample: 0
+aborted_clients:
+  description: Clients pgbench aborted (C(client N ... aborted in command ...)), for example when the server went
+    away; each had at most one transaction in flight whose outcome is unknown (not in RV(transactions)).
+  returned: after a run
+  type: int
+  sample: 0
+reconnects:
+  description: Times pgbench was run again after the server came back.
+  returned: after a run
+  type: int
+  sample: 0
+seconds_disconnected:
+  description: Seconds between pgbench losing the server and the server answering again, in total.
+  returned: after a run
+  type: float
+  sample: 0.0
+reconnect_log:
+  description: One line per connection loss, failed attempt and reconnect, each starting with the seconds since the
+    run started.
+  returned: after a run
+  type: list
+  elements: str
+segments:
+  description: One entry per pgbench process - C(start_s), C(seconds), C(rc), C(duration) (its C(--time)),
+    C(transactions), C(failed_transactions), C(aborted_clients). One entry when nothing went wrong.
+  returned: after a run
+  type: list
+  elements: dict
 schedule_lag_average_ms:
   description: Average lag behind the O(rate) schedule in milliseconds.
   returned: after a rate-limited run
@@ -202,7 +251,7 @@ command:
   type: list
   elements: str
 stdout:
-  description: pgbench's standard output (its report).
+  description: pgbench's standard output (its report; the reports of every run after a reconnect).
   returned: always
   type: str
 markers:
@@ -236,6 +285,8 @@ def main():
                 protocol=dict(type="str", default="prepared", choices=["simple", "extended", "prepared"]),
                 progress_interval=dict(type="int", default=5),
                 pgbench_path=dict(type="path"),
+                reconnect_max_seconds=dict(type="float", default=5.0),
+                outage_max_seconds=dict(type="float", default=300.0),
             )
         )
     )

@@ -62,6 +62,19 @@ options:
         (RV(errors.window_complete) says whether the read part covers the whole window).
     type: str
     default: 1MB
+  fail_on_connection_error:
+    description:
+      - What to do when the server cannot be read because connecting fails (server down, port closed,
+        host unreachable, connection timeout, authentication refused ...) or because the server closes
+        the connection while the facts are read (for example a restart).
+      - V(true) fails the task with the connection error.
+      - V(false) succeeds with RV(reachable=false), the connection error in RV(error) and one finding
+        C(node_unreachable) (severity V(error)) in RV(checks); no other facts are returned. A status
+        report over several servers (C(playbooks/status.yml)) keeps going this way and shows the others.
+      - Errors that are not about the connection (for example an unsupported server version or a
+        refused query) fail the task either way.
+    type: bool
+    default: true
   retained_wal_threshold:
     description:
       - The checks report an inactive replication slot that retains more WAL than this.
@@ -154,6 +167,19 @@ EXAMPLES = r"""
   loop: "{{ errors.errors.subscriptions | selectattr('apply_errors') | list }}"
   when: item.diagnoses[0].kind == 'unique_violation' and item.diagnoses[0].finish_lsn
 
+- name: Read a subscriber that may be down without failing the play
+  inventium.logical_replication.replication_info:
+    login_port: 5434
+    login_db: subscriber
+    gather: [subscriptions, checks]
+    fail_on_connection_error: false
+  register: maybe_down
+
+- name: Say so when it is down
+  ansible.builtin.debug:
+    msg: "UNREACHABLE: {{ maybe_down.error }}"
+  when: not maybe_down.reachable
+
 - name: Show the replay lag of every WAL sender
   ansible.builtin.debug:
     msg: "{{ item.application_name }}: {{ item.replay_lag_bytes }} bytes, {{ item.replay_lag_seconds }} s"
@@ -168,10 +194,29 @@ queries:
   elements: str
   sample: []
 database:
-  description: The database the module connected to (publications and subscriptions are those of this database).
+  description:
+    - The database the module connected to (publications and subscriptions are those of this database).
+    - When RV(reachable) is V(false), the database it tried to connect to (O(login_db), V(null) when not given).
   returned: always
   type: str
   sample: publisher
+reachable:
+  description:
+    - Whether the server could be read. V(false) only with O(fail_on_connection_error=false), when connecting
+      failed or the server closed the connection while the facts were read; then the module returns only
+      C(changed), RV(queries), RV(database), RV(reachable), RV(error) and RV(checks) (none of the other facts).
+  returned: always
+  type: bool
+  sample: true
+error:
+  description:
+    - Why the server could not be read - the connection error as libpq or PostgreSQL reported it, naming host,
+      port, user and database; passwords are never included.
+  returned: when RV(reachable) is V(false)
+  type: str
+  sample: >-
+    Unable to connect to PostgreSQL at host 127.0.0.1 port 5434 as user postgres database subscriber:
+    connection failed: connection to server at "127.0.0.1", port 5434 failed: Connection refused
 server:
   description: Facts about the server.
   returned: when O(gather) contains V(server)
@@ -951,20 +996,26 @@ errors:
 checks:
   description:
     - Findings, errors first. An empty list means no problem was found.
+    - When RV(reachable) is V(false), exactly one finding, C(node_unreachable) (severity V(error)), whose message
+      contains RV(error) - also when O(gather) does not contain V(checks).
+    - "A status over findings (C(playbooks/status.yml), the filter
+      P(inventium.logical_replication.status_exit_code#filter)) - 0 healthy when no finding is worse than V(info),
+      1 warnings when the worst is a V(warning), 2 critical when any is an V(error)."
     - "Codes - V(wal_level_not_logical), V(wal_level_pending) (a different C(wal_level) waits for a restart),
       V(max_replication_slots_too_low), V(max_wal_senders_too_low), V(max_active_replication_origins_too_low),
       V(max_logical_replication_workers_too_low), V(max_worker_processes_too_low), V(replica_identity_missing)
       (published tables without primary key or replica identity while C(update)/C(delete) are published),
       V(slot_inactive_retaining_wal) (over O(retained_wal_threshold)), V(slot_wal_unreserved), V(slot_wal_lost),
       V(slot_invalidated), V(subscription_disabled), V(subscription_not_running), V(subscription_errors),
-      V(subscription_conflicts), V(tables_not_ready), V(sequences_not_replicated)."
+      V(subscription_conflicts), V(tables_not_ready), V(sequences_not_replicated), V(node_unreachable) (the server
+      could not be read, see O(fail_on_connection_error))."
     - V(subscription_errors) and V(subscription_conflicts) count the errors and conflicts logged in the last
       O(error_window) minutes where the server log can be read (older ones no longer count), else PostgreSQL's
       lifetime counters, and say so.
     - V(subscription_disabled) (when C(disable_on_error) disabled it), V(subscription_not_running),
       V(subscription_errors) and V(tables_not_ready) name the last error from the server log in the message, its fix
       in the hint, and add RV(checks[].diagnoses).
-  returned: when O(gather) contains V(checks)
+  returned: when O(gather) contains V(checks), and always when RV(reachable) is V(false)
   type: list
   elements: dict
   contains:
@@ -1055,12 +1106,17 @@ checks:
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import (  # noqa: E402
     ThresholdError,
+    node_unreachable,
     parse_bytes,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils._server_log import (  # noqa: E402
     DEFAULT_ERROR_WINDOW,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import psycopg  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
+    PgConnectionError,
+    describe_target,
+    psycopg,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.health import SUBSETS, collect  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     PgModule,
@@ -1074,6 +1130,18 @@ def argument_spec():
         retained_wal_threshold=dict(type="str", default="1GB"),
         error_window=dict(type="float", default=DEFAULT_ERROR_WINDOW),
         log_max_bytes=dict(type="str", default="1MB"),
+        fail_on_connection_error=dict(type="bool", default=True),
+    )
+
+
+def exit_unreachable(m, error):
+    """Succeed with ``reachable: false``, the (redacted) error and its one finding; nothing else is returned."""
+    m.exit(
+        changed=False,
+        reachable=False,
+        database=m.params["login_db"],
+        error=error,
+        checks=[node_unreachable(error)],
     )
 
 
@@ -1092,7 +1160,11 @@ def main():
     if m.params["error_window"] <= 0:
         m.fail(f"error_window: must be more than 0 minutes, got {m.params['error_window']}")
     gather = [subset for subset in SUBSETS if subset in m.params["gather"]]
-    conn = m.connect()
+    tolerate = not m.params["fail_on_connection_error"]
+    try:
+        conn = m.connect(raise_errors=tolerate)
+    except PgConnectionError as exc:
+        exit_unreachable(m, str(exc))
     major = m.server_major
     m.require_versions("replication_info module", ())
     try:
@@ -1106,8 +1178,18 @@ def main():
         )
         database = conn.info.dbname
     except psycopg.Error as exc:
+        if m.connection_lost:
+            # The server went away mid-read (a restart, a terminated backend, a network cut).
+            error = format_db_error(
+                exc,
+                (),
+                f"the connection to PostgreSQL at {describe_target(m.params)} was lost while reading replication facts",
+            )
+            if tolerate:
+                exit_unreachable(m, m.redact(error))
+            m.fail(error, sqlstate=exc.sqlstate)
         m.fail(format_db_error(exc, (), "reading replication facts failed"), sqlstate=exc.sqlstate)
-    m.exit(changed=False, database=database, **facts)
+    m.exit(changed=False, reachable=True, database=database, **facts)
 
 
 if __name__ == "__main__":

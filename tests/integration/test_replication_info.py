@@ -6,17 +6,24 @@ sides and the facts compared with reality. Then every finding of the checks is p
 pair (published table without replica identity, row filter outside the replica identity, owned
 sequences, inactive slot retaining WAL, disabled subscription, apply errors from a conflict,
 tables not ready) and on a private server (pending wal_level change, low limits, lost slot).
+With ``fail_on_connection_error: false`` a server that cannot be read (stopped, wrong port, wrong
+password, or the connection terminated while the facts are read) is a ``node_unreachable`` finding
+instead of a failure, without the password anywhere in the output (also through ``ansible-playbook -vvv``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 
 import psycopg
 import pytest
-from pg_harness import wait_until
+from pg_harness import free_port, wait_until
 from psycopg import sql
 from support.ansible import run_module
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import APPLICATION_NAME
 
 MODULE = "replication_info"
 SUBSET_KEYS = ("server", "publications", "slots", "senders", "subscriptions", "subscription_counts", "checks")
@@ -356,3 +363,143 @@ def test_invalid_threshold_fails_before_connecting():
     result = run_module(MODULE, args, expect_fail=True)
     assert "retained_wal_threshold" in result["msg"]
     assert "lots" in result["msg"]
+
+
+# ------------------------------------------------------------------------------------------------
+# fail_on_connection_error
+# ------------------------------------------------------------------------------------------------
+
+UNREACHABLE_KEYS = {"changed", "queries", "reachable", "database", "error", "checks"}
+
+
+def assert_unreachable(result, *expected):
+    """``reachable: false``, only the documented keys, and the one node_unreachable finding naming the error."""
+    assert result.get("failed") is not True, result
+    assert result["reachable"] is False
+    assert result["changed"] is False
+    assert result["queries"] == []
+    assert UNREACHABLE_KEYS <= set(result), result
+    assert not set(result) & set(SUBSET_KEYS[:-1]), f"facts returned for an unreachable server: {sorted(result)}"
+    for text in expected:
+        assert text in result["error"], result["error"]
+    [check] = result["checks"]
+    assert check["severity"] == "error"
+    assert check["code"] == "node_unreachable"
+    assert result["error"] in check["message"]
+    assert "pg_hba.conf" in check["hint"]
+
+
+def test_unreachable_server_is_a_finding(pg_server, pg_server_factory):
+    """Stopped server, closed port, refused password: reachable false and a finding; the default still fails."""
+    stopped = pg_server_factory(pg_server.major, name=f"pg{pg_server.major}-stopped")
+    stopped_args = stopped.login_args("publisher")
+    stopped.stop()
+    tolerant = {**stopped_args, "fail_on_connection_error": False}
+
+    result = run_module(MODULE, tolerant)
+    assert_unreachable(result, f"port {stopped.port}", "database publisher", "Connection refused")
+    assert result["database"] == "publisher"
+    assert stopped.password not in result.output
+
+    # The same through ansible-playbook -vvv: the task succeeds and no password is printed.
+    verbose = run_module(MODULE, tolerant, verbosity=3)
+    assert verbose.rc == 0
+    assert_unreachable(verbose, f"port {stopped.port}")
+    assert stopped.password not in verbose.output
+
+    # The default (true) is today's behaviour: the task fails with the connection error.
+    failed = run_module(MODULE, stopped_args, expect_fail=True)
+    assert f"port {stopped.port}" in failed["msg"]
+    assert "Connection refused" in failed["msg"]
+    assert "reachable" not in failed
+    assert stopped.password not in failed.output
+    failed = run_module(MODULE, stopped_args, expect_fail=True, verbosity=3)
+    assert failed.rc == 2
+    assert stopped.password not in failed.output
+
+    # Nothing listens on the port at all.
+    port = free_port()
+    result = run_module(MODULE, {**tolerant, "login_port": port, "gather": ["server"]})
+    assert_unreachable(result, f"port {port}")
+
+    # A running server that refuses the password: the wrong password is not printed either.
+    wrong = f"wrong-{secrets.token_hex(8)}"
+    args = {**pg_server.login_args(), "login_password": wrong, "fail_on_connection_error": False}
+    result = run_module(MODULE, args)
+    assert_unreachable(result, "password authentication failed")
+    assert wrong not in result.output
+    verbose = run_module(MODULE, args, verbosity=3)
+    assert_unreachable(verbose, "password authentication failed")
+    assert wrong not in verbose.output
+    assert pg_server.password not in verbose.output
+
+    # Reachable: reachable true and the facts as usual.
+    result = run_module(MODULE, {**pg_server.login_args(), "gather": ["server"], "fail_on_connection_error": False})
+    assert result["reachable"] is True
+    assert result["server"]["major"] == pg_server.major
+    assert "error" not in result
+
+
+def read_while_terminated(server, args):
+    """Run the module while its session waits on a lock, and terminate that session meanwhile.
+
+    Another session holds ACCESS EXCLUSIVE on ``pg_publication``, which the checks read; a thread
+    waits until the module's backend waits for that lock and terminates it (``pg_terminate_backend``,
+    what a fast shutdown or an administrator does): the server closes the connection mid-read.
+    Should the thread fail, it terminates the lock holder instead, so the module cannot hang.
+    """
+    terminated = []
+    waiting = (
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
+        " AND pid <> pg_backend_pid()"
+    )
+
+    with server.connect(autocommit=False) as locker:
+        locker.execute("LOCK TABLE pg_catalog.pg_publication IN ACCESS EXCLUSIVE MODE")
+        locker_pid = locker.info.backend_pid
+
+        def terminate():
+            with server.connect() as conn:
+                try:
+                    pid = wait_until(
+                        lambda: server.scalar(waiting, [APPLICATION_NAME]),
+                        timeout=30,
+                        message="the module's session waiting for the lock",
+                    )
+                    terminated.append(conn.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone())
+                finally:
+                    if not terminated:
+                        conn.execute("SELECT pg_terminate_backend(%s)", [locker_pid])
+
+        thread = threading.Thread(target=terminate)
+        thread.start()
+        try:
+            result = run_module(MODULE, args, expect_fail=args.get("fail_on_connection_error", True))
+        finally:
+            thread.join(60)
+            with contextlib.suppress(psycopg.Error):
+                locker.rollback()
+    assert len(terminated) == 1, "the module's session was not terminated while it read"
+    return result
+
+
+def test_connection_lost_while_reading(pg_server, pg_server_factory):
+    """The server closes the connection mid-read: a clean finding (tolerant) or a clean failure (default)."""
+    server = pg_server_factory(pg_server.major, name=f"pg{pg_server.major}-terminated")
+    args = {**server.login_args(), "gather": ["server", "checks"]}
+
+    result = read_while_terminated(server, {**args, "fail_on_connection_error": False})
+    assert_unreachable(result, "was lost while reading replication facts", "57P01", f"port {server.port}")
+    assert "commit failed" not in result.output
+    assert server.password not in result.output
+
+    failed = read_while_terminated(server, args)
+    assert failed.failed
+    assert "was lost while reading replication facts" in failed["msg"]
+    assert "57P01" in failed["msg"]
+    assert "commit failed" not in failed["msg"]
+    assert "exception" not in failed
+    assert server.password not in failed.output
+
+    # The server itself is fine: the next read works.
+    assert run_module(MODULE, args)["server"]["major"] == server.major
