@@ -14,8 +14,14 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import table_display
+from ansible_collections.inventium.logical_replication.plugins.module_utils._server_log import (
+    ERROR_SEVERITIES,
+    WORKER_SYNC,
+    describe,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import quote_ident
 
 SEVERITIES = ("error", "warning", "info")
@@ -366,80 +372,252 @@ def _check_slots(slots, threshold):
     return found
 
 
-def _check_subscriptions(subscriptions):
+def _error_facts(errors):
+    """``{name: per-subscription errors}`` of the ``errors`` subset when the server log was read, else ``None``."""
+    if not errors or not errors.get("available"):
+        return None
+    return {entry["name"]: entry for entry in errors.get("subscriptions") or ()}
+
+
+def _iso_time(value):
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _disabling_error(entry):
+    """The last error before ``disable_on_error`` disabled the subscription (``None`` when the log does not say it
+    did: it may have been disabled by hand)."""
+    when = _iso_time((entry or {}).get("disabled_by_error_time"))
+    if when is None:
+        return None
+    for diagnosis in entry.get("diagnoses") or ():
+        at = _iso_time(diagnosis.get("first_time"))
+        if diagnosis.get("severity") in ERROR_SEVERITIES and at is not None and at <= when:
+            return diagnosis
+    return None
+
+
+def _last_diagnosis(entry, recent_only=False, worker=None):
+    for diagnosis in (entry or {}).get("diagnoses") or ():
+        if recent_only and not diagnosis.get("recent"):
+            continue
+        if diagnosis.get("severity") not in ERROR_SEVERITIES:  # a conflict PostgreSQL resolved by itself
+            continue
+        if worker is not None and diagnosis.get("worker") != worker:
+            continue
+        return diagnosis
+    return None
+
+
+_DIAGNOSIS_FIELDS = (
+    "subscription",
+    "worker",
+    "kind",
+    "relation",
+    "key",
+    "message",
+    "sqlstate",
+    "finish_lsn",
+    "time",
+    "count",
+    "fix",
+    "source",
+)
+
+
+def _diagnosis_field(diagnosis):
+    """The structured form of a diagnosis in a finding (``error`` is PostgreSQL's message)."""
+    item = {key: diagnosis.get(key) for key in _DIAGNOSIS_FIELDS}
+    item["error"] = item.pop("message")
+    return item
+
+
+def _with_diagnoses(found, pairs):
+    """Add the last error of each (name, diagnosis) to a finding: to its message, its hint and ``diagnoses``."""
+    pairs = [(name, diagnosis) for name, diagnosis in pairs if diagnosis]
+    if not pairs:
+        return found
+    found["message"] += "; " + "; ".join(f"{quote_ident(name)}: {describe(d)}" for name, d in pairs[:MAX_LISTED])
+    if pairs[0][1].get("source"):
+        found["message"] += f" (source: {pairs[0][1]['source']})"
+    found["hint"] = " ".join(f"{quote_ident(name)}: {d['fix']}" for name, d in pairs[:MAX_LISTED]) + " " + found["hint"]
+    found["diagnoses"] = [_diagnosis_field(d) for _name, d in pairs]
+    return found
+
+
+def _check_subscriptions(subscriptions, errors=None):
     found = []
+    by_name = _error_facts(errors)
+    log_entry = (by_name or {}).get
     disabled = [s["name"] for s in subscriptions if not s.get("enabled")]
     if disabled:
         found.append(
-            finding(
-                "warning",
-                "subscription_disabled",
-                f"disabled subscription(s): {_listing(quote_ident(n) for n in disabled)}",
-                "Enable with ALTER SUBSCRIPTION ... ENABLE (after fixing the error that disabled it, if "
-                "disable_on_error was set; see the server log).",
+            _with_diagnoses(
+                finding(
+                    "warning",
+                    "subscription_disabled",
+                    f"disabled subscription(s): {_listing(quote_ident(n) for n in disabled)}",
+                    "Enable with ALTER SUBSCRIPTION ... ENABLE (after fixing the error that disabled it, if "
+                    "disable_on_error was set; see the server log).",
+                ),
+                # The error that disabled it may be older than the window.
+                [(n, _disabling_error(log_entry(n))) for n in disabled],
             )
         )
     not_running = [s["name"] for s in subscriptions if s.get("enabled") and not s.get("apply_worker_pid")]
     if not_running:
         found.append(
-            finding(
-                "warning",
-                "subscription_not_running",
-                "enabled subscription(s) without a running apply worker: "
-                + _listing(quote_ident(n) for n in not_running),
-                "The worker may be restarting after an error, waiting for a free worker slot "
-                "(max_logical_replication_workers), or unable to connect; see the subscriber's server log.",
+            _with_diagnoses(
+                finding(
+                    "warning",
+                    "subscription_not_running",
+                    "enabled subscription(s) without a running apply worker: "
+                    + _listing(quote_ident(n) for n in not_running),
+                    "The worker may be restarting after an error, waiting for a free worker slot "
+                    "(max_logical_replication_workers), or unable to connect; see the subscriber's server log.",
+                ),
+                [(n, _last_diagnosis(log_entry(n), recent_only=True)) for n in not_running],
             )
         )
-    errors = [s for s in subscriptions if (s.get("apply_error_count") or 0) > 0 or (s.get("sync_error_count") or 0) > 0]
-    if errors:
-        details = _listing(
-            f"{quote_ident(s['name'])} (apply errors {s.get('apply_error_count') or 0}, "
-            f"sync errors {s.get('sync_error_count') or 0})"
-            for s in errors
-        )
-        found.append(
-            finding(
-                "warning",
-                "subscription_errors",
-                f"subscription(s) with errors since the statistics were reset: {details}",
-                "See the subscriber's server log for the errors (often a conflict such as a duplicate key); after "
-                "fixing them reset the counters with SELECT pg_stat_reset_subscription_stats(NULL).",
-            )
-        )
-    conflicts = []
-    for s in subscriptions:
-        counts = {k: v for k, v in (s.get("conflicts") or {}).items() if v}
-        if counts:
-            conflicts.append(
-                "{} ({})".format(quote_ident(s["name"]), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-            )
-    if conflicts:
-        found.append(
-            finding(
-                "warning",
-                "subscription_conflicts",
-                f"subscription(s) that met conflicts while applying changes: {_listing(conflicts)}",
-                "See the subscriber's server log for each conflict; reset the counters with "
-                "SELECT pg_stat_reset_subscription_stats(NULL).",
-            )
-        )
+    found += _check_error_counts(subscriptions, errors, by_name)
+    found += _check_conflicts(subscriptions, errors, by_name)
     not_ready = []
     for s in subscriptions:
         if s.get("tables_not_ready"):
             states = ", ".join(f"{n} {state}" for state, n in sorted(s["table_states"].items()) if state != "ready")
-            not_ready.append(f"{quote_ident(s['name'])} ({states})")
+            not_ready.append((s["name"], f"{quote_ident(s['name'])} ({states})"))
     if not_ready:
         found.append(
-            finding(
-                "warning",
-                "tables_not_ready",
-                f"subscription(s) with tables not yet ready (initial synchronization): {_listing(not_ready)}",
-                "Wait for the initial copy to finish; if it does not progress, check sync errors, "
-                "max_sync_workers_per_subscription and the subscriber's server log.",
+            _with_diagnoses(
+                finding(
+                    "warning",
+                    "tables_not_ready",
+                    "subscription(s) with tables not yet ready (initial synchronization): "
+                    + _listing(text for _name, text in not_ready),
+                    "Wait for the initial copy to finish; if it does not progress, check sync errors, "
+                    "max_sync_workers_per_subscription and the subscriber's server log.",
+                ),
+                [(n, _last_diagnosis(log_entry(n), recent_only=True, worker=WORKER_SYNC)) for n, _text in not_ready],
             )
         )
     return found
+
+
+def _check_conflicts(subscriptions, errors, by_name):
+    """``subscription_conflicts`` (PostgreSQL 18): the conflicts logged in the window where the server log can be
+    read, else the lifetime counters of ``pg_stat_subscription_stats``."""
+    conflicts = []
+    window = None if by_name is None else errors["window_minutes"]
+    for s in subscriptions:
+        lifetime = {k: v for k, v in (s.get("conflicts") or {}).items() if v}
+        if window is None:
+            counts = lifetime
+            text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        else:
+            counts = {k: v for k, v in ((by_name.get(s["name"]) or {}).get("conflicts") or {}).items() if v}
+            text = ", ".join(
+                f"{k} {v} in the last {window:g} min" + (f" (lifetime {lifetime[k]})" if k in lifetime else "")
+                for k, v in sorted(counts.items())
+            )
+        if counts:
+            conflicts.append("{} ({})".format(quote_ident(s["name"]), text))
+    if not conflicts:
+        return []
+    return [
+        finding(
+            "warning",
+            "subscription_conflicts",
+            "subscription(s) that met conflicts while applying changes"
+            + (" (lifetime totals)" if window is None else "")
+            + f": {_listing(conflicts)}",
+            "See the subscriber's server log for each conflict"
+            + (
+                "; reset the counters with SELECT pg_stat_reset_subscription_stats(NULL)."
+                if window is None
+                else f"; the finding goes away when no conflict is logged for {window:g} min."
+            ),
+        )
+    ]
+
+
+def _check_error_counts(subscriptions, errors, by_name):
+    """``subscription_errors``: errors in the last ``window_minutes`` from the server log where it can be read,
+    else PostgreSQL's lifetime counters (said so)."""
+    if by_name is None:
+        with_errors = [
+            s for s in subscriptions if (s.get("apply_error_count") or 0) > 0 or (s.get("sync_error_count") or 0) > 0
+        ]
+        if not with_errors:
+            return []
+        details = _listing(
+            f"{quote_ident(s['name'])} (apply errors {s.get('apply_error_count') or 0}, "
+            f"sync errors {s.get('sync_error_count') or 0})"
+            for s in with_errors
+        )
+        why = f"; {errors['source']}" if errors and errors.get("source") else ""
+        item = finding(
+            "warning",
+            "subscription_errors",
+            f"subscription(s) with errors since the statistics were reset (lifetime totals{why}): {details}",
+            "See the subscriber's server log for the errors (often a conflict such as a duplicate key); after "
+            "fixing them reset the counters with SELECT pg_stat_reset_subscription_stats(NULL).",
+        )
+        item["error_counts"] = [
+            {
+                "subscription": s["name"],
+                "apply_errors": None,
+                "sync_errors": None,
+                "apply_errors_lifetime": s.get("apply_error_count"),
+                "sync_errors_lifetime": s.get("sync_error_count"),
+                "window_minutes": None,
+            }
+            for s in with_errors
+        ]
+        return [item]
+    window = errors["window_minutes"]
+    minutes = f"{window:g} min"
+    recent = []
+    for s in subscriptions:
+        entry = by_name.get(s["name"]) or {}
+        if entry.get("apply_errors") or entry.get("sync_errors"):
+            recent.append((s, entry))
+    if not recent:
+        return []
+    parts = []
+    for s, entry in recent:
+        text = f"{quote_ident(s['name'])} ({entry['apply_errors']} apply errors in the last {minutes}"
+        if s.get("apply_error_count") is not None:
+            text += f" (lifetime {s['apply_error_count']})"
+        text += f", {entry['sync_errors']} sync errors in the last {minutes}"
+        if s.get("sync_error_count") is not None:
+            text += f" (lifetime {s['sync_error_count']})"
+        parts.append(text + ")")
+    if not errors.get("window_complete"):
+        parts.append(f"the log read covers only since {errors.get('covers_since')}")
+    item = _with_diagnoses(
+        finding(
+            "warning",
+            "subscription_errors",
+            f"subscription(s) with errors in the last {minutes}: {_listing(parts)}",
+            "Once fixed, the finding goes away by itself when no error is logged for "
+            f"{minutes} (no need to reset the statistics).",
+        ),
+        [(s["name"], _last_diagnosis(entry, recent_only=True)) for s, entry in recent],
+    )
+    item["error_counts"] = [
+        {
+            "subscription": s["name"],
+            "apply_errors": entry["apply_errors"],
+            "sync_errors": entry["sync_errors"],
+            "apply_errors_lifetime": s.get("apply_error_count"),
+            "sync_errors_lifetime": s.get("sync_error_count"),
+            "window_minutes": window,
+        }
+        for s, entry in recent
+    ]
+    return [item]
 
 
 def _check_publications(issues):
@@ -497,8 +675,9 @@ def _check_publications(issues):
 def evaluate_checks(facts, publication_issues=None, retained_wal_threshold=DEFAULT_RETAINED_WAL_THRESHOLD):
     """Findings (list of ``{severity, code, message, hint}``) from collected facts, errors first.
 
-    ``facts`` holds ``server``, ``slots``, ``publications``, ``subscriptions`` and
-    ``subscription_counts`` as :func:`collect` returns them (missing ones are skipped);
+    ``facts`` holds ``server``, ``slots``, ``publications``, ``subscriptions``,
+    ``subscription_counts`` and ``errors`` as :func:`collect` returns them (missing ones are skipped;
+    without a readable server log in ``errors`` the error counters are PostgreSQL's lifetime totals);
     ``publication_issues`` is :func:`collect_publication_issues`'s result.
     """
     server = facts.get("server")
@@ -511,6 +690,6 @@ def evaluate_checks(facts, publication_issues=None, retained_wal_threshold=DEFAU
         found += _check_limits(server, slots, facts.get("subscription_counts"))
     found += _check_slots(slots, retained_wal_threshold)
     found += _check_publications(publication_issues)
-    found += _check_subscriptions(subscriptions)
+    found += _check_subscriptions(subscriptions, facts.get("errors"))
     order = {severity: index for index, severity in enumerate(SEVERITIES)}
     return sorted(found, key=lambda f: order[f["severity"]])

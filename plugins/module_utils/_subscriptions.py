@@ -101,6 +101,18 @@ def named_subscriptions_query(major, conninfo=True):
     )
 
 
+SUBSCRIPTION_OIDS_QUERY = (
+    "SELECT s.oid::bigint AS oid, s.subname::text AS name FROM pg_catalog.pg_subscription s"  # noqa: S608 - constant
+    " WHERE " + IN_CURRENT_DATABASE
+)
+
+
+def subscription_oids(conn):
+    """``{oid: name}`` of the subscriptions of the current database (the server log names a worker's
+    replication origin ``pg_<oid>``)."""
+    return {row["oid"]: row["name"] for row in fetch_rows(conn, SUBSCRIPTION_OIDS_QUERY)}
+
+
 SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY = (
     "SELECT pg_catalog.has_column_privilege('pg_catalog.pg_subscription', 'subconninfo', 'SELECT') AS allowed"
 )

@@ -86,6 +86,11 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._pub
     publications_query,
     published_relations_cte,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils._server_log import (
+    DEFAULT_ERROR_WINDOW,
+    DEFAULT_MAX_BYTES,
+    collect_errors,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._settings import (
     WAL_LEVEL_FILE_SETTINGS_QUERY,
     collect_server,
@@ -185,7 +190,7 @@ __all__ = [
     "worker_type",
 ]
 
-SUBSETS = ("server", "publications", "slots", "senders", "subscriptions", "checks")
+SUBSETS = ("server", "publications", "slots", "senders", "subscriptions", "errors", "checks")
 """What :func:`collect` can gather (the ``gather`` option of ``replication_info``)."""
 
 
@@ -196,13 +201,17 @@ def collect(
     retained_wal_threshold=DEFAULT_RETAINED_WAL_THRESHOLD,
     pending=True,
     conninfo=None,
+    error_window=DEFAULT_ERROR_WINDOW,
+    log_max_bytes=DEFAULT_MAX_BYTES,
 ):
     """One collection round: the ``gather`` subsets (see :data:`SUBSETS`) as a dict.
 
     Keys: ``server``, ``publications``, ``slots``, ``senders``, ``subscriptions`` (with
-    ``subscription_counts``) and ``checks`` - only those asked for. ``checks`` collects what it
-    needs (server, slots, publications, subscriptions and the publication issues) even when those
-    subsets are not returned.
+    ``subscription_counts``), ``errors`` and ``checks`` - only those asked for. ``checks`` collects
+    what it needs (server, slots, publications, subscriptions, their errors from the server log and
+    the publication issues) even when those subsets are not returned. ``errors`` reads the last
+    ``log_max_bytes`` of the server log (only when the database has subscriptions) and counts the
+    errors of the last ``error_window`` minutes (``_server_log.py``).
     """
     wanted = set(gather)
     unknown = wanted - set(SUBSETS)
@@ -210,7 +219,9 @@ def collect(
         raise ValueError("unknown subset(s): {}".format(", ".join(sorted(unknown))))
     needed = set(wanted)
     if "checks" in wanted:
-        needed |= {"server", "slots", "publications", "subscriptions"}
+        needed |= {"server", "slots", "publications", "subscriptions", "errors"}
+    if "errors" in wanted:
+        needed.add("subscriptions")
     facts = {}
     if "server" in needed:
         facts["server"] = collect_server(conn, major, pending=pending)
@@ -228,6 +239,10 @@ def collect(
             "cluster": subs["cluster_count"],
             "cluster_enabled": subs["cluster_enabled_count"],
         }
+    if "errors" in needed:
+        facts["errors"] = collect_errors(
+            conn, [s["name"] for s in facts["subscriptions"]], window_minutes=error_window, max_bytes=log_max_bytes
+        )
     if "checks" in wanted:
         issues = collect_publication_issues(conn, major) if facts["publications"] else None
         facts["checks"] = evaluate_checks(facts, issues, retained_wal_threshold)

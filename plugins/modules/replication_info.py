@@ -22,6 +22,9 @@ description:
   - RV(subscriptions) - the subscriptions of the database O(login_db) with their workers, last
     messages, error and conflict counters and the synchronization state of every table;
     RV(subscription_counts) also counts those of the whole server.
+  - RV(errors) - what the subscriptions' apply and table synchronization workers failed on, read from the
+    server log where this login can read it (relation, key, PostgreSQL's error text, SQLSTATE, the remote
+    transaction's finish LSN and the fix), and how many errors each logged in the last O(error_window) minutes.
   - RV(checks) - findings about the above, each with a severity, a code, a message and a hint.
   - Byte lag (V(*_lag_bytes), V(retained_wal_bytes)) is a distance in the WAL; it jumps with
     autovacuum or full-page images while no row is missing. Time lag (V(*_lag_seconds),
@@ -33,12 +36,32 @@ options:
   gather:
     description:
       - The subsets of facts to read and return. Subsets that are not listed are not returned.
-      - V(checks) reads what it needs (server, slots, publications, subscriptions) also when those
+      - V(checks) reads what it needs (server, slots, publications, subscriptions, errors) also when those
         subsets are not listed, but returns only the findings.
+      - V(errors) reads the end of the server log (see O(log_max_bytes)) - only when the database has
+        subscriptions.
     type: list
     elements: str
-    choices: [server, publications, slots, senders, subscriptions, checks]
-    default: [server, publications, slots, senders, subscriptions, checks]
+    choices: [server, publications, slots, senders, subscriptions, errors, checks]
+    default: [server, publications, slots, senders, subscriptions, errors, checks]
+  error_window:
+    description:
+      - Minutes. Errors of a subscription's workers logged within this time make the checks report it
+        (V(subscription_errors), with the errors' count in the window and PostgreSQL's lifetime count); older
+        errors do not, so a resolved problem stops being reported without resetting the statistics.
+      - Fractions are allowed (V(0.5) is 30 seconds).
+      - Only where the server log can be read (see RV(errors.available)); otherwise the checks report
+        PostgreSQL's lifetime counters and say so.
+    type: float
+    default: 15
+  log_max_bytes:
+    description:
+      - How much of the end of the server's current log file is read for RV(errors), as a number of bytes or
+        a size with a unit (V(kB), V(MB), 1024-based), for example V(4MB).
+      - Errors written before that part, or before the log file was last rotated, are not seen
+        (RV(errors.window_complete) says whether the read part covers the whole window).
+    type: str
+    default: 1MB
   fail_on_connection_error:
     description:
       - What to do when the server cannot be read because connecting fails (server down, port closed,
@@ -77,6 +100,14 @@ notes:
     C(pg_show_all_file_settings())), and other users' WAL senders show their positions only to
     members of C(pg_read_all_stats).
   - Passwords in subscription connection strings are always replaced by C(********).
+  - "The server log can be read through SQL when C(logging_collector = on) and the login is a superuser
+    or has C(EXECUTE) on C(pg_current_logfile(text)), C(pg_stat_file(text, boolean)) and
+    C(pg_read_binary_file(text, bigint, bigint, boolean)) in the database it connects to (and, for a
+    C(log_directory) outside the data directory, membership in C(pg_read_server_files)). The
+    C(jsonlog) file is preferred (PostgreSQL 15+), then C(csvlog), then C(stderr) (any
+    C(log_line_prefix); the default C(%m [%p] ) gives time and process). A server that logs to its
+    standard error only (C(logging_collector = off), for example in a container) gives
+    RV(errors.available) V(false) with the reason, and the checks fall back to the lifetime counters."
 seealso:
   - module: inventium.logical_replication.replication_slot
   - module: inventium.logical_replication.publication
@@ -120,6 +151,21 @@ EXAMPLES = r"""
     gather: [checks]
     retained_wal_threshold: 256MB
   register: slot_checks
+
+- name: What the subscriptions' workers failed on in the last 5 minutes, and the fix
+  inventium.logical_replication.replication_info:
+    login_db: subscriber
+    gather: [errors]
+    error_window: 5
+  register: errors
+
+- name: Skip the remote transaction a duplicate key blocks (after deciding that its changes may be lost)
+  inventium.logical_replication.subscription:
+    login_db: subscriber
+    name: "{{ item.name }}"
+    skip_lsn: "{{ item.diagnoses[0].finish_lsn }}"
+  loop: "{{ errors.errors.subscriptions | selectattr('apply_errors') | list }}"
+  when: item.diagnoses[0].kind == 'unique_violation' and item.diagnoses[0].finish_lsn
 
 - name: Read a subscriber that may be down without failing the play
   inventium.logical_replication.replication_info:
@@ -767,6 +813,186 @@ subscription_counts:
       description: Enabled subscriptions of the whole server.
       type: int
       sample: 2
+errors:
+  description:
+    - The errors of the subscriptions' workers (apply, table synchronization, parallel apply) from the server log.
+  returned: when O(gather) contains V(errors)
+  type: dict
+  contains:
+    available:
+      description: Whether the server log was read.
+      type: bool
+      sample: true
+    reason:
+      description: Why not, V(null) when it was read.
+      type: str
+      sample: null
+    source:
+      description:
+        - Where the diagnoses come from - C(server log <path> (<format>, last <size> of <size>)) - or
+          C(source unavailable - <why>) (logging_collector off, no privilege, file rotated away while reading).
+      type: str
+      sample: server log log/postgresql-2025-11-21_000000.json (jsonlog, last 1.0 MB of 3.2 MB)
+    path:
+      description: The log file read (as C(pg_current_logfile()) names it, relative to the data directory).
+      type: str
+      sample: log/postgresql-2025-11-21_000000.json
+    format:
+      description: V(jsonlog), V(csvlog) or V(stderr).
+      type: str
+      sample: jsonlog
+    window_minutes:
+      description: O(error_window).
+      type: float
+      sample: 15.0
+    covers_since:
+      description: Time of the oldest log line read (ISO 8601).
+      type: str
+      sample: "2025-11-21T23:01:02.123000+00:00"
+    window_complete:
+      description: Whether the part read covers the whole window (else the counts are lower bounds).
+      type: bool
+      sample: true
+    subscriptions:
+      description: One entry per subscription of the database, sorted by name.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: The subscription.
+          type: str
+          sample: subscriber1
+        apply_errors:
+          description: Errors of its apply (and parallel apply) workers logged in the last O(error_window) minutes.
+          type: int
+          sample: 3
+        sync_errors:
+          description: Errors of its table synchronization workers logged in the last O(error_window) minutes.
+          type: int
+          sample: 0
+        conflicts:
+          description:
+            - Conflicts PostgreSQL 18 logged in the last O(error_window) minutes, by type (C(insert_exists) ...),
+              also those it resolved by itself (logged as C(LOG), not as an error).
+          type: dict
+          sample: {insert_exists: 2}
+        last_error_time:
+          description: When its last error was logged (also older than the window), V(null) when none was read.
+          type: str
+          sample: "2025-11-21T23:30:01.804000+00:00"
+        disabled_by_error_time:
+          description:
+            - When C(disable_on_error) last disabled it according to the part of the log read, else V(null)
+              (V(subscription_disabled) then names the error that disabled it).
+          type: str
+          sample: null
+        diagnoses:
+          description:
+            - Its distinct errors in the part of the log read, newest first (at most 5); repeated errors (the worker
+              retries) are one entry with a RV(errors.subscriptions[].diagnoses[].count).
+          type: list
+          elements: dict
+          contains:
+            time:
+              description: When it was last logged (ISO 8601).
+              type: str
+            first_time:
+              description: When it was first logged in the part read.
+              type: str
+            last_time:
+              description: Same as RV(errors.subscriptions[].diagnoses[].time).
+              type: str
+            count:
+              description: How often it was logged in the part read.
+              type: int
+            recent:
+              description: Whether it was logged within the last O(error_window) minutes.
+              type: bool
+            subscription:
+              description: The subscription.
+              type: str
+            worker:
+              description: V(apply), V(table synchronization) or V(parallel apply) (V(null) when the log does not tell).
+              type: str
+              sample: apply
+            pid:
+              description: Process ID of the worker that logged it last.
+              type: int
+            kind:
+              description:
+                - V(unique_violation), V(missing_column), V(missing_relation), V(permission_denied), V(connection),
+                  V(constraint_violation) or V(other).
+              type: str
+              sample: unique_violation
+            relation:
+              description: The table concerned, as PostgreSQL names it in the log.
+              type: str
+              sample: public.books
+            key:
+              description: The key PostgreSQL logs for a unique violation, as it writes it.
+              type: str
+              sample: (id)=(5900000)
+            constraint:
+              description: The unique constraint or index violated.
+              type: str
+              sample: books_pkey
+            conflict:
+              description: The conflict type PostgreSQL 18 logs (C(conflict=insert_exists)).
+              type: str
+              sample: null
+            missing_columns:
+              description: The columns the subscriber's table lacks (a V(missing_column) error).
+              type: str
+              sample: null
+            severity:
+              description: V(ERROR) (or V(FATAL)); V(LOG) for a conflict PostgreSQL 18 logged and resolved by itself.
+              type: str
+              sample: ERROR
+            message:
+              description: PostgreSQL's error message.
+              type: str
+              sample: duplicate key value violates unique constraint "books_pkey"
+            detail:
+              description: PostgreSQL's DETAIL (the rows PostgreSQL 18 adds to a conflict are left out).
+              type: str
+              sample: Key (id)=(5900000) already exists.
+            sqlstate:
+              description: The SQLSTATE (V(null) in a C(stderr) log whose C(log_line_prefix) lacks C(%e)).
+              type: str
+              sample: "23505"
+            origin:
+              description: The replication origin of the apply worker (C(pg_<subscription oid>)).
+              type: str
+              sample: pg_16392
+            message_type:
+              description: The logical replication message being applied (V(INSERT), V(UPDATE), ...).
+              type: str
+              sample: INSERT
+            remote_xid:
+              description: The remote transaction's ID.
+              type: int
+              sample: 729
+            finish_lsn:
+              description:
+                - Where the remote transaction finishes - the LSN to skip it with
+                  (O(inventium.logical_replication.subscription#module:skip_lsn)).
+              type: str
+              sample: 0/1925A60
+            fix:
+              description: What to do.
+              type: str
+              sample: >-
+                Delete or fix the conflicting row on the subscriber (public.books, key (id)=(5900000)), or skip the
+                remote transaction: ALTER SUBSCRIPTION subscriber1 SKIP (lsn = '0/1925A60') - ...
+            source:
+              description: RV(errors.source).
+              type: str
+    unattributed:
+      description:
+        - Recent diagnoses of logical replication workers whose subscription the part of the log read does not name
+          (same fields as above).
+      type: list
+      elements: dict
 checks:
   description:
     - Findings, errors first. An empty list means no problem was found.
@@ -783,6 +1009,12 @@ checks:
       V(slot_invalidated), V(subscription_disabled), V(subscription_not_running), V(subscription_errors),
       V(subscription_conflicts), V(tables_not_ready), V(sequences_not_replicated), V(node_unreachable) (the server
       could not be read, see O(fail_on_connection_error))."
+    - V(subscription_errors) and V(subscription_conflicts) count the errors and conflicts logged in the last
+      O(error_window) minutes where the server log can be read (older ones no longer count), else PostgreSQL's
+      lifetime counters, and say so.
+    - V(subscription_disabled) (when C(disable_on_error) disabled it), V(subscription_not_running),
+      V(subscription_errors) and V(tables_not_ready) name the last error from the server log in the message, its fix
+      in the hint, and add RV(checks[].diagnoses).
   returned: when O(gather) contains V(checks), and always when RV(reachable) is V(false)
   type: list
   elements: dict
@@ -803,12 +1035,82 @@ checks:
       description: What to do about it.
       type: str
       sample: Enable with ALTER SUBSCRIPTION ... ENABLE (after fixing the error that disabled it).
+    diagnoses:
+      description:
+        - The last error of each subscription concerned, from the server log.
+      type: list
+      elements: dict
+      returned: for subscription findings, when the server log names an error
+      contains:
+        subscription:
+          description: The subscription.
+          type: str
+        worker:
+          description: The worker type.
+          type: str
+        kind:
+          description: As RV(errors.subscriptions[].diagnoses[].kind).
+          type: str
+        relation:
+          description: The table concerned.
+          type: str
+        key:
+          description: The conflicting key.
+          type: str
+        error:
+          description: PostgreSQL's error message.
+          type: str
+        sqlstate:
+          description: The SQLSTATE.
+          type: str
+        finish_lsn:
+          description: The remote transaction's finish LSN (for skip_lsn).
+          type: str
+        time:
+          description: When it was last logged.
+          type: str
+        count:
+          description: How often it was logged in the part read.
+          type: int
+        fix:
+          description: What to do.
+          type: str
+        source:
+          description: Where it was read.
+          type: str
+    error_counts:
+      description: Per subscription, the error counts behind V(subscription_errors).
+      type: list
+      elements: dict
+      returned: for V(subscription_errors)
+      contains:
+        subscription:
+          description: The subscription.
+          type: str
+        apply_errors:
+          description: Apply errors logged in the window, V(null) when the log was not read.
+          type: int
+        sync_errors:
+          description: Table synchronization errors logged in the window, V(null) when the log was not read.
+          type: int
+        apply_errors_lifetime:
+          description: C(pg_stat_subscription_stats.apply_error_count).
+          type: int
+        sync_errors_lifetime:
+          description: C(pg_stat_subscription_stats.sync_error_count).
+          type: int
+        window_minutes:
+          description: O(error_window), V(null) when the counts are lifetime totals.
+          type: float
 """
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import (  # noqa: E402
     ThresholdError,
     node_unreachable,
     parse_bytes,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils._server_log import (  # noqa: E402
+    DEFAULT_ERROR_WINDOW,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
     PgConnectionError,
@@ -826,6 +1128,8 @@ def argument_spec():
     return dict(
         gather=dict(type="list", elements="str", choices=list(SUBSETS), default=list(SUBSETS)),
         retained_wal_threshold=dict(type="str", default="1GB"),
+        error_window=dict(type="float", default=DEFAULT_ERROR_WINDOW),
+        log_max_bytes=dict(type="str", default="1MB"),
         fail_on_connection_error=dict(type="bool", default=True),
     )
 
@@ -847,6 +1151,14 @@ def main():
         threshold = parse_bytes(m.params["retained_wal_threshold"])
     except ThresholdError as exc:
         m.fail(f"retained_wal_threshold: {exc}")
+    try:
+        log_max_bytes = parse_bytes(m.params["log_max_bytes"])
+    except ThresholdError as exc:
+        m.fail(f"log_max_bytes: {exc}")
+    if not log_max_bytes:
+        m.fail("log_max_bytes: must be more than 0")
+    if m.params["error_window"] <= 0:
+        m.fail(f"error_window: must be more than 0 minutes, got {m.params['error_window']}")
     gather = [subset for subset in SUBSETS if subset in m.params["gather"]]
     tolerate = not m.params["fail_on_connection_error"]
     try:
@@ -856,7 +1168,14 @@ def main():
     major = m.server_major
     m.require_versions("replication_info module", ())
     try:
-        facts = collect(conn, major, gather=gather, retained_wal_threshold=threshold)
+        facts = collect(
+            conn,
+            major,
+            gather=gather,
+            retained_wal_threshold=threshold,
+            error_window=m.params["error_window"],
+            log_max_bytes=log_max_bytes,
+        )
         database = conn.info.dbname
     except psycopg.Error as exc:
         if m.connection_lost:
