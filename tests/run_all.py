@@ -6,7 +6,7 @@ test counts; every other stage (a linter, a Molecule scenario) counts as one
 test. A failing stage does not stop the later ones, so one run shows every
 problem; the exit status is non-zero when anything failed.
 
-When the lab's stages (integration-docker, molecule-lab) run together with
+When the lab's stages (integration-lab, molecule-lab) run together with
 stages that do not touch the lab, the latter run in a second process beside
 them (see BESIDE_THE_LAB); --serial or TEST_SERIAL=1 runs one after the other.
 
@@ -173,14 +173,19 @@ def stage_unit() -> StageResult:
     return pytest_stage("unit", "tests/unit")
 
 
+def stage_integration_lab() -> StageResult:
+    """The tests marked ``lab``: they build the lab and run it through its reconfigurations (one at a time)."""
+    return pytest_stage("integration-lab", "tests/integration", ["-m", "lab", "--durations=15"])
+
+
 def stage_integration_docker() -> StageResult:
-    """The tests marked ``docker``: the Docker engine's containers and the lab (one at a time)."""
-    return pytest_stage("integration-docker", "tests/integration", ["-m", "docker", "--durations=15"])
+    """The tests marked ``docker`` but not ``lab``: containers, images and an InfluxDB of their own."""
+    return pytest_stage("integration-docker", "tests/integration", ["-m", "docker and not lab", "--durations=10"])
 
 
 def stage_integration_servers() -> StageResult:
     """The tests that need only throwaway PostgreSQL servers (random ports, nothing of the lab)."""
-    return pytest_stage("integration-servers", "tests/integration", ["-m", "not docker", "--durations=15"])
+    return pytest_stage("integration-servers", "tests/integration", ["-m", "not docker and not lab", "--durations=15"])
 
 
 def junit_counts(report: Path) -> tuple[int, int, int]:
@@ -239,6 +244,7 @@ STAGES = {
     "sanity": stage_sanity,
     "unit": stage_unit,
     "prepare": stage_prepare,
+    "integration-lab": stage_integration_lab,
     "integration-docker": stage_integration_docker,
     "integration-servers": stage_integration_servers,
     "molecule-hosts": lambda: molecule_stage("hosts"),
@@ -246,14 +252,14 @@ STAGES = {
 }
 # Names that stand for several stages (`make integration`, `make molecule`, older habits).
 GROUPS = {
-    "integration": ("integration-docker", "integration-servers"),
+    "integration": ("integration-lab", "integration-docker", "integration-servers"),
     "molecule": ("molecule-hosts", "molecule-lab"),
 }
-# The critical path of a full run is the lab: the `docker` tests build it and run it through
+# The critical path of a full run is the lab: the `lab` tests build it and run it through
 # ~15 site.yml runs, then `molecule-lab` converges it again; one lab at a time, so that path is
 # serial. These stages share nothing with the lab (their own servers on random ports, their own
-# containers and network, files under .build/), so they run beside it in a second process.
-BESIDE_THE_LAB = ("integration-servers", "unit", "ansible-lint", "sanity", "molecule-hosts")
+# containers, network and InfluxDB, files under .build/), so they run beside it in a second process.
+BESIDE_THE_LAB = ("integration-servers", "unit", "ansible-lint", "sanity", "integration-docker", "molecule-hosts")
 # ...which starts once these are done: molecule-hosts runs containers of the images prepare builds.
 BEFORE_THE_SECOND_LANE = ("ruff", "prepare")
 SERIAL_ENV = "TEST_SERIAL"

@@ -47,8 +47,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "docker: uses the Docker engine or the lab; the integration stage runs these beside (not after) the "
-        "tests that need only throwaway servers (tests/run_all.py)",
+        "docker: uses the Docker engine (containers of its own); tests/run_all.py runs these beside the lab's "
+        "tests, apart from the ones that need only throwaway servers",
+    )
+    config.addinivalue_line(
+        "markers",
+        "lab: uses the lab (make lab; one at a time, under its lock); tests/run_all.py runs these in the stage "
+        "integration-lab, the critical path of a full run; mark them docker too",
     )
 
 

@@ -37,7 +37,11 @@ DASHBOARDS = sorted((REPO_ROOT / "roles" / "grafana" / "files" / "dashboards").g
 SAMPLE_SECONDS = 20
 PG18_ONLY = re.compile(r"/\^confl_/")
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable()))]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.lab,
+    pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable())),
+]
 
 
 def targets() -> list[tuple[str, str, str, str]]:

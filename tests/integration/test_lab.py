@@ -30,7 +30,11 @@ from lab_client import (
 
 NODES = ("publisher", "subscriber1", "subscriber2")
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable()))]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.lab,
+    pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable())),
+]
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,11 @@ from lab_client import (  # noqa: E402
     wait_for,
 )
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable()))]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.lab,
+    pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable())),
+]
 
 LIMIT = ("--limit", "publisher,subscriber1")
 SUBSCRIPTION = "subscriber1_sub"

@@ -32,6 +32,7 @@ import lab_client  # noqa: E402
 
 pytestmark = [
     pytest.mark.docker,
+    pytest.mark.lab,
     pytest.mark.skipif(lab_client.lab_unavailable() is not None, reason=str(lab_client.lab_unavailable())),
 ]
 

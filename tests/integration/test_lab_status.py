@@ -26,7 +26,11 @@ import pytest
 from lab_client import REPO_ROOT, all_secrets, lab_lock, lab_unavailable, pg_nodes
 from support.ansible import LAB_DROP, ansible_env
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable()))]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.lab,
+    pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable())),
+]
 
 STOPPED = "subscriber2"
 SLOT = f"{STOPPED}_sub"

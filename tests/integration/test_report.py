@@ -19,7 +19,11 @@ from pathlib import Path
 import pytest
 from metrics_lab import ENDPOINTS_FILE, REPO_ROOT, ensure_metrics_lab, influx_client, lab_unavailable, run_sampler
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable()))]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.lab,
+    pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable())),
+]
 
 REPORT = REPO_ROOT / "scripts" / "report.py"
 IMAGES = ("lag.png", "retained_wal.png", "locks.png", "tps.png")

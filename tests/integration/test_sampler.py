@@ -309,6 +309,7 @@ def select(client, what, measurement, where):
     return client.query(f'SELECT {what} FROM "{measurement}" WHERE {where}')  # noqa: S608
 
 
+@pytest.mark.lab
 def test_sampler_survives_a_subscriber_outage(influxdb, tmp_path, restore_subscriber):
     problem = _lab_problem()
     if problem:
@@ -475,6 +476,7 @@ def run_role(tmp_path, role_vars):
     return result, (int(recap.group(2)), int(recap.group(4))) if recap else None
 
 
+@pytest.mark.lab
 def test_role_docker_runtime_is_idempotent_and_samples(influxdb, tmp_path):
     problem = _lab_problem()
     if problem:

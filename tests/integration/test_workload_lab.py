@@ -23,6 +23,7 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
 pytestmark = [
     pytest.mark.docker,
+    pytest.mark.lab,
     pytest.mark.skipif(lab_client.lab_unavailable() is not None, reason=str(lab_client.lab_unavailable())),
 ]
 
