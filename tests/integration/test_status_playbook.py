@@ -144,6 +144,9 @@ def test_status_degrades_and_exit_codes(nodes, tmp_path):
     assert "slot subscriber1 active" in output, output
     assert re.search(r"subscriber1\s+PostgreSQL \d+", output), output
     assert "sub subscriber1 enabled books_pub, ready 1/1" in output, output
+    # The harness servers log to stderr only: counters are lifetime totals, and the reason is shown.
+    assert re.search(r"sub subscriber1 enabled books_pub, ready 1/1, errors \S+ lifetime, msg", output), output
+    assert "errors from the server log: source unavailable" in output, output
     assert "status: critical (exit 2)" in output
     counts = recap(output)
     # The read tasks succeeded on every node (subscriber2 too); only the summary's last task failed.
