@@ -182,7 +182,17 @@ def test_config_with_cgroup_ids():
         "docker": {"containers": ["subscriber1"], "cgroup": {"root": "/host/cgroup", "ids": {"subscriber1": "ab"}}},
     }
     config = sampler.parse_config(document)
-    assert config["cgroup"] == {"root": "/host/cgroup", "ids": {"subscriber1": "ab"}}
+    assert config["cgroup"] == {
+        "root": "/host/cgroup",
+        "ids": {"subscriber1": "ab"},
+        "links": {},
+        "net_root": "/sys/class/net",
+    }
+    document["docker"]["cgroup"]["links"] = {"subscriber1": ["../etc"]}
+    with pytest.raises(sampler.ConfigError, match="lists of interface names"):
+        sampler.parse_config(document)
+    document["docker"]["cgroup"]["links"] = {"subscriber1": ["veth1a2b3c4"]}
+    assert sampler.parse_config(document)["cgroup"]["links"] == {"subscriber1": ["veth1a2b3c4"]}
     document["docker"]["cgroup"]["ids"] = {}
     with pytest.raises(sampler.ConfigError, match="no id for subscriber1"):
         sampler.parse_config(document)
@@ -211,4 +221,37 @@ def test_container_sampler_reads_cgroups_and_never_the_socket(tmp_path):
     assert "pids=6i" in text
     gone = thread.sample("gone", 1_700_000_000_000_000_000)
     assert "running=0i" in ("".join(gone) if isinstance(gone, list) else gone)
+    assert not errors.counts()
+
+
+def host_link(net_root, name, rx_bytes, tx_bytes):
+    """A host interface's counters as the kernel shows them in /sys/class/net/<name>/statistics (a number a line)."""
+    statistics = net_root / name / "statistics"
+    statistics.mkdir(parents=True)
+    (statistics / "rx_bytes").write_text(f"{rx_bytes}\n")
+    (statistics / "tx_bytes").write_text(f"{tx_bytes}\n")
+
+
+def test_network_counters_come_from_the_host_end_of_the_link(tmp_path):
+    """What the host end of a veth pair receives, the container sent: rx and tx swap sides."""
+    net_root = tmp_path / "net"
+    host_link(net_root, "veth1a2b3c4", rx_bytes=5_000, tx_bytes=70_000)
+    cgroup = {
+        "root": str(DATA / "v1-1" / "root"),
+        "ids": {"subscriber1": CONTAINER_ID},
+        "links": {"subscriber1": ["veth1a2b3c4", "vethgone"]},  # a re-created container's old link is gone
+        "net_root": str(net_root),
+    }
+    errors = sampler.ErrorCounter()
+    thread = sampler.ContainerSampler(["subscriber1"], str(tmp_path / "no-socket"), Sink(), errors, None, "s", cgroup)
+    thread.cgroup.proc = str(DATA / "v1-1" / "proc")
+    thread.cgroup.clock_ticks = CLOCK_TICKS
+    stats = thread.read("subscriber1")
+    assert stats["networks"] == {"veth1a2b3c4": {"rx_bytes": 70_000, "tx_bytes": 5_000}}
+    fields = sampler.container_fields(stats)
+    assert (fields["net_rx_bytes"], fields["net_tx_bytes"]) == (70_000, 5_000)
+    # No link known (or none left): no network fields rather than zeros.
+    assert "networks" not in sampler.CgroupStats(str(DATA / "v1-1" / "root"), net_root=str(net_root)).stats(
+        CONTAINER_ID, ["vethgone"]
+    )
     assert not errors.counts()

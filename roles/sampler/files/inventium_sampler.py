@@ -506,13 +506,16 @@ class CgroupStats:
     ``usage_usec`` (v2) against the host's ``/proc/stat``; memory ``memory.usage_in_bytes`` /
     ``memory.current`` with ``memory.stat`` (inactive file pages are subtracted as ``docker stats``
     does) and the limit capped at the host's memory; block I/O from ``blkio`` (v1) or ``io.stat``
-    (v2); ``pids.current``. No ``networks`` (the cgroup has no network counters; with the Docker API
-    the lab's containers had them - see the README).
+    (v2); ``pids.current``. The cgroup has no network counters: ``networks`` comes from the host
+    ends of the container's links (``links``, found at deploy), read in ``net_root`` - the host's
+    ``/sys/class/net`` as a container on the host's network sees it; what the host end receives,
+    the container sent.
     """
 
-    def __init__(self, root="/sys/fs/cgroup", proc="/proc", online_cpus=None, clock_ticks=None):
+    def __init__(self, root="/sys/fs/cgroup", proc="/proc", online_cpus=None, clock_ticks=None, net_root=None):
         self.root = root
         self.proc = proc
+        self.net_root = net_root or "/sys/class/net"
         self.online_cpus = online_cpus
         self.clock_ticks = clock_ticks or os.sysconf("SC_CLK_TCK")
         self.version = 2 if os.path.exists(os.path.join(root, "cgroup.controllers")) else 1
@@ -538,11 +541,26 @@ class CgroupStats:
                 return path
         return None
 
-    def stats(self, container_id):
+    def stats(self, container_id, links=()):
         """Docker-shaped stats of a running container; ``{}`` when it has no cgroup (stopped or removed)."""
-        if self.version == 2:
-            return self._stats_v2(container_id)
-        return self._stats_v1(container_id)
+        stats = self._stats_v2(container_id) if self.version == 2 else self._stats_v1(container_id)
+        networks = self._networks(links) if stats else {}
+        if networks:
+            stats["networks"] = networks
+        return stats
+
+    def _networks(self, links):
+        """Docker's ``networks`` shape from the host ends of the container's links (gone ones are left out)."""
+        networks = {}
+        for link in links:
+            directory = os.path.join(self.net_root, link, "statistics")
+            try:
+                host_rx = int(_read(os.path.join(directory, "rx_bytes")).strip())
+                host_tx = int(_read(os.path.join(directory, "tx_bytes")).strip())
+            except (OSError, ValueError):
+                continue  # the container was re-created: its old link is gone
+            networks[link] = {"rx_bytes": host_tx, "tx_bytes": host_rx}
+        return networks
 
     def _stats_v1(self, container_id):
         dirs = {}
@@ -670,11 +688,24 @@ def parse_config(document, base_dir="."):
     cgroup = docker.get("cgroup")
     if cgroup is not None:
         if not isinstance(cgroup, dict) or not isinstance(cgroup.get("ids"), dict):
-            raise ConfigError("docker.cgroup must be an object with 'ids' (container name -> id) and optional 'root'")
+            raise ConfigError(
+                "docker.cgroup must be an object with 'ids' (container name -> id) and optional 'root', "
+                "'links' (container name -> host interfaces) and 'net_root'"
+            )
         missing = [c for c in containers if not cgroup["ids"].get(c)]
         if missing:
             raise ConfigError(f"docker.cgroup.ids has no id for {', '.join(missing)}")
-        cgroup = {"root": cgroup.get("root") or "/sys/fs/cgroup", "ids": dict(cgroup["ids"])}
+        links = cgroup.get("links") or {}
+        if not isinstance(links, dict) or not all(
+            isinstance(v, list) and all(isinstance(i, str) and i and "/" not in i for i in v) for v in links.values()
+        ):
+            raise ConfigError("docker.cgroup.links must map container names to lists of interface names")
+        cgroup = {
+            "root": cgroup.get("root") or "/sys/fs/cgroup",
+            "ids": dict(cgroup["ids"]),
+            "links": {name: list(v) for name, v in links.items()},
+            "net_root": cgroup.get("net_root") or "/sys/class/net",
+        }
     sampler = document.get("sampler") or {}
     unknown = set(sampler) - set(DEFAULTS)
     if unknown:
@@ -932,8 +963,9 @@ class ContainerSampler(threading.Thread):
         self.containers = containers
         self.socket_path = socket_path
         # cgroup: {"root", "ids"} - read the files, never the Docker socket
-        self.cgroup = CgroupStats(cgroup["root"]) if cgroup else None
+        self.cgroup = CgroupStats(cgroup["root"], net_root=cgroup.get("net_root")) if cgroup else None
         self.ids = dict(cgroup["ids"]) if cgroup else {}
+        self.links = dict(cgroup.get("links") or {}) if cgroup else {}
         self.sink = sink
         self.errors = errors
         self.ticker = ticker
@@ -944,7 +976,7 @@ class ContainerSampler(threading.Thread):
 
     def read(self, name):
         if self.cgroup is not None:
-            return self.cgroup.stats(self.ids[name])
+            return self.cgroup.stats(self.ids[name], self.links.get(name, ()))
         return _docker_get(self.socket_path, f"/containers/{name}/stats?stream=false&one-shot=true")
 
     def sample(self, name, ts):
