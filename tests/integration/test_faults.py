@@ -31,11 +31,12 @@ from pathlib import Path
 import lab_client
 import psycopg
 import pytest
+from lab_client import REPO_ROOT, lab_lock, lab_unavailable, pg_nodes
+from support.ansible import LAB_DROP, ansible_env
+
 from ansible_collections.inventium.logical_replication.plugins.module_utils._replication_compare import (
     compare_node,
 )
-from lab_client import REPO_ROOT, lab_lock, lab_unavailable, pg_nodes
-from support.ansible import LAB_DROP, ansible_env
 
 pytestmark = [
     pytest.mark.docker,
