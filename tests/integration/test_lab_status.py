@@ -18,6 +18,7 @@ container whatever happens.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -103,6 +104,9 @@ def test_status_with_a_stopped_subscriber(restart_afterwards):
                 output
             )
             assert "check error node_unreachable: the server could not be read" in output, output
+            # since when: the lab's sampler read it moments before the stop
+            ago = re.search(r"last read by the sampler \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \((\d+) s ago\)", output)
+            assert ago and int(ago.group(1)) < 300, output
             assert f"slot {SLOT} INACTIVE" in output, output
             assert "publisher PostgreSQL" in output, output
             assert "subscriber1 PostgreSQL" in output, output
