@@ -541,7 +541,9 @@ def test_role_docker_runtime_is_idempotent_and_samples(influxdb, tmp_path):
                 "SELECT last(net_rx_bytes), last(net_tx_bytes) FROM container WHERE node = 'subscriber1'",
                 database="roletest",
             )
-            assert network and network[0]["last"] > 0 and network[0]["last_1"] > 0, network
+            assert network, "no network counters of subscriber1"
+            assert network[0]["last"] > 0, network
+            assert network[0]["last_1"] > 0, network
             # A changed configuration rewrites the container's private copy and recreates the container.
             endpoints["sampler"] = {"buffer_points": 1000}
             (config_dir / "endpoints.json").write_text(json.dumps(endpoints))
