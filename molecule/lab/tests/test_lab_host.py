@@ -4,7 +4,7 @@
   gateway, where its pg_hba.conf admits only the replication role to the ``publisher`` database;
 - the ``.lab`` state is private (directories 0700, secrets 0600) and its libpq service and password
   files work;
-- no generated secret appears in what ansible-playbook printed during converge and idempotence
+- no generated secret appears in what ansible-playbook printed during converge (and idempotence)
   (Molecule's provisioner sets ANSIBLE_LOG_PATH, so the log holds exactly that output).
 """
 
@@ -89,8 +89,8 @@ def test_no_secret_in_the_converge_output() -> None:
     # needs a `molecule converge -s lab` first.
     assert path.is_file(), f"no converge output at {path}: run `molecule converge -s lab` before verify"
     log = path.read_text(errors="replace")
-    # converge and idempotence: two runs of the whole site.yml
-    assert log.count("PLAY RECAP") >= 2, "the log does not hold the converge and idempotence output"
+    # converge: a run of the whole site.yml (and idempotence's, when run by hand)
+    assert log.count("PLAY RECAP") >= 1, "the log does not hold the converge output"
     secrets = all_secrets()
     assert len(secrets) >= 4
     for value in secrets:
