@@ -35,6 +35,7 @@ import lab_client
 import psycopg
 import pytest
 from lab_client import REPO_ROOT, lab_lock, lab_unavailable, pg_nodes
+from psycopg import sql
 from support.ansible import LAB_DROP, ansible_env
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._replication_compare import (
@@ -351,7 +352,8 @@ def test_faults_lose_nothing_and_resume(writer, heal):
                     timeout=60,
                 )
             result = compare_node(login("publisher"), login(node), f"{node}_sub", timeout=60)
-            assert result["equal"], result
+            differ = [t for t in result["tables"] if not t.get("equal")]
+            assert result["equal"], (result.get("problems"), differ)
         # Back to health but for the errors of the last minutes (warnings until they age out).
         rc, output = status()
         assert rc <= max(before, 1), output
@@ -363,5 +365,155 @@ def test_faults_lose_nothing_and_resume(writer, heal):
         f"\nrows written {len(acked)} acknowledged, {len(writer.unknown)} without an answer, "
         f"{writer.reconnects} failed reconnect attempts"
     )
+    for fault, seconds in resumed.items():
+        print(f"resume after {fault}: {seconds:.1f} s")
+
+
+# --------------------------------------------------------------- initial sync, publisher crash
+SYNC_TABLE = "public.fault_sync"
+SYNC_ROWS = 1_000_000
+SYNC_PUBLICATION = "technical_pub"  # subscribed by subscriber2 only
+SYNC_NODE = "subscriber2"
+CRASH_FIRST_ID = 800_000_000  # the uncommitted transaction's rows
+CRASH_ROWS = 100_000
+RESUME_AFTER_SYNC_KILL = 180.0  # container start, then the whole copy again
+RESUME_AFTER_CRASH = 60.0
+
+
+def sync_state(node):
+    with lab_client.connect(node) as conn:
+        row = conn.execute(
+            "SELECT r.srsubstate::text FROM pg_subscription_rel AS r WHERE r.srrelid = to_regclass(%s)", (SYNC_TABLE,)
+        ).fetchone()
+    return row[0] if row else None
+
+
+def drop_sync_table():
+    """The table out of the publication and the subscription, then dropped on both sides."""
+    with lab_client.connect("publisher") as conn:
+        published = conn.execute(
+            "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND schemaname = 'public' AND tablename = "
+            "'fault_sync'",
+            (SYNC_PUBLICATION,),
+        ).fetchone()
+        if published:
+            conn.execute(f"ALTER PUBLICATION {SYNC_PUBLICATION} DROP TABLE {SYNC_TABLE}")
+    with lab_client.connect(SYNC_NODE) as conn:
+        conn.execute(f"ALTER SUBSCRIPTION {SYNC_NODE}_sub REFRESH PUBLICATION WITH (copy_data = false)")
+        conn.execute(f"DROP TABLE IF EXISTS {SYNC_TABLE}")
+    with lab_client.connect("publisher") as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {SYNC_TABLE}")
+        # a table synchronization slot a killed copy may have left behind
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name LIKE 'pg\\_%\\_sync\\_%' AND NOT active"
+        )
+
+
+@pytest.fixture
+def sync_table(heal):
+    """A table of a million rows on the publisher and its empty twin on subscriber2; gone afterwards."""
+    create = f"CREATE TABLE {SYNC_TABLE} (id bigint PRIMARY KEY, payload text NOT NULL)"
+    with lab_client.connect("publisher") as conn:
+        conn.execute(create)
+        conn.execute(
+            "INSERT INTO public.fault_sync SELECT i, md5(i::text) || md5((i * 7)::text) "
+            "FROM generate_series(1, %s) AS i",
+            (SYNC_ROWS,),
+        )
+    with lab_client.connect(SYNC_NODE) as conn:
+        conn.execute(create)
+    yield
+    drop_sync_table()
+
+
+def test_killed_during_initial_sync_and_publisher_crash_lose_nothing(writer, sync_table):
+    resumed = {}
+    with lab_lock(exclusive=True, wait=LOCK_WAIT):
+        # 5. subscriber2 killed while it copies a large table (initial synchronization).
+        with lab_client.connect("publisher") as conn:
+            # as the publisher role does for the tables it publishes: the subscriptions' role reads it
+            replicator = conn.execute(
+                "SELECT usename FROM pg_stat_replication WHERE application_name = %s", (f"{SYNC_NODE}_sub",)
+            ).fetchone()[0]
+            conn.execute(sql.SQL("GRANT SELECT ON public.fault_sync TO {}").format(sql.Identifier(replicator)))
+            conn.execute(f"ALTER PUBLICATION {SYNC_PUBLICATION} ADD TABLE {SYNC_TABLE}")
+        with lab_client.connect(SYNC_NODE) as conn:
+            conn.execute(f"ALTER SUBSCRIPTION {SYNC_NODE}_sub REFRESH PUBLICATION")
+        with lab_client.connect("publisher") as conn:
+            # the table synchronization worker's walsender is sending the table
+            lab_client.wait_for(
+                lambda: (
+                    conn.execute(
+                        "SELECT 1 FROM pg_stat_activity WHERE backend_type = 'walsender' AND query ILIKE 'COPY%fault_sync%'"
+                    ).fetchone()
+                    is not None
+                ),
+                timeout=60,
+            )
+        time.sleep(1)
+        docker("kill", SYNC_NODE)
+        time.sleep(3)
+        docker("start", SYNC_NODE)
+        started = time.monotonic()
+        wait_accepting(SYNC_NODE)
+        lab_client.wait_for(lambda: sync_state(SYNC_NODE) == "r", timeout=RESUME_AFTER_SYNC_KILL)
+        resumed[f"{SYNC_NODE} killed during the initial copy of {SYNC_ROWS} rows (copy done)"] = (
+            time.monotonic() - started
+        )
+        with lab_client.connect(SYNC_NODE) as conn:
+            assert conn.execute("SELECT count(*) FROM public.fault_sync").fetchone()[0] == SYNC_ROWS
+
+        # 6. The publisher killed (immediate shutdown: a crash) in the middle of a large transaction.
+        version, cluster = publisher_cluster()
+        big = lab_client.connect("publisher", autocommit=False)
+        try:
+            big.execute(
+                "INSERT INTO public.books (id, sku, title, topic) SELECT i, 0, 'never committed', "
+                "(ARRAY['leadership', 'technical', 'other'])[1 + i %% 3] FROM generate_series(%s::bigint, %s) AS i",
+                (CRASH_FIRST_ID, CRASH_FIRST_ID + CRASH_ROWS - 1),
+            )
+            subprocess.run(
+                ["pg_ctlcluster", version, cluster, "stop", "-m", "immediate"], check=True, capture_output=True
+            )
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                big.close()
+        subprocess.run(["pg_ctlcluster", version, cluster, "start"], check=True, capture_output=True)
+        restarted = time.monotonic()
+        for node in TOPIC_OF:
+            resumed[f"publisher crashed ({node})"] = resume_seconds(writer, node, restarted, RESUME_AFTER_CRASH)
+
+        time.sleep(2)
+        writer.stop.set()
+        writer.join(timeout=30)
+        assert writer.error is None, repr(writer.error)
+        acked = {row_id for row_id, _ in writer.acked}
+        with lab_client.connect("publisher") as conn:
+            on_publisher = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM public.books WHERE id >= %s AND id < %s", (FIRST_ID, CRASH_FIRST_ID)
+                )
+            }
+            assert (
+                conn.execute("SELECT count(*) FROM public.books WHERE id >= %s", (CRASH_FIRST_ID,)).fetchone()[0] == 0
+            )
+        assert acked <= on_publisher, f"acknowledged rows lost by the crash: {sorted(acked - on_publisher)[:10]}"
+        for node, topic in TOPIC_OF.items():
+            expected = {i for i in on_publisher if TOPICS[i % len(TOPICS)] == topic}
+            with lab_client.connect(node) as conn:
+                lab_client.wait_for(
+                    lambda conn=conn, expected=expected: (
+                        {row[0] for row in conn.execute("SELECT id FROM public.books WHERE id >= %s", (FIRST_ID,))}
+                        == expected
+                    ),
+                    timeout=60,
+                )
+            # the large table included (subscriber2): counts and checksums of every table
+            result = compare_node(login("publisher"), login(node), f"{node}_sub", timeout=60)
+            differ = [t for t in result["tables"] if not t.get("equal")]
+            assert result["equal"], (result.get("problems"), differ)
+
     for fault, seconds in resumed.items():
         print(f"resume after {fault}: {seconds:.1f} s")
