@@ -445,7 +445,8 @@ def test_killed_during_initial_sync_and_publisher_crash_lose_nothing(writer, syn
             lab_client.wait_for(
                 lambda: (
                     conn.execute(
-                        "SELECT 1 FROM pg_stat_activity WHERE backend_type = 'walsender' AND query ILIKE 'COPY%fault_sync%'"
+                        "SELECT 1 FROM pg_stat_activity "
+                        "WHERE backend_type = 'walsender' AND query ILIKE 'COPY%fault_sync%'"
                     ).fetchone()
                     is not None
                 ),
