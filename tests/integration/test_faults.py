@@ -336,7 +336,7 @@ def test_faults_lose_nothing_and_resume(writer, heal):
         writer.stop.set()
         writer.join(timeout=30)
         assert writer.error is None, repr(writer.error)
-        acked = {row_id for row_id, _ in writer.acked}
+        acked = {entry[0] for entry in writer.acked}
         with lab_client.connect("publisher") as conn:
             on_publisher = {row[0] for row in conn.execute("SELECT id FROM public.books WHERE id >= %s", (FIRST_ID,))}
         assert acked <= on_publisher, f"acknowledged rows missing on the publisher: {sorted(acked - on_publisher)[:10]}"
@@ -489,7 +489,7 @@ def test_killed_during_initial_sync_and_publisher_crash_lose_nothing(writer, syn
         writer.stop.set()
         writer.join(timeout=30)
         assert writer.error is None, repr(writer.error)
-        acked = {row_id for row_id, _ in writer.acked}
+        acked = {entry[0] for entry in writer.acked}
         with lab_client.connect("publisher") as conn:
             on_publisher = {
                 row[0]
