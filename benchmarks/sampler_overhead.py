@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import importlib.util
 import json
 import math
 import os
@@ -73,14 +72,14 @@ from psycopg.rows import tuple_row
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from support.paths import use_checkout  # noqa: E402
+from support.paths import SAMPLER_PROGRAM, load_sampler, use_checkout  # noqa: E402
 
 use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils import connection  # noqa: E402
 
-PROGRAM = ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
+PROGRAM = SAMPLER_PROGRAM
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 LAB_DATABASE = "sampler_bench"
 APP_DATABASE = "app"
@@ -89,15 +88,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BENCH_APPLICATION_NAME = "sampler-overhead-bench"
 
 
-def load_sampler():
-    """The sampler program as a module (its APPLICATION_NAME and its round's queries)."""
-    spec = importlib.util.spec_from_file_location("inventium_sampler", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SAMPLER = load_sampler()
+SAMPLER = load_sampler()  # its APPLICATION_NAME and its round's queries
 
 
 # ----------------------------------------------------------------------------------------------

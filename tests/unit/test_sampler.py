@@ -6,28 +6,17 @@ The program is loaded from ``roles/sampler/files/inventium_sampler.py`` as the r
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
 import socket
-from pathlib import Path
 
 import pytest
+from support.paths import load_sampler
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx
 
-PROGRAM = Path(__file__).resolve().parents[2] / "roles" / "sampler" / "files" / "inventium_sampler.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("inventium_sampler", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sampler = _load()
+sampler = load_sampler("inventium_sampler")
 TS = 1_700_000_000_000_000_000
 
 

@@ -7,27 +7,19 @@ with the Docker API: ``container_fields`` turns both documents into the same fie
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
+from support.paths import load_sampler
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAM = ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
 DATA = Path(__file__).resolve().parent / "data" / "cgroup"
 CONTAINER_ID = "22636b067ec052e434b23e919ae3f21e4d75f87bf7001ae634507f79ed89d221"
 CLOCK_TICKS = 100  # getconf CLK_TCK on the machine the fixtures come from
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("inventium_sampler_cgroup", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sampler = _load()
+sampler = load_sampler("inventium_sampler_cgroup")
 
 
 def reader(snapshot: str, **kwargs):
