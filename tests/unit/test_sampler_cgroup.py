@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from support.paths import load_sampler
 
-ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data" / "cgroup"
 CONTAINER_ID = "22636b067ec052e434b23e919ae3f21e4d75f87bf7001ae634507f79ed89d221"
 CLOCK_TICKS = 100  # getconf CLK_TCK on the machine the fixtures come from
