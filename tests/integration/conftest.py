@@ -57,8 +57,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# Tests that disturb the lab the way an outage does: they kill and restart containers, so the next
+# site.yml run has real work (the sampler's configuration names each container's host network link,
+# which a restart replaces). They run after every test that expects a site.yml run to change nothing.
+LAB_DISTURBING = ("test_faults.py",)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Apply ``@pytest.mark.min_pg(N)`` at collection time, so no server is started for skipped tests."""
+    """Run the lab-disturbing tests last; apply ``@pytest.mark.min_pg(N)`` at collection time, so no
+    server is started for skipped tests."""
+    items.sort(key=lambda item: item.path.name in LAB_DISTURBING)  # stable: the rest keep their order
     for item in items:
         marker = item.get_closest_marker("min_pg")
         callspec = getattr(item, "callspec", None)
