@@ -24,7 +24,7 @@ DEFAULT_GROUP = "inventium-logical-replication"
 
 DEFAULT_INTERVAL = "1m"
 
-LAG_WINDOW_SECONDS = 120
+LAG_WINDOW_SECONDS = 60
 """The window of the rules that read the last value (lag, retained WAL): long enough for a few samples."""
 
 
