@@ -22,6 +22,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ser
     WORKER_SYNC,
     describe,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils._thresholds import RETAINED_WAL_BYTES
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import quote_ident
 
 SEVERITIES = ("error", "warning", "info")
@@ -42,8 +43,8 @@ NODE_UNREACHABLE_HINT = (
 )
 
 
-DEFAULT_RETAINED_WAL_THRESHOLD = 1024**3
-"""Inactive slots retaining more WAL than this (bytes) are reported by the checks (1 GiB)."""
+DEFAULT_RETAINED_WAL_THRESHOLD = RETAINED_WAL_BYTES
+"""Inactive slots retaining more WAL than this (bytes) are reported by the checks (``_thresholds.py``)."""
 
 
 MAX_LISTED = 20

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,44 +35,13 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 from lab_client import lab_lock  # noqa: E402
-
-from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
+from sampler_support import HEARTBEAT_SQL, PROGRAM, parse_lines, running_influxd, sampler_config  # noqa: E402
 
 pytestmark = pytest.mark.docker  # the integration stage runs these in its Docker group
 
-PROGRAM = REPO_ROOT / "roles" / "sampler" / "files" / "inventium_sampler.py"
-HEARTBEAT_SQL = REPO_ROOT / "roles" / "publisher" / "files" / "schema" / "heartbeat.sql"
 ENDPOINTS = REPO_ROOT / ".lab" / "endpoints.json"
-INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 OUTAGE_SECONDS = 20
 STOPPED = "subscriber2"
-
-
-def parse_lines(text):
-    """``[(measurement, tags, fields, ts)]`` of the sampler's line protocol (it writes no escaped characters here)."""
-    points = []
-    for raw in text.splitlines():
-        if not raw or raw.startswith("#"):
-            continue
-        head, fields, ts = raw.rsplit(" ", 2)
-        measurement, *tags = head.split(",")
-        values = {}
-        for item in fields.split(","):
-            key, value = item.split("=", 1)
-            if value.endswith("i"):
-                values[key] = int(value[:-1])
-            elif value.startswith('"'):
-                values[key] = value.strip('"')
-            else:
-                values[key] = float(value)
-        points.append((measurement, dict(t.split("=", 1) for t in tags), values, int(ts)))
-    return points
-
-
-def write_secret(path, text):
-    path.write_text(text)
-    path.chmod(0o600)
-    return str(path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,29 +60,11 @@ def test_sampler_on_a_pair(pg_pair_db, tmp_path):
     if statements:  # installed, not in shared_preload_libraries: reading it fails, the sampler counts that
         pub.execute("CREATE EXTENSION pg_stat_statements")
     sub.execute(f"CREATE SUBSCRIPTION sampler_sub CONNECTION '{pub.conninfo()}' PUBLICATION heartbeat_pub")
-    config = {
-        "postgresql": {
-            "pub": {
-                "kind": "publisher",
-                "host": pub.server.host,
-                "port": pub.server.port,
-                "dbname": pub.name,
-                "user": pub.server.user,
-                "password_file": write_secret(tmp_path / "pub", pub.server.password),
-            },
-            "sub": {
-                "kind": "subscriber",
-                "host": sub.server.host,
-                "port": sub.server.port,
-                "dbname": sub.name,
-                "user": sub.server.user,
-                "password_file": write_secret(tmp_path / "sub", sub.server.password),
-            },
-        },
-    }
-    (tmp_path / "sampler.json").write_text(json.dumps(config))
+    config = sampler_config(
+        tmp_path, {"pub": ("publisher", pub.server, pub.name), "sub": ("subscriber", sub.server, sub.name)}
+    )
     result = subprocess.run(
-        [sys.executable, str(PROGRAM), "--config", str(tmp_path / "sampler.json"), "--dry-run", "--duration", "4"],
+        [sys.executable, str(PROGRAM), "--config", str(config), "--dry-run", "--duration", "4"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -182,21 +132,9 @@ def test_sampler_reads_pg_stat_statements_when_preloaded(pg_server_factory, pg_m
     server.execute("CREATE EXTENSION pg_stat_statements")
     for _query in range(20):
         server.execute("SELECT count(*) FROM pg_class")
-    config = {
-        "postgresql": {
-            "solo": {
-                "kind": "subscriber",
-                "host": server.host,
-                "port": server.port,
-                "dbname": "postgres",
-                "user": server.user,
-                "password_file": write_secret(tmp_path / "pw", server.password),
-            }
-        }
-    }
-    (tmp_path / "sampler.json").write_text(json.dumps(config))
+    config = sampler_config(tmp_path, {"solo": ("subscriber", server, "postgres")})
     result = subprocess.run(
-        [sys.executable, str(PROGRAM), "--config", str(tmp_path / "sampler.json"), "--dry-run", "--duration", "2"],
+        [sys.executable, str(PROGRAM), "--config", str(config), "--dry-run", "--duration", "2"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -216,44 +154,11 @@ def test_sampler_reads_pg_stat_statements_when_preloaded(pg_server_factory, pg_m
 # ----------------------------------------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def influxdb(tmp_path_factory):
-    """Debian's InfluxDB 1.x (``influxd``, installed by .ci/run) on free loopback ports; database ``pglab``."""
-    if not os.path.exists(INFLUXD):
-        pytest.fail("influxd is missing: install Debian's influxdb package (.ci/run does)")
-    root = tmp_path_factory.mktemp("influxdb")
-    http_port, rpc_port = free_port(), free_port()
-    (root / "influxdb.conf").write_text(
-        f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc_port}"\n'
-        f'[meta]\n  dir = "{root}/meta"\n'
-        f'[data]\n  dir = "{root}/data"\n  wal-dir = "{root}/wal"\n  query-log-enabled = false\n'
-        f'[http]\n  bind-address = "127.0.0.1:{http_port}"\n  log-enabled = false\n'
-        "[monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n"
-    )
-    log = open(root / "influxd.log", "w")
-    proc = subprocess.Popen([INFLUXD, "-config", str(root / "influxdb.conf")], stdout=log, stderr=subprocess.STDOUT)
-    client = influx.InfluxClient(f"http://127.0.0.1:{http_port}", api=1, database="pglab")
-    try:
-        deadline = time.monotonic() + 30
-        while not client.ping():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"influxd did not start: {(root / 'influxd.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        client.query("CREATE DATABASE pglab")
+    """Debian's InfluxDB 1.x on free loopback ports (``sampler_support.running_influxd``); database ``pglab``."""
+    with running_influxd(tmp_path_factory.mktemp("influxdb")) as client:
         yield client
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _lab_problem():

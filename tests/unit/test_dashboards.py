@@ -175,7 +175,7 @@ def test_seed_lock_panel_is_kept() -> None:
 
 
 # ------------------------------------------------------------------ provisioning
-def render(tmp_path: Path, influxdb: dict, runtime: str = "docker") -> Path:
+def render(tmp_path: Path, influxdb: dict, runtime: str = "docker", extra_vars: dict | None = None) -> Path:
     """Run the role's render step (its real templates) through ansible-playbook into tmp_path."""
     out = tmp_path / "grafana"
     playbook = tmp_path / "render.yml"
@@ -194,6 +194,7 @@ def render(tmp_path: Path, influxdb: dict, runtime: str = "docker") -> Path:
         grafana_config_dir: {out}
         grafana_influxdb: {json.dumps(influxdb)}
 """
+        + "".join(f"        {key}: {json.dumps(value)}\n" for key, value in (extra_vars or {}).items())
     )
     env = {
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
