@@ -213,12 +213,15 @@ ORDER BY q.ord
 # table belongs to the parent); their sequences are those owned by a column (serial: deptype 'a',
 # identity: 'i') and those a column default calls (nextval('seq'): the default depends on it).
 _PUBLICATION_SEQUENCES = """
-WITH tables AS (
-    SELECT DISTINCT a.relid
+WITH published AS (
+    SELECT pg_catalog.format('%%I.%%I', pt.schemaname, pt.tablename)::regclass AS relid
     FROM pg_catalog.pg_publication_tables AS pt
-    CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(
-        pg_catalog.format('%%I.%%I', pt.schemaname, pt.tablename)::regclass) AS a (relid)
     WHERE pt.pubname = ANY(%(publications)s)
+), tables AS (
+    SELECT relid FROM published
+    UNION
+    -- (no rows for a table that is not a partition)
+    SELECT a.relid FROM published CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(published.relid) AS a (relid)
 ), sequences AS (
     SELECT d.objid AS seq
     FROM pg_catalog.pg_depend AS d
@@ -235,7 +238,6 @@ WITH tables AS (
 SELECT n.nspname AS schema_name, c.relname AS seq_name
 FROM sequences JOIN pg_catalog.pg_class AS c ON c.oid = sequences.seq AND c.relkind = 'S'
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-ORDER BY 1, 2
 """
 
 _PUBLICATIONS = "SELECT pubname FROM pg_catalog.pg_publication WHERE pubname = ANY(%(publications)s)"
@@ -291,7 +293,8 @@ def publication_sequences(conn, publications):
             "publication(s) {} do not exist on the publisher".format(", ".join(quote_ident(p) for p in missing))
         )
     rows = fetch_rows(conn, _PUBLICATION_SEQUENCES, {"publications": publications})
-    return [QualifiedName(row["schema_name"], row["seq_name"]) for row in rows]
+    # Sorted here, not by the database's collation: the same order on every server.
+    return sorted(QualifiedName(row["schema_name"], row["seq_name"]) for row in rows)
 
 
 def subscribed_publications(conn):
