@@ -9,6 +9,7 @@ applied, and no password in any output.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import pytest
 from pg_harness import pair_combos, selected_majors
@@ -382,3 +383,45 @@ def test_sequence_gaps_on_open_connections(dbs):
     assert findings["sequence_gap"]["severity"] == "info"
     assert "public.items_id_seq (1000 behind)" in findings["sequence_gap"]["message"]
     assert "public.ident_id_seq" not in findings["sequence_gap"]["message"]
+
+
+# ----------------------------------------------------------------------------------------------
+# the publisher role lets the replication role read the published tables' sequences
+# ----------------------------------------------------------------------------------------------
+
+ROLE_FILES = Path(__file__).resolve().parents[2] / "roles" / "publisher" / "files"
+
+
+@LEAN_PAIRS
+def test_publisher_role_state_lists_the_sequences_to_grant(dbs):
+    """roles/publisher/files/state.sql as the role runs it (postgresql_query's named_args)."""
+    state_sql = (
+        (ROLE_FILES / "state.sql")
+        .read_text()
+        .replace("@FINGERPRINT@", (ROLE_FILES / "publications_fingerprint.sql").read_text())
+    )
+    role = f"repl_{secrets.token_hex(4)}"
+    server = dbs.publisher.server
+    server.execute(f"CREATE ROLE {role} LOGIN REPLICATION")
+    try:
+        tables = 'public.items,public.orders,public.ident,public.parts,"Sales"."Orders"'
+        params = {"tables": tables, "role": role, "files": "[]"}
+        with dbs.publisher.connect() as conn:
+            row = conn.execute(state_sql, params).fetchone()
+            names = [d.name for d in conn.execute(state_sql, params).description]
+        ungranted = row[names.index("ungranted_sequences")]
+        assert sorted(ungranted) == [
+            '"Sales"."Orders_Id_seq"',
+            "public.ident_id_seq",
+            "public.items_id_seq",
+            "public.parts_id_seq",
+            "public.shared_seq",
+        ]
+        for name in ungranted:
+            dbs.publisher.execute(f"GRANT SELECT ON SEQUENCE {name} TO {role}")
+        with dbs.publisher.connect() as conn:
+            row = conn.execute(state_sql, params).fetchone()
+        assert row[names.index("ungranted_sequences")] == []
+    finally:
+        dbs.publisher.execute(f'REVOKE ALL ON ALL SEQUENCES IN SCHEMA public, "Sales" FROM {role}')
+        server.execute(f"DROP ROLE {role}")
