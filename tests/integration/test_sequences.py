@@ -8,12 +8,14 @@ applied, and no password in any output.
 
 from __future__ import annotations
 
+import json
 import secrets
+import sys
 from pathlib import Path
 
 import pytest
 from pg_harness import pair_combos, selected_majors
-from support.ansible import run_module
+from support.ansible import run_module, run_playbook
 
 MODULE = "sequences"
 
@@ -425,3 +427,77 @@ def test_publisher_role_state_lists_the_sequences_to_grant(dbs):
     finally:
         dbs.publisher.execute(f'REVOKE ALL ON ALL SEQUENCES IN SCHEMA public, "Sales" FROM {role}')
         server.execute(f"DROP ROLE {role}")
+
+
+# ----------------------------------------------------------------------------------------------
+# playbooks/sync_sequences.yml with an inventory of the roles' variables (not the lab)
+# ----------------------------------------------------------------------------------------------
+
+CROSS_PAIR = pytest.mark.parametrize(
+    "pg_pair", [pytest.param((_LOW, _HIGH), id=f"pub{_LOW}-sub{_HIGH}")], indirect=True
+)
+
+
+def sync_inventory(dbs, path):
+    pub, sub = dbs.publisher.server, dbs.subscriber.server
+    subscriber = {
+        "subscriber_port": sub.port,
+        "subscriber_password": sub.password,
+        "subscriber_database": dbs.subscriber.name,
+        "subscriber_publisher": {
+            "host": pub.host,
+            "port": pub.port,
+            "dbname": dbs.publisher.name,
+            "user": pub.user,
+            "password": pub.password,
+        },
+    }
+    inventory = {
+        "all": {
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+            "children": {
+                "publishers": {
+                    "hosts": {"publisher": {"publisher_port": pub.port, "publisher_password": pub.password}}
+                },
+                "subscribers": {"hosts": {"subscriber1": subscriber}},
+            },
+        }
+    }
+    path.write_text(json.dumps(inventory))
+    return path
+
+
+@CROSS_PAIR
+def test_sync_sequences_playbook(dbs, tmp_path):
+    conninfo = f"host={dbs.publisher.server.host} port={dbs.publisher.server.port} dbname={dbs.publisher.name}"
+    dbs.subscriber.execute(
+        f"CREATE SUBSCRIPTION sub_{secrets.token_hex(4)} CONNECTION '{conninfo}' PUBLICATION pub_a"
+        " WITH (connect = false, enabled = false, create_slot = false, slot_name = NONE)"
+    )
+    inventory = sync_inventory(dbs, tmp_path / "inventory.json")
+    playbook = "playbooks/sync_sequences.yml"
+
+    checked = run_playbook(playbook, "--check", "--diff", inventory=inventory)
+    assert checked.rc == 0, checked.output
+    assert all(value is None for value in values(dbs.subscriber).values())
+    (message,) = [
+        r["msg"] for name, r in checked.task_results("subscriber1") if name == "Sequence values per subscriber"
+    ]
+    assert "public.items_id_seq: publisher 1000, subscriber None -> 1000 (would set)" in message
+
+    applied = run_playbook(playbook, "-e", "sync_sequences_margin=10", inventory=inventory)
+    assert applied.rc == 0, applied.output
+    assert applied.stats("subscriber1")["changed"] == 1
+    after = values(dbs.subscriber)
+    for name, value in SYNCED.items():
+        assert after[name] == value + 10, name
+
+    again = run_playbook(playbook, "-e", "sync_sequences_margin=10", inventory=inventory)
+    assert again.rc == 0, again.output
+    assert again.stats("subscriber1")["changed"] == 0
+    (message,) = [r["msg"] for name, r in again.task_results("subscriber1") if name == "Sequence values per subscriber"]
+    assert "public.items_id_seq: publisher 1000, subscriber 1010 -> 1010 (in sync)" in message
+
+    for run in (checked, applied, again):
+        assert dbs.publisher.server.password not in run.output
+        assert dbs.subscriber.server.password not in run.output
