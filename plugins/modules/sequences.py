@@ -246,6 +246,14 @@ sequences:
           publisher, nothing to copy.
       type: str
       sample: set
+publications:
+  description:
+    - The publications whose tables' sequences were synced - O(publications), or those of the subscriptions in
+      O(login_db) when neither O(publications) nor O(sequences) is given.
+  returned: with O(method=setval), unless O(sequences) is given
+  type: list
+  elements: str
+  sample: [leadership_pub, heartbeat_pub]
 subscriptions:
   description: The subscriptions refreshed with O(method=native).
   returned: when O(method=native)
