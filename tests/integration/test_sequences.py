@@ -501,3 +501,24 @@ def test_sync_sequences_playbook(dbs, tmp_path):
     for run in (checked, applied, again):
         assert dbs.publisher.server.password not in run.output
         assert dbs.subscriber.server.password not in run.output
+
+
+@CROSS_PAIR
+def test_sequence_gap_report_connects_to_the_publisher(dbs):
+    from ansible_collections.inventium.logical_replication.plugins.module_utils._sequences import sequence_gap_report
+
+    with dbs.subscriber.connect() as sub:
+        report = sequence_gap_report(sub, publisher=publisher_of(dbs.publisher), publications=["pub_a"])
+        assert [g["name"] for g in report["sequences"]] == ALL
+        assert [f["code"] for f in report["checks"]] == ["sequence_gap"]
+        assert "public.items_id_seq (1000 behind)" in report["checks"][0]["message"]
+        wrong = "Wr0ng-" + secrets.token_hex(8)
+        failed = sequence_gap_report(sub, publisher=publisher_of(dbs.publisher, password=wrong))
+        assert failed["sequences"] == []
+        (unknown,) = failed["checks"]
+        assert unknown["code"] == "sequence_gap_unknown"
+        assert unknown["severity"] == "warning"
+        assert "Unable to connect to the publisher at host" in unknown["message"]
+        assert wrong not in str(failed)
+        missing = sequence_gap_report(sub, publisher=publisher_of(dbs.publisher), publications=["nope"])
+        assert "publication(s) nope do not exist on the publisher" in missing["checks"][0]["message"]
