@@ -340,3 +340,38 @@ def redact_conninfo(value):
         return make_conninfo(mask_secrets(params))
     except ConninfoError:
         return redact(str(value))
+
+
+# ----------------------------------------------------------------------------------------------
+# the publisher option of the modules
+# ----------------------------------------------------------------------------------------------
+
+
+def publisher_option_spec():
+    """Argument spec of a module's ``publisher`` option: a publisher connection as libpq keywords.
+
+    Shared by the ``subscription`` module (the connection its subscription stores) and the
+    ``sequences`` module (the connection it reads the publisher's sequences with), so both accept the
+    same dict. The password is ``no_log``.
+    """
+    return dict(
+        type="dict",
+        options=dict(
+            host=dict(type="str"),
+            port=dict(type="int"),
+            dbname=dict(type="str"),
+            user=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            sslmode=dict(type="str", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+            sslrootcert=dict(type="str"),
+            sslcert=dict(type="str"),
+            sslkey=dict(type="str", no_log=False),
+            connect_timeout=dict(type="int"),
+            application_name=dict(type="str"),
+            keepalives=dict(type="int", choices=[0, 1]),
+            keepalives_idle=dict(type="int"),
+            keepalives_interval=dict(type="int"),
+            keepalives_count=dict(type="int"),
+            tcp_user_timeout=dict(type="int"),
+        ),
+    )

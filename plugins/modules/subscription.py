@@ -744,6 +744,9 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._sub
     SubscriptionModule,
     read_subscriptions,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import (  # noqa: E402
+    publisher_option_spec,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402
 
 
@@ -753,27 +756,7 @@ def subscription_options(top_level):
         name=dict(type="str", required=not top_level),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         publications=dict(type="list", elements="str"),
-        publisher=dict(
-            type="dict",
-            options=dict(
-                host=dict(type="str"),
-                port=dict(type="int"),
-                dbname=dict(type="str"),
-                user=dict(type="str"),
-                password=dict(type="str", no_log=True),
-                sslmode=dict(type="str", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
-                sslrootcert=dict(type="str"),
-                sslcert=dict(type="str"),
-                sslkey=dict(type="str", no_log=False),
-                connect_timeout=dict(type="int"),
-                application_name=dict(type="str"),
-                keepalives=dict(type="int", choices=[0, 1]),
-                keepalives_idle=dict(type="int"),
-                keepalives_interval=dict(type="int"),
-                keepalives_count=dict(type="int"),
-                tcp_user_timeout=dict(type="int"),
-            ),
-        ),
+        publisher=publisher_option_spec(),
         conninfo=dict(type="str", no_log=True),
         enabled=dict(type="bool"),
         copy_data=dict(type="bool"),

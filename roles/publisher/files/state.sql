@@ -8,6 +8,27 @@ SELECT to_regclass('public.books') IS NULL AS demo_missing,
        END AS demo_rows,
        ARRAY(SELECT t FROM unnest(string_to_array(%(tables)s, ',')) AS t
              WHERE NOT COALESCE(has_table_privilege(%(role)s, to_regclass(t), 'SELECT'), false)) AS ungranted,
+       -- The sequences of those tables (serial/identity columns, column defaults calling nextval) the role
+       -- cannot read: the sequences module reads their values on the publisher as that role
+       -- (playbooks/sync_sequences.yml). SELECT on a sequence reads its value, it cannot advance it.
+       ARRAY(SELECT pg_catalog.format('%%I.%%I', (SELECT n.nspname FROM pg_catalog.pg_namespace AS n WHERE n.oid = s.relnamespace), s.relname)
+             FROM unnest(string_to_array(%(tables)s, ',')) AS t
+             JOIN pg_catalog.pg_depend AS d
+               ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = to_regclass(t)
+                  AND d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i')
+             JOIN pg_catalog.pg_class AS s ON s.oid = d.objid AND s.relkind = 'S'
+             -- CASE: the privilege test must not run on a relation that is no sequence (a TOAST table).
+             WHERE CASE WHEN s.relkind = 'S' THEN NOT has_sequence_privilege(%(role)s, s.oid, 'SELECT') END
+             UNION
+             SELECT pg_catalog.format('%%I.%%I', (SELECT n.nspname FROM pg_catalog.pg_namespace AS n WHERE n.oid = s.relnamespace), s.relname)
+             FROM unnest(string_to_array(%(tables)s, ',')) AS t
+             JOIN pg_catalog.pg_attrdef AS ad ON ad.adrelid = to_regclass(t)
+             JOIN pg_catalog.pg_depend AS d
+               ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+                  AND d.refclassid = 'pg_catalog.pg_class'::regclass
+             JOIN pg_catalog.pg_class AS s ON s.oid = d.refobjid AND s.relkind = 'S'
+             WHERE CASE WHEN s.relkind = 'S' THEN NOT has_sequence_privilege(%(role)s, s.oid, 'SELECT') END
+             ORDER BY 1) AS ungranted_sequences,
        -- Schema files to (re)apply, in their order: never applied, changed since
        -- (sha256 recorded in inventium.schema_files), or a table they create is gone.
        -- (The scalar subqueries inside query_to_xml always return one row: an
