@@ -389,8 +389,21 @@ PROPERTY_NAMES = {
 
 
 def _changed_properties(old, new):
-    """Names of the table properties (constraints, privileges ...) that differ."""
-    return [PROPERTY_NAMES.get(key, key) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    """Names of the table properties (constraints, privileges ...) that differ.
+
+    Column defaults and NOT NULL are compared for the columns both sides have (an added or dropped
+    column is in the delta already).
+    """
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if key == "columns":
+            common = set(before) & set(after)
+            before = {k: before[k] for k in common}
+            after = {k: after[k] for k in common}
+        if before != after:
+            changed.append(PROPERTY_NAMES.get(key, key))
+    return changed
 
 
 def delta_is_empty(delta):
