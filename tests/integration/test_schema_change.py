@@ -259,3 +259,29 @@ def test_subscriber_side_destructive_and_drift(pg_pair_db):
         published = _schema_drift.read_published_columns(pconn, ["pub"])
         local = _schema_drift.read_local_columns(sconn, list(published))
     assert [i["kind"] for i in _schema_drift.schema_drift(published, local)] == ["type_mismatch"]
+
+
+def test_drift_ignores_columns_replication_does_not_send(pg_server, pg_database_factory):
+    pub, sub = pg_database_factory(pg_server, "pub"), pg_database_factory(pg_server, "sub")
+    pub.execute("CREATE TABLE books (id bigint PRIMARY KEY, sku int, title text, secret text)")
+    pub.execute("CREATE TABLE totals (id int PRIMARY KEY, v int, doubled int GENERATED ALWAYS AS (v * 2) STORED)")
+    # secret: left out by the column list; doubled: generated, not sent (publish_generated_columns = none).
+    pub.execute("CREATE PUBLICATION pub FOR TABLE books (id, sku, title), totals")
+    sub.execute("CREATE TABLE books (id bigint PRIMARY KEY, sku int, title text)")
+    sub.execute("CREATE TABLE totals (id int PRIMARY KEY, v int)")
+    with pub.connect() as pconn, sub.connect() as sconn:
+        published = _schema_drift.read_published_columns(pconn, ["pub"])
+        local = _schema_drift.read_local_columns(sconn, list(published))
+        assert _schema_drift.read_published_columns(pconn, ["other"]) == {}
+        assert set(_schema_drift.read_published_columns(pconn)) == {"public.books", "public.totals"}
+    assert published["public.books"]["columns"] == {"id": "bigint", "sku": "integer", "title": "text"}
+    assert published["public.totals"]["columns"] == {"id": "integer", "v": "integer"}
+    assert _schema_drift.schema_drift(published, local) == []
+    if pg_server.major >= 18:
+        pub.execute("ALTER PUBLICATION pub SET (publish_generated_columns = stored)")
+        with pub.connect() as pconn, sub.connect() as sconn:
+            published = _schema_drift.read_published_columns(pconn, ["pub"])
+            local = _schema_drift.read_local_columns(sconn, list(published))
+        assert [(i["kind"], i["column"]) for i in _schema_drift.schema_drift(published, local)] == [
+            ("missing_column", "doubled")
+        ]
