@@ -371,7 +371,7 @@ def compute_delta(before, after):
             delta["added_tables"].append(
                 {
                     "table": new["name"],
-                    "columns": [f"{c['name']} {c['type']}" for _, c in sorted(new["columns"].items())],
+                    "columns": table_columns(new),
                     "_relid": relid,
                 }
             )
@@ -503,7 +503,9 @@ def table_columns(table):
     """A table's columns as ``["name type", ...]`` in column order (for the diff)."""
     if table is None:
         return None
-    return [f"{c['name']} {c['type']}" for _, c in sorted(table["columns"].items())]
+    return [
+        f"{table['columns'][attnum]['name']} {table['columns'][attnum]['type']}" for attnum in sorted(table["columns"])
+    ]
 
 
 def diff_states(before, after, relids):

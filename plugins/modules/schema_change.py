@@ -27,7 +27,7 @@ description:
     (C(BEGIN), C(COMMIT), C(SAVEPOINT) ...) in the migration is refused before anything runs.
   - Idempotent as the migration is - a migration whose statements change nothing (C(CREATE TABLE IF NOT
     EXISTS) of a table that exists, C(ADD COLUMN IF NOT EXISTS) of a column that exists) reports
-    RV(changed=false). The module reports a change when the catalog snapshot differs or when the transaction
+    C(changed=false). The module reports a change when the catalog snapshot differs or when the transaction
     wrote anything (it was assigned a transaction id - data changes, comments, grants).
   - This module changes ONE node. The order across the publisher and its subscribers (additive changes on
     the subscribers first, then the publisher) is the job of C(playbooks/schema_change.yml).
