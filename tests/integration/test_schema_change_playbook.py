@@ -196,3 +196,27 @@ def test_failure_half_way_names_node_and_command(lab):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "pub1           changed" in proc.stdout
     assert names(pub, "public.books") == [*ORIGINAL, "isbn"]
+
+
+def test_allowed_drop_goes_to_the_publisher_first(lab):
+    pub, sub, inventory = lab
+    migration = {"migration": ["ALTER TABLE books DROP COLUMN sku"], "schema_change_allow_destructive": True}
+    run = play(inventory, "-e", json.dumps(migration), callback=JSON_CALLBACK)
+    assert run.rc == 0, run.output
+    applied = [
+        host
+        for play_ in run.data["plays"]
+        for task in play_["tasks"]
+        if task["task"]["name"] == "Run the migration in one transaction"
+        for host, result in task["hosts"].items()
+        if not result.get("skipped")
+    ]
+    assert applied == ["pub1", "sub1"]
+    assert names(pub, "public.books") == ["id", "title", "topic"]
+    assert names(sub, "public.books") == ["id", "title", "topic"]
+    summary = next(r["msg"] for name, r in run.task_results("localhost") if name == "Schema change result per node")
+    assert any(line.startswith("sub1") and "heartbeat arrived" in line for line in summary), summary
+    pub.execute("INSERT INTO books VALUES (5, 'After the drop', 'technical')")
+    wait_until(
+        lambda: sub.scalar("SELECT title FROM books WHERE id = 5") == "After the drop", timeout=30, message="row"
+    )
