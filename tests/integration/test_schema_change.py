@@ -285,3 +285,37 @@ def test_drift_ignores_columns_replication_does_not_send(pg_server, pg_database_
         assert [(i["kind"], i["column"]) for i in _schema_drift.schema_drift(published, local)] == [
             ("missing_column", "doubled")
         ]
+
+
+def test_lock_timeout_fails_with_nothing_applied(pg_db):
+    books(pg_db)
+    with pg_db.connect(autocommit=False) as holder:
+        holder.execute("LOCK TABLE books IN ACCESS SHARE MODE")
+        failed = run_module(
+            MODULE,
+            {**pg_db.login_args(), "migration": "ALTER TABLE books ADD COLUMN isbn text", "lock_timeout": "200ms"},
+            expect_fail=True,
+        )
+    assert "55P03" in failed["msg"]
+    assert "statement 1 of 1" in failed["msg"]
+    assert [c for c, _ in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
+
+
+def test_heartbeat_module(pg_db):
+    absent = run_module("replication_heartbeat", {**pg_db.login_args(), "mode": "beat", "node": "p"})
+    assert absent["present"] is False
+    assert absent["changed"] is False
+    pg_db.execute(
+        "CREATE TABLE public.replication_heartbeat (node text PRIMARY KEY, beat_at timestamptz NOT NULL,"
+        " seq bigint NOT NULL)"
+    )
+    checked = run_module("replication_heartbeat", {**pg_db.login_args(), "mode": "beat", "node": "p"}, check=True)
+    assert checked["seq"] is None
+    assert pg_db.scalar("SELECT count(*) FROM replication_heartbeat") == 0
+    first = run_module("replication_heartbeat", {**pg_db.login_args(), "mode": "beat", "node": "p"})
+    second = run_module("replication_heartbeat", {**pg_db.login_args(), "mode": "beat", "node": "p"})
+    assert (first["seq"], second["seq"]) == (1, 2)
+    seen = run_module("replication_heartbeat", {**pg_db.login_args(), "mode": "read", "node": "p"})
+    assert seen["seq"] == 2
+    assert seen["replicated"] is False
+    assert [b["node"] for b in seen["beats"]] == ["p"]
