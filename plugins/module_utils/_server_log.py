@@ -598,6 +598,12 @@ def disabled_by_error(records):
     return found
 
 
+_REMOTE_PERMISSION = re.compile(
+    r"could not (?:start|finish) initial contents copy for table .*ERROR:\s+permission denied", re.S
+)
+"""The initial copy's error from the publisher, wrapped in the subscriber's (PostgreSQL 15-18)."""
+
+
 def _classify(error):
     """A short kind for an error: what went wrong, independent of the PostgreSQL version's wording."""
     message = error["message"]
@@ -613,6 +619,10 @@ def _classify(error):
         return "missing_column"
     if (_RELATION.search(message) and message.endswith("does not exist")) or state == "42P01":
         return "missing_relation"
+    if _REMOTE_PERMISSION.search(message):
+        # The publisher refused the replication role (the initial copy's SELECT): its error arrives wrapped in
+        # the subscriber's, with the connection failure's SQLSTATE 08006.
+        return "publisher_permission_denied"
     if state == "42501" or message.startswith("permission denied") or "cannot SET ROLE" in message:
         return "permission_denied"
     if (
@@ -640,7 +650,8 @@ def _relation(error):
         return match["relation"].replace('""', '"')
     match = _TABLE.search(error["message"])
     if match:
-        return match["table"]
+        # The initial copy's messages quote the name and end it with a colon: for table "public.books": ...
+        return match["table"].rstrip(":").strip('"')
     if error.get("table"):
         return error["table"]
     match = _COPY_CONTEXT.match(context)
@@ -741,6 +752,13 @@ def fix_for(diagnosis):
         return (
             f"Create {relation} on the subscriber (with the publisher's columns) and run ALTER SUBSCRIPTION ... "
             "REFRESH PUBLICATION, or remove the table from the publication."
+        )
+    if kind == "publisher_permission_denied":
+        return (
+            f"The publisher refused the subscription's replication role access to {relation}: on the publisher, "
+            f"GRANT SELECT ON {relation} TO the role of the subscription's connection (the publisher role grants it "
+            "for the tables of its publications; playbooks/schema_change.yml for the tables it publishes). The "
+            "table synchronization worker retries by itself."
         )
     if kind == "permission_denied":
         return (

@@ -920,8 +920,9 @@ errors:
               type: int
             kind:
               description:
-                - V(unique_violation), V(missing_column), V(missing_relation), V(permission_denied), V(connection),
-                  V(constraint_violation) or V(other).
+                - V(unique_violation), V(missing_column), V(missing_relation), V(permission_denied) (on the
+                  subscriber), V(publisher_permission_denied) (the publisher refused the initial copy's read),
+                  V(connection), V(constraint_violation) or V(other).
               type: str
               sample: unique_violation
             relation:

@@ -51,6 +51,8 @@ def lab(pg_pair_db, tmp_path):
                         "ansible_connection": "local",
                         "ansible_python_interpreter": str(REPO_ROOT / ".venv/bin/python"),
                         "schema_change_login_user": server.user,
+                        # The role the harness subscriptions connect as: new tables are granted to it.
+                        "publisher_replication_user": server.user,
                         "schema_change_verify_delay": 1,
                     },
                     "children": {

@@ -168,6 +168,23 @@ def test_permission_fix():
     assert found["fix"].startswith("Grant the privileges the apply worker needs on public.books")
 
 
+def test_publisher_permission_fix():
+    # PostgreSQL 17's table synchronization worker when the publisher refuses the replication role the copy
+    # (seen in the lab after a table was published without GRANT SELECT): SQLSTATE 08006, not 42501.
+    error = {
+        "message": 'could not start initial contents copy for table "public.sc_probe": '
+        "ERROR:  permission denied for table sc_probe",
+        "sqlstate": "08006",
+        "worker": SYNC,
+        "subscription": "subscriber2_sub",
+    }
+    found = log.diagnose(error)
+    assert found["kind"] == "publisher_permission_denied"
+    assert found["relation"] == "public.sc_probe"
+    assert found["fix"].startswith("The publisher refused the subscription's replication role access to public.sc_")
+    assert "GRANT SELECT ON public.sc_probe" in found["fix"]
+
+
 def test_lines_that_are_not_worker_errors():
     # A client session's error (it has a statement), worker start messages and the postmaster's log lines.
     text = (
