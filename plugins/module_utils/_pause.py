@@ -9,8 +9,9 @@
   hold a slot that nobody consumes - ``min(disk free under pg_wal - reserve,
   max_slot_wal_keep_size - retained) / WAL rate`` - with every input and the arithmetic as text.
 * The pause record: a small JSON object ``{paused_by, reason, since, until}`` kept as the
-  subscription's comment (``COMMENT ON SUBSCRIPTION``; subscriptions are shared objects, so it
-  lives in ``pg_shdescription``). :func:`parse_pause_record` reads it back.
+  subscription's comment (``COMMENT ON SUBSCRIPTION``; although ``pg_subscription`` is a shared
+  catalog, the comment is in the subscription database's ``pg_description``, not
+  ``pg_shdescription``). :func:`parse_pause_record` reads it back.
 * Pause and resume (module ``subscription_pause``, run on the subscriber): DISABLE + record;
   ENABLE + clear the record, then wait until the subscriber confirmed the publisher's WAL position
   taken at resume time, failing at once (never hanging) when the slot is gone or lost.

@@ -101,9 +101,11 @@ def named_subscriptions_query(major, conninfo=True):
     )
 
 
-COMMENT_COLUMN = "pg_catalog.shobj_description(s.oid, 'pg_subscription') AS comment"
-"""A subscription's comment (``COMMENT ON SUBSCRIPTION``): subscriptions are shared objects, so it is in
-``pg_shdescription`` - ``obj_description`` would never find it."""
+COMMENT_COLUMN = "pg_catalog.obj_description(s.oid, 'pg_subscription') AS comment"
+"""A subscription's comment (``COMMENT ON SUBSCRIPTION``). ``pg_subscription`` is a shared catalog, but the
+comment is stored in the database's own ``pg_description`` (as psql's ``\\dRs+`` reads it), not in
+``pg_shdescription``: ``shobj_description`` never finds it, and it is readable only from the subscription's
+database - the only one whose subscriptions these queries read."""
 
 
 @memoize
