@@ -812,6 +812,7 @@ class PauseModule:
                 f"({'enabled' if row['enabled'] else 'disabled'}). {RESYNC_HINT}",
                 slot=dict(slot) if slot else None,
                 resync_needed=True,
+                subscription={"name": name, "slot_name": row["slot_name"], "enabled": row["enabled"]},
             )
         if slot.get("wal_status") == "unreserved":
             m.warn(
@@ -894,6 +895,7 @@ class PauseModule:
                     + RESYNC_HINT,
                     changed=True,
                     resync_needed=True,
+                    subscription={"name": row["name"], "slot_name": row["slot_name"], "enabled": True},
                 )
             if last_report is None or elapsed - last_report >= p["progress_interval"]:
                 last_report = elapsed
