@@ -460,15 +460,18 @@ def run_wal_budget(m):
         m.fail("planned_minutes: must be more than 0")
     conn = m.connect()
     m.require_versions("wal_budget module", [])
-    if _one(conn, "SELECT pg_catalog.pg_is_in_recovery() AS r")["r"]:
+    if m.query_one("SELECT pg_catalog.pg_is_in_recovery() AS r")["r"]:
         m.fail("the server is a standby: run wal_budget against the publisher (the primary)")
-    settings = _one(conn, SETTINGS_QUERY)
+    settings = m.query_one(SETTINGS_QUERY)
     slot = None
     if p["slot_name"]:
-        slot = read_slot(conn, m.server_major, p["slot_name"])
+        slot = m.query_one(slot_query(m.server_major), [p["slot_name"]])
         if slot is None:
             m.warn(f"replication slot {p['slot_name']!r} does not exist on this server: retained WAL counted as 0")
-    sample = measure_wal_rate(conn, p["sample_seconds"])
+    try:
+        sample = measure_wal_rate(conn, p["sample_seconds"])
+    except psycopg.Error as exc:
+        m.fail(format_db_error(exc, (), "sampling pg_current_wal_lsn() failed"), sqlstate=exc.sqlstate)
     disk = pg_wal_free(settings["data_directory"], settings["backend_pid"])
     retained = slot["retained_wal_bytes"] if slot else None
     budget = compute_budget(
@@ -804,7 +807,11 @@ class PauseModule:
             m.fail(f"subscription {quote_ident(name)} has no slot (slot_name = NONE): nothing to resume from")
         needs = not row["enabled"] or record is not None
         pub = self.connect_publisher(row)
-        slot = read_slot(pub, self.pub_major, row["slot_name"])
+        try:
+            slot = read_slot(pub, self.pub_major, row["slot_name"])
+            target = current_lsn(pub)
+        except psycopg.Error as exc:
+            self.fail(format_db_error(exc, (), "reading the slot and the WAL position on the publisher failed"))
         problem = self.slot_problem(row["slot_name"], slot)
         if problem:
             self.fail(
@@ -819,11 +826,8 @@ class PauseModule:
                 f"the slot {row['slot_name']!r} is past max_slot_wal_keep_size (wal_status unreserved): it is lost at "
                 "the next checkpoint unless the subscriber catches up first"
             )
-        target = current_lsn(pub)
         start = slot.get("confirmed_flush_lsn")
-        if row["enabled"]:
-            pass
-        else:
+        if not row["enabled"]:
             m.execute(self.alter(name, "ENABLE"))
         if record is not None:
             m.execute(self.comment(name, record.get("previous_comment")))

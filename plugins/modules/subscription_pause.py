@@ -238,9 +238,16 @@ progress:
   type: list
   elements: str
 marker:
-  description: Whether the InfluxDB marker was written (C(written)) and, if not, C(reason).
+  description: The InfluxDB marker of the pause or resume.
   returned: when something changed
   type: dict
+  contains:
+    written:
+      description: Whether the marker reached InfluxDB.
+      type: bool
+    reason:
+      description: Why it was not written (no InfluxDB configured, check mode, the write failed), else V(null).
+      type: str
 resync_needed:
   description: V(true) when the module failed because the slot is gone or lost.
   returned: on that failure

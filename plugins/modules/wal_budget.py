@@ -122,9 +122,22 @@ disk_free:
   returned: always
   type: int
 disk:
-  description: C(path) (resolved), C(free_bytes), C(reserve_bytes) and C(reason) (why C(free_bytes) is V(null)).
+  description: The free disk under C(pg_wal).
   returned: always
   type: dict
+  contains:
+    path:
+      description: C(pg_wal) with symlinks resolved.
+      type: str
+    free_bytes:
+      description: Free bytes for unprivileged users, V(null) when not measurable here.
+      type: int
+    reserve_bytes:
+      description: O(disk_reserve) in bytes.
+      type: int
+    reason:
+      description: Why RV(disk.free_bytes) is V(null), else V(null).
+      type: str
 slot:
   description: The slot as M(inventium.logical_replication.replication_slot) returns it, V(null) when absent.
   returned: always
