@@ -20,6 +20,12 @@ from pg_harness import pair_combos, selected_majors, wait_until
 from psycopg import sql
 from support.ansible import run_module
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import check_paused
+from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import collect_slots
+from ansible_collections.inventium.logical_replication.plugins.module_utils._subscriptions import (
+    collect_subscriptions,
+)
+
 _MAJORS = selected_majors()
 _CROSS = [c for c in pair_combos(_MAJORS) if c[0] != c[1]] or pair_combos(_MAJORS)[:1]
 CROSS_PAIRS = pytest.mark.parametrize(
@@ -133,6 +139,19 @@ def test_pause_retains_wal_resume_catches_up(pg_pair_db):
     else:
         assert budget["disk"]["reason"]
     assert checksum(dbs.subscriber)[0] == ROWS  # nothing arrived while paused
+
+    # What replication_info reads feeds the paused finding (the lead's wiring): the comment from the
+    # subscription reader, retained WAL from the slot reader.
+    with dbs.subscriber.connect() as conn:
+        subs = collect_subscriptions(conn, dbs.subscriber.server.major)["subscriptions"]
+    with dbs.publisher.connect() as conn:
+        slots = collect_slots(conn, dbs.publisher.server.major)
+    mine = [one for one in subs if one["name"] == name]
+    assert json.loads(mine[0]["comment"]) == record
+    found = check_paused(mine, slot_facts=slots, wal_rate=budget["wal_rate_bytes_per_second"] or None)
+    assert [f["code"] for f in found] == ["subscription_paused"]
+    assert f"{name} paused since {record['since']}" in found[0]["message"]
+    assert "retains " in found[0]["message"]
 
     resume = {**login, "name": name, "state": "resumed", "publisher": publisher_option(dbs.publisher), "timeout": 120}
     checked = run_module("subscription_pause", resume, check=True)
