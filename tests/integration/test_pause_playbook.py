@@ -155,6 +155,21 @@ def test_pause_refused_guarded_paused_and_resumed(pg_pair, pg_server_factory, pg
     assert "pause_set_guard=true" in text
     assert sub.scalar("SELECT subenabled FROM pg_subscription WHERE subname = %s", [name]) is True
 
+    # Check mode (fits at the idle rate): nothing paused, nothing set.
+    checked = run_playbook(
+        "playbooks/pause.yml",
+        *base,
+        "-e",
+        "pause_max_minutes=1",
+        "--check",
+        inventory=inventory,
+        env=env,
+        callback=DEFAULT_CALLBACK,
+    )
+    assert checked.rc == 0, flat(checked)
+    assert "InfluxDB marker: skipped - check mode" in flat(checked)
+    assert sub.scalar("SELECT subenabled FROM pg_subscription WHERE subname = %s", [name]) is True
+
     # With the guard: set, then paused.
     with Writer(pub, 3_000_000):
         guarded = run_playbook(
@@ -231,6 +246,6 @@ def test_pause_refused_guarded_paused_and_resumed(pg_pair, pg_server_factory, pg
     assert f"The subscription {name} was dropped" in text
     assert "ansible-playbook site.yml" in text
     assert sub.scalar("SELECT count(*) FROM pg_subscription WHERE subname = %s", [name]) == 0
-    for run in (refused, guarded, resumed, again, lost, dropped):
+    for run in (refused, checked, guarded, resumed, again, lost, dropped):
         for secret in secrets_seen:
             assert secret not in run.stdout + run.stderr
