@@ -553,6 +553,8 @@ def paused_subscriptions(subscriptions):
 def check_paused(subscriptions, now=None, slot_facts=None, wal_rate=None):
     """Findings for paused subscriptions: info ``subscription_paused`` per pause, warning ``pause_overdue`` when late.
 
+    With ``slot_facts``, error ``paused_slot_lost`` when the pause's slot is gone or lost (resume would fail).
+
     ``subscriptions``: the subscriber's subscription states (need ``name``, ``enabled``, ``slot_name``,
     ``comment``); ``now``: an aware datetime (default: now); ``slot_facts``: the publisher's slots
     (a list as ``collect_slots`` returns it, or ``{slot name: slot}``) for retained WAL and the
@@ -570,13 +572,16 @@ def check_paused(subscriptions, now=None, slot_facts=None, wal_rate=None):
         if until is not None:
             parts.append(f"planned until {record['until']}")
         slot = _slot_of(slot_facts, sub.get("slot_name"))
+        broken = None
         if slot_facts is not None and sub.get("slot_name"):
             if slot is None:
-                parts.append(f"its slot {sub['slot_name']} is GONE on the publisher")
+                broken = f"its slot {sub['slot_name']} is GONE on the publisher"
+                parts.append(broken)
             else:
                 parts.append(f"retains {format_bytes(slot.get('retained_wal_bytes'))} of WAL")
                 if slot.get("wal_status") == "lost":
-                    parts.append("its slot is LOST")
+                    broken = f"its slot {sub['slot_name']} is LOST (wal_status lost)"
+                    parts.append(broken)
                 elif slot.get("safe_wal_size") is not None:
                     left = slot["safe_wal_size"]
                     text = f"{format_bytes(left)} to max_slot_wal_keep_size"
@@ -594,6 +599,16 @@ def check_paused(subscriptions, now=None, slot_facts=None, wal_rate=None):
                 "keeps the slot's WAL meanwhile.",
             )
         )
+        if broken:
+            # The publisher's own checks name a lost slot (slot_wal_lost); this says which pause cannot resume.
+            found.append(
+                finding(
+                    "error",
+                    "paused_slot_lost",
+                    f"{name} cannot resume: {broken}; the changes made while it was paused cannot be sent any more",
+                    RESYNC_HINT,
+                )
+            )
         if until is not None and now > until:
             found.append(
                 finding(

@@ -256,14 +256,21 @@ def test_slot_facts_give_retained_wal_and_time_to_the_limit():
     message = found[0]["message"]
     assert "retains 300.0 MB of WAL" in message
     assert "600.0 MB to max_slot_wal_keep_size (about 10 min at 1.0 MB/s)" in message
+    assert len(found) == 1
 
 
 def test_slot_facts_lost_gone_and_unlimited():
     comment = record_text()
     lost = check_paused([sub(comment=comment)], NOW, slot_facts={"s2": {"retained_wal_bytes": 0, "wal_status": "lost"}})
     assert "LOST" in lost[0]["message"]
+    assert [(f["severity"], f["code"]) for f in lost] == [
+        ("info", "subscription_paused"),
+        ("error", "paused_slot_lost"),
+    ]
+    assert "Re-synchronise" in lost[1]["hint"]
     gone = check_paused([sub(comment=comment)], NOW, slot_facts=[])
     assert "GONE" in gone[0]["message"]
+    assert gone[1]["code"] == "paused_slot_lost"
     unlimited = check_paused(
         [sub(comment=comment)], NOW, slot_facts=[{"name": "s2", "retained_wal_bytes": MB, "safe_wal_size": None}]
     )
