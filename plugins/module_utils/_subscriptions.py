@@ -101,6 +101,43 @@ def named_subscriptions_query(major, conninfo=True):
     )
 
 
+COMMENT_COLUMN = "pg_catalog.obj_description(s.oid, 'pg_subscription') AS comment"
+"""A subscription's comment (``COMMENT ON SUBSCRIPTION``). ``pg_subscription`` is a shared catalog, but the
+comment is stored in the database's own ``pg_description`` (as psql's ``\\dRs+`` reads it), not in
+``pg_shdescription``: ``shobj_description`` never finds it, and it is readable only from the subscription's
+database - the only one whose subscriptions these queries read."""
+
+
+@memoize
+def subscription_with_comment_query(major):
+    """:func:`subscription_query` (with ``subconninfo``) plus the ``comment`` (the pause record lives there)."""
+    return sql.SQL("SELECT {} FROM pg_catalog.pg_subscription s WHERE {} AND s.subname = %s").format(
+        columns_sql([*subscription_columns(major), COMMENT_COLUMN]), sql.SQL(IN_CURRENT_DATABASE)
+    )
+
+
+@memoize
+def subscriptions_with_comment_query(major):
+    """Every subscription of the current database: :func:`subscription_columns` plus the ``comment``."""
+    return sql.SQL("SELECT {} FROM pg_catalog.pg_subscription s WHERE {} ORDER BY s.subname").format(
+        columns_sql([*subscription_columns(major), COMMENT_COLUMN]), sql.SQL(IN_CURRENT_DATABASE)
+    )
+
+
+def apply_position_query(major):
+    """How far a subscription's apply worker got (parameters: a target LSN, its oid): one row or none.
+
+    ``pid``, ``received_lsn``, ``latest_end_lsn`` (the last position reported to the publisher's
+    walsender) and ``caught_up`` (``latest_end_lsn >= target``). No row while no apply worker runs.
+    """
+    return (
+        "SELECT w.pid, w.received_lsn::text AS received_lsn, w.latest_end_lsn::text AS latest_end_lsn,"  # noqa: S608
+        " coalesce(w.latest_end_lsn >= %s::pg_lsn, false) AS caught_up"
+        " FROM pg_catalog.pg_stat_subscription w"
+        f" WHERE w.subid = %s AND w.pid IS NOT NULL AND {apply_worker_condition(major)}"
+    )
+
+
 SUBSCRIPTION_OIDS_QUERY = (
     "SELECT s.oid::bigint AS oid, s.subname::text AS name FROM pg_catalog.pg_subscription s"  # noqa: S608 - constant
     " WHERE " + IN_CURRENT_DATABASE
@@ -125,7 +162,7 @@ def subscriptions_query(major, conninfo=True):
     One row per subscription, or one row of NULLs when there is none; every row carries the
     cluster-wide counts. ``conninfo=False`` leaves ``subconninfo`` (superusers only) out.
     """
-    columns = subscription_columns(major, conninfo)
+    columns = [*subscription_columns(major, conninfo), COMMENT_COLUMN]
     worker_fields = [
         "'pid', w.pid",
         "'worker_type', " + ("w.worker_type" if major >= WORKER_TYPE_MAJOR else "NULL"),
@@ -186,6 +223,8 @@ def subscription_state(row, major):
     }
     state["publications"] = list(row["publications"] or ())
     state["conninfo"] = redact(row["conninfo"]) if row.get("conninfo") is not None else None
+    # The subscription's comment; a pause record (subscription_pause) is JSON in it (_pause.parse_pause_record).
+    state["comment"] = row.get("comment")
     if major >= BINARY_STREAMING_MAJOR:
         state["binary"] = row["binary"]
         state["streaming"] = STREAMING_FROM_CATALOG.get(row["streaming"], row["streaming"])

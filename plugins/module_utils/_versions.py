@@ -37,6 +37,7 @@ TWO_PHASE_ALTER_MAJOR = 18  # ALTER SUBSCRIPTION ... SET (two_phase)
 STREAMING_DEFAULT_PARALLEL_MAJOR = 18  # CREATE SUBSCRIPTION's streaming default became parallel
 CONFLICT_STATS_MAJOR = 18  # pg_stat_subscription_stats.confl_*
 REPLICATION_ORIGINS_MAJOR = 18  # max_active_replication_origins
+IDLE_SLOT_TIMEOUT_MAJOR = 18  # idle_replication_slot_timeout (inactive slots invalidated at checkpoints)
 NATIVE_SEQUENCES_MAJOR = 19  # ALTER SUBSCRIPTION ... REFRESH SEQUENCES (sequences published FOR ALL SEQUENCES)
 
 SUBSCRIPTION_OPTION_MAJORS = {
