@@ -448,11 +448,13 @@ def _with_diagnoses(found, pairs):
     return found
 
 
-def _check_subscriptions(subscriptions, errors=None):
+def _check_subscriptions(subscriptions, errors=None, paused=()):
     found = []
     by_name = _error_facts(errors)
     log_entry = (by_name or {}).get
-    disabled = [s["name"] for s in subscriptions if not s.get("enabled")]
+    # A paused subscription (a pause record, playbooks/pause.yml) is disabled on purpose: its own findings
+    # (_pause.check_paused) say since when, why and until when.
+    disabled = [s["name"] for s in subscriptions if not s.get("enabled") and s["name"] not in paused]
     if disabled:
         found.append(
             _with_diagnoses(
@@ -673,8 +675,13 @@ def _check_publications(issues):
     return found
 
 
-def evaluate_checks(facts, publication_issues=None, retained_wal_threshold=DEFAULT_RETAINED_WAL_THRESHOLD):
+def evaluate_checks(
+    facts, publication_issues=None, retained_wal_threshold=DEFAULT_RETAINED_WAL_THRESHOLD, extra=(), paused=()
+):
     """Findings (list of ``{severity, code, message, hint}``) from collected facts, errors first.
+
+    ``extra``: findings made elsewhere (paused subscriptions, the comparison with the publisher), sorted in
+    with these; ``paused``: names of paused subscriptions, not reported as merely disabled.
 
     ``facts`` holds ``server``, ``slots``, ``publications``, ``subscriptions``,
     ``subscription_counts`` and ``errors`` as :func:`collect` returns them (missing ones are skipped;
@@ -691,6 +698,7 @@ def evaluate_checks(facts, publication_issues=None, retained_wal_threshold=DEFAU
         found += _check_limits(server, slots, facts.get("subscription_counts"))
     found += _check_slots(slots, retained_wal_threshold)
     found += _check_publications(publication_issues)
-    found += _check_subscriptions(subscriptions, facts.get("errors"))
+    found += _check_subscriptions(subscriptions, facts.get("errors"), paused)
+    found += list(extra)
     order = {severity: index for index, severity in enumerate(SEVERITIES)}
     return sorted(found, key=lambda f: order[f["severity"]])

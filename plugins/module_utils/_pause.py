@@ -36,7 +36,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._che
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import slot_query
 from ansible_collections.inventium.logical_replication.plugins.module_utils._subscription_plan import (
-    PUBLISHER_KEYS,
     OptionError,
     publisher_params,
 )
@@ -51,6 +50,8 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ver
 from ansible_collections.inventium.logical_replication.plugins.module_utils._workload_markers import Markers
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
     APPLICATION_NAME,
+    PgConnectionError,
+    connect_publisher,
     dict_row,
     format_db_error,
     psycopg,
@@ -628,26 +629,6 @@ def check_paused(subscriptions, now=None, slot_facts=None, wal_rate=None):
 # ----------------------------------------------------------------------------------------------
 
 
-def publisher_option_spec():
-    """The ``publisher`` option: the keys and types of the ``subscription`` module's ``publisher``."""
-    options = {key: {"type": "str"} for key in PUBLISHER_KEYS}
-    for key in (
-        "port",
-        "connect_timeout",
-        "keepalives",
-        "keepalives_idle",
-        "keepalives_interval",
-        "keepalives_count",
-        "tcp_user_timeout",
-    ):
-        options[key] = {"type": "int"}
-    options["password"] = {"type": "str", "no_log": True}
-    options["sslkey"] = {"type": "str", "no_log": False}
-    options["sslmode"]["choices"] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
-    options["keepalives"]["choices"] = [0, 1]
-    return {"type": "dict", "options": options}
-
-
 class PauseModule:
     """``subscription_pause``: DISABLE + record, or ENABLE + clear + wait until caught up."""
 
@@ -711,16 +692,13 @@ class PauseModule:
             m.add_secret(row["conninfo"])
             source = "the subscription's own connection (give the publisher option if this host cannot use it)"
             kwargs = {"conninfo": row["conninfo"]}
-        params = dict(kwargs)
+        params = dict(kwargs, application_name=APPLICATION_NAME)
         params.setdefault("connect_timeout", str(self.p["connect_timeout"]))
         m.add_secret(params.get("password"))
         try:
-            conninfo = params.pop("conninfo", "")
-            conn = psycopg.connect(
-                conninfo, autocommit=True, row_factory=dict_row, **params, application_name=APPLICATION_NAME
-            )
-        except psycopg.Error as exc:
-            m.fail(f"cannot connect to the publisher with {source}: {' '.join(str(exc).split())}")
+            conn = connect_publisher(params)
+        except PgConnectionError as exc:
+            m.fail(f"{exc} (connection: {source})")
         self.pub = conn
         self.pub_major = conn.info.server_version // 10000
         return conn

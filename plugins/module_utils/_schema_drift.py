@@ -110,18 +110,6 @@ def read_local_columns(conn, tables):
     }
 
 
-SUBSCRIPTION_PUBLICATIONS_QUERY = (
-    "SELECT s.subname::text AS name, s.subpublications::text[] AS publications FROM pg_catalog.pg_subscription s"
-    " WHERE s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
-    " ORDER BY 1"
-)
-
-
-def read_subscription_publications(conn):
-    """``{subscription: [publication, ...]}`` of the subscriptions in the connected database (subscriber)."""
-    return {row["name"]: list(row["publications"]) for row in fetch_rows(conn, SUBSCRIPTION_PUBLICATIONS_QUERY)}
-
-
 def _item(table, kind, column=None, publisher_type=None, subscriber_type=None):
     return {
         "table": table,

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import fetch_rows
 from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import finding
+from ansible_collections.inventium.logical_replication.plugins.module_utils._subscriptions import (
+    subscription_publications,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import NATIVE_SEQUENCES_MAJOR
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
     APPLICATION_NAME,
     PgConnectionError,
-    describe_target,
-    dict_row,
+    connect_publisher,
     format_db_error,
     psycopg,
     sql,
@@ -171,27 +173,6 @@ def publisher_secrets(publisher=None, conninfo=None):
     return out
 
 
-def connect_publisher(params):
-    """An autocommit ``dict_row`` psycopg connection with ``params`` (libpq keywords).
-
-    Raises :class:`~.connection.PgConnectionError` naming the publisher's host, port, user and
-    database and libpq's reason (the caller redacts the password).
-    """
-    try:
-        return psycopg.connect(autocommit=True, row_factory=dict_row, **params)
-    except psycopg.Error as exc:
-        where = describe_target(
-            {
-                "login_host": params.get("host"),
-                "login_port": params.get("port") or 5432,
-                "login_user": params.get("user"),
-                "login_db": params.get("dbname"),
-            }
-        )
-        reason = " ".join(str(exc).split())
-        raise PgConnectionError(f"Unable to connect to the publisher at {where}: {reason}") from None
-
-
 # ----------------------------------------------------------------------------------------------
 # catalog reader (the only SQL reading sequence state)
 # ----------------------------------------------------------------------------------------------
@@ -243,13 +224,6 @@ JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 
 _PUBLICATIONS = "SELECT pubname FROM pg_catalog.pg_publication WHERE pubname = ANY(%(publications)s)"
 
-_SUBSCRIPTIONS = """
-SELECT s.subname, s.subpublications
-FROM pg_catalog.pg_subscription AS s
-WHERE s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
-ORDER BY s.subname
-"""
-
 
 def read_sequences(conn, names):
     """``{QualifiedName: state}`` for ``names`` on the server of ``conn`` (every name has an entry).
@@ -296,11 +270,6 @@ def publication_sequences(conn, publications):
     rows = fetch_rows(conn, _PUBLICATION_SEQUENCES, {"publications": publications})
     # Sorted here, not by the database's collation: the same order on every server.
     return sorted(QualifiedName(row["schema_name"], row["seq_name"]) for row in rows)
-
-
-def subscribed_publications(conn):
-    """``{subscription: [publication, ...]}`` of the subscriptions in the current database of ``conn``."""
-    return {row["subname"]: list(row["subpublications"]) for row in fetch_rows(conn, _SUBSCRIPTIONS)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -460,7 +429,7 @@ def sequence_gaps(publisher_conn, subscriber_conn, sequences=None, publications=
     """
     if sequences is None:
         if publications is None:
-            publications = sorted({p for pubs in subscribed_publications(subscriber_conn).values() for p in pubs})
+            publications = sorted({p for pubs in subscription_publications(subscriber_conn).values() for p in pubs})
         names = publication_sequences(publisher_conn, parse_publication_names(publications)) if publications else []
     else:
         names = [n if isinstance(n, QualifiedName) else parse_sequence_names([n])[0] for n in sequences]
@@ -591,7 +560,7 @@ class SequenceSync:
             self.run_setval()
 
     def _default_publications(self):
-        subscribed = subscribed_publications(self.m.conn)
+        subscribed = subscription_publications(self.m.conn)
         if not subscribed:
             raise SequenceError(
                 f"no subscription in database {self.m.params.get('login_db') or '(default)'} of the subscriber: "
@@ -638,7 +607,7 @@ class SequenceSync:
 
     def run_native(self):
         m = self.m
-        subscribed = subscribed_publications(m.conn)
+        subscribed = subscription_publications(m.conn)
         wanted = set(self.publications) if self.publications is not None else None
         names = [s for s, pubs in subscribed.items() if wanted is None or wanted & set(pubs)]
         if not names:

@@ -150,6 +150,18 @@ def subscription_oids(conn):
     return {row["oid"]: row["name"] for row in fetch_rows(conn, SUBSCRIPTION_OIDS_QUERY)}
 
 
+SUBSCRIPTION_PUBLICATIONS_QUERY = (
+    "SELECT s.subname::text AS name, s.subpublications::text[] AS publications"  # noqa: S608 - constant
+    " FROM pg_catalog.pg_subscription s WHERE " + IN_CURRENT_DATABASE + " ORDER BY 1"
+)
+
+
+def subscription_publications(conn):
+    """``{subscription: [publication, ...]}`` of the subscriptions in the connected database (any role can read it:
+    no ``subconninfo``)."""
+    return {row["name"]: list(row["publications"]) for row in fetch_rows(conn, SUBSCRIPTION_PUBLICATIONS_QUERY)}
+
+
 SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY = (
     "SELECT pg_catalog.has_column_privilege('pg_catalog.pg_subscription', 'subconninfo', 'SELECT') AS allowed"
 )

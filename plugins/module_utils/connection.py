@@ -27,6 +27,7 @@ __all__ = [
     "SSL_MODES",
     "PgConnectionError",
     "connect",
+    "connect_publisher",
     "connection_argument_spec",
     "connection_kwargs",
     "describe_target",
@@ -159,6 +160,33 @@ def connect(params, autocommit=True, application_name=APPLICATION_NAME):
         message = f"Unable to connect to PostgreSQL at {describe_target(params)}: {_one_line(exc)}"
         raise PgConnectionError(redact(message, [params.get("login_password")])) from None
     return conn
+
+
+def connect_publisher(params):
+    """An autocommit ``dict_row`` psycopg connection to a publisher with ``params`` (libpq keywords; a
+    ``conninfo`` key is a whole connection string).
+
+    The connection a module makes itself to read the publisher (``sequences``, ``subscription_pause``,
+    ``replication_info``), as opposed to the one a subscription stores.
+
+    Raises :class:`~.connection.PgConnectionError` naming the publisher's host, port, user and
+    database and libpq's reason (the caller redacts the password).
+    """
+    if not HAS_PSYCOPG:
+        raise PgConnectionError(f"{PSYCOPG_REQUIREMENT} is required")
+    try:
+        return psycopg.connect(autocommit=True, row_factory=dict_row, **params)
+    except psycopg.Error as exc:
+        where = describe_target(
+            {
+                "login_host": params.get("host"),
+                "login_port": params.get("port") or 5432,
+                "login_user": params.get("user"),
+                "login_db": params.get("dbname"),
+            }
+        )
+        reason = " ".join(str(exc).split())
+        raise PgConnectionError(f"Unable to connect to the publisher at {where}: {reason}") from None
 
 
 def format_db_error(exc, secrets=(), action=None):

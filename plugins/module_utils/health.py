@@ -70,6 +70,10 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._met
     statements_query,
     statements_schema,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import (
+    check_paused,
+    paused_subscriptions,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._publications import (
     FIRST_NORMAL_OBJECT_ID,
     ISSUE_KINDS,
@@ -85,6 +89,10 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._pub
     publication_state,
     publications_query,
     published_relations_cte,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils._publisher_comparison import (
+    COMPARISONS,
+    compare_with_publisher,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils._server_log import (
     DEFAULT_ERROR_WINDOW,
@@ -190,8 +198,9 @@ __all__ = [
     "worker_type",
 ]
 
-SUBSETS = ("server", "publications", "slots", "senders", "subscriptions", "errors", "checks")
-"""What :func:`collect` can gather (the ``gather`` option of ``replication_info``)."""
+SUBSETS = ("server", "publications", "slots", "senders", "subscriptions", "errors", "checks", *COMPARISONS)
+"""What :func:`collect` can gather (the ``gather`` option of ``replication_info``); the comparisons
+(``sequences``, ``schema_drift``) only with a ``publisher`` to compare with."""
 
 
 def collect(
@@ -203,6 +212,7 @@ def collect(
     conninfo=None,
     error_window=DEFAULT_ERROR_WINDOW,
     log_max_bytes=DEFAULT_MAX_BYTES,
+    publisher=None,
 ):
     """One collection round: the ``gather`` subsets (see :data:`SUBSETS`) as a dict.
 
@@ -211,7 +221,11 @@ def collect(
     what it needs (server, slots, publications, subscriptions, their errors from the server log and
     the publication issues) even when those subsets are not returned. ``errors`` reads the last
     ``log_max_bytes`` of the server log (only when the database has subscriptions) and counts the
-    errors of the last ``error_window`` minutes (``_server_log.py``).
+    errors of the last ``error_window`` minutes (``_server_log.py``). Paused subscriptions (a pause
+    record in their comment) get their own findings. With ``publisher`` (libpq keywords of the publisher
+    as this host reaches it), a subscriber is also compared with its publisher
+    (``_publisher_comparison.py``): ``sequences``, ``schema_drift`` and their findings, and the paused
+    subscriptions' slots there.
     """
     wanted = set(gather)
     unknown = wanted - set(SUBSETS)
@@ -220,6 +234,8 @@ def collect(
     needed = set(wanted)
     if "checks" in wanted:
         needed |= {"server", "slots", "publications", "subscriptions", "errors"}
+    if wanted & set(COMPARISONS):
+        needed.add("subscriptions")
     if "errors" in wanted:
         needed.add("subscriptions")
     facts = {}
@@ -243,12 +259,25 @@ def collect(
         facts["errors"] = collect_errors(
             conn, [s["name"] for s in facts["subscriptions"]], window_minutes=error_window, max_bytes=log_max_bytes
         )
+    comparison = {}
+    if publisher and "subscriptions" in needed and (wanted & {"checks", *COMPARISONS}):
+        comparison = compare_with_publisher(conn, facts["subscriptions"], publisher)
+        facts.update({key: comparison[key] for key in COMPARISONS})
     if "checks" in wanted:
         issues = collect_publication_issues(conn, major) if facts["publications"] else None
-        facts["checks"] = evaluate_checks(facts, issues, retained_wal_threshold)
+        paused = check_paused(
+            facts["subscriptions"], slot_facts=comparison.get("paused_slots"), wal_rate=comparison.get("wal_rate")
+        )
+        facts["checks"] = evaluate_checks(
+            facts,
+            issues,
+            retained_wal_threshold,
+            extra=paused + comparison.get("checks", []),
+            paused={sub["name"] for sub, _record in paused_subscriptions(facts["subscriptions"])},
+        )
     result = {}
     for key in SUBSETS:
-        if key in wanted:
+        if key in wanted and key in facts:
             result[key] = facts[key]
     if "subscriptions" in wanted:
         result["subscription_counts"] = facts["subscription_counts"]

@@ -26,6 +26,10 @@ description:
     server log where this login can read it (relation, key, PostgreSQL's error text, SQLSTATE, the remote
     transaction's finish LSN and the fix), and how many errors each logged in the last O(error_window) minutes.
   - RV(checks) - findings about the above, each with a severity, a code, a message and a hint.
+  - With O(publisher), a subscriber is also compared with its publisher - RV(sequences) (how far each sequence of the
+    subscribed tables lags the publisher's), RV(schema_drift) (published columns and tables the subscriber lacks or
+    types differently) and, for a paused subscription, its slot's retained WAL and the time left to
+    C(max_slot_wal_keep_size) at the publisher's current WAL rate.
   - Byte lag (V(*_lag_bytes), V(retained_wal_bytes)) is a distance in the WAL; it jumps with
     autovacuum or full-page images while no row is missing. Time lag (V(*_lag_seconds),
     V(seconds_since_*)) is measured by PostgreSQL from replies and messages. Both are returned.
@@ -40,10 +44,11 @@ options:
         subsets are not listed, but returns only the findings.
       - V(errors) reads the end of the server log (see O(log_max_bytes)) - only when the database has
         subscriptions.
+      - V(sequences) and V(schema_drift) are returned only with O(publisher).
     type: list
     elements: str
-    choices: [server, publications, slots, senders, subscriptions, errors, checks]
-    default: [server, publications, slots, senders, subscriptions, errors, checks]
+    choices: [server, publications, slots, senders, subscriptions, errors, checks, sequences, schema_drift]
+    default: [server, publications, slots, senders, subscriptions, errors, checks, sequences, schema_drift]
   error_window:
     description:
       - Minutes. Errors of a subscription's workers logged within this time make the checks report it
@@ -75,6 +80,18 @@ options:
         refused query) fail the task either way.
     type: bool
     default: true
+  publisher:
+    description:
+      - The publisher of this subscriber's subscriptions, as the host the module runs on reaches it, with the keys of
+        the M(inventium.logical_replication.subscription) module's
+        O(inventium.logical_replication.subscription#module:publisher) option (libpq keywords; the password is never
+        shown). The role needs to read the published tables' sequences
+        (C(SELECT)) and the catalogs; the subscription's replication role does, in the lab.
+      - When given, the checks compare the subscriber with it (V(sequence_gap), V(sequence_missing),
+        V(schema_drift), a paused subscription's slot) and RV(sequences) and RV(schema_drift) are returned. A publisher
+        that cannot be reached or read gives the finding V(publisher_comparison_unknown) (a warning), not a failure.
+      - Only the tables of the publications of this database's subscriptions are compared.
+    type: dict
   retained_wal_threshold:
     description:
       - The checks report an inactive replication slot that retains more WAL than this.
@@ -84,6 +101,7 @@ options:
     default: 1GB
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.publisher
   - inventium.logical_replication.attributes
   - inventium.logical_replication.attributes.platform
 attributes:
@@ -624,6 +642,12 @@ subscriptions:
           login role may not read it (superusers only).
       type: str
       sample: host=127.0.0.1 port=5432 dbname=publisher user=replicator password=********
+    comment:
+      description:
+        - The subscription's comment (C(COMMENT ON SUBSCRIPTION)), V(null) when none. A paused subscription's holds
+          its pause record as JSON (M(inventium.logical_replication.subscription_pause)).
+      type: str
+      sample: null
     slot_name:
       description: Name of the slot on the publisher, V(null) when none is associated.
       type: str
@@ -994,6 +1018,56 @@ errors:
           (same fields as above).
       type: list
       elements: dict
+sequences:
+  description:
+    - The sequences of the tables of the subscriptions' publications, compared with the publisher's (see
+      M(inventium.logical_replication.sequences), which copies them). V(null) when the publisher could not be read
+      (the finding V(publisher_comparison_unknown) says why).
+  returned: when O(publisher) is given and O(gather) contains V(sequences)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Qualified name of the sequence.
+      type: str
+      sample: public.orders_id_seq
+    publisher_value:
+      description: Its last value on the publisher, V(null) when never used or unreadable.
+      type: int
+    subscriber_value:
+      description: Its last value on the subscriber, V(null) when never used or missing.
+      type: int
+    gap:
+      description: How many values the subscriber is behind (in the sequence's direction); V(null) when unknown.
+      type: int
+    state:
+      description: V(ok), V(missing) (on the subscriber), V(missing_on_publisher), V(unreadable) or V(unused).
+      type: str
+schema_drift:
+  description:
+    - Differences between what the publisher publishes (column lists respected, generated columns left out unless
+      published) and the subscriber's tables. Columns only the subscriber has are not drift. V(null) when the
+      publisher could not be read.
+  returned: when O(publisher) is given and O(gather) contains V(schema_drift)
+  type: list
+  elements: dict
+  contains:
+    table:
+      description: Qualified table name.
+      type: str
+      sample: public.books
+    kind:
+      description: V(missing_table), V(missing_column) (the apply worker fails on it) or V(type_mismatch).
+      type: str
+    column:
+      description: The column, V(null) for a missing table.
+      type: str
+    publisher_type:
+      description: Its type on the publisher.
+      type: str
+    subscriber_type:
+      description: Its type on the subscriber.
+      type: str
 checks:
   description:
     - Findings, errors first. An empty list means no problem was found.
@@ -1009,7 +1083,11 @@ checks:
       V(slot_inactive_retaining_wal) (over O(retained_wal_threshold)), V(slot_wal_unreserved), V(slot_wal_lost),
       V(slot_invalidated), V(subscription_disabled), V(subscription_not_running), V(subscription_errors),
       V(subscription_conflicts), V(tables_not_ready), V(sequences_not_replicated), V(node_unreachable) (the server
-      could not be read, see O(fail_on_connection_error))."
+      could not be read, see O(fail_on_connection_error)), V(subscription_paused) (since when, by whom, why, until
+      when; with O(publisher) the retained WAL and the time left to the limit), V(pause_overdue) (a pause past its
+      planned end), V(paused_slot_lost) (with O(publisher) - the paused subscription's slot is gone or lost) and,
+      with O(publisher), V(sequence_gap), V(sequence_missing), V(sequence_unreadable), V(schema_drift) and
+      V(publisher_comparison_unknown)."
     - V(subscription_errors) and V(subscription_conflicts) count the errors and conflicts logged in the last
       O(error_window) minutes where the server log can be read (older ones no longer count), else PostgreSQL's
       lifetime counters, and say so.
@@ -1118,6 +1196,9 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
     describe_target,
     psycopg,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import (  # noqa: E402
+    publisher_option_spec,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.health import SUBSETS, collect  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     PgModule,
@@ -1132,6 +1213,7 @@ def argument_spec():
         error_window=dict(type="float", default=DEFAULT_ERROR_WINDOW),
         log_max_bytes=dict(type="str", default="1MB"),
         fail_on_connection_error=dict(type="bool", default=True),
+        publisher=publisher_option_spec(),
     )
 
 
@@ -1148,6 +1230,7 @@ def exit_unreachable(m, error):
 
 def main():
     m = PgModule(argument_spec=argument_spec())
+    m.add_secret((m.params["publisher"] or {}).get("password"))
     try:
         threshold = parse_bytes(m.params["retained_wal_threshold"])
     except ThresholdError as exc:
@@ -1176,6 +1259,7 @@ def main():
             retained_wal_threshold=threshold,
             error_window=m.params["error_window"],
             log_max_bytes=log_max_bytes,
+            publisher=m.params["publisher"],
         )
         database = conn.info.dbname
     except psycopg.Error as exc:

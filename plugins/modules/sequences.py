@@ -41,59 +41,6 @@ options:
       - Unlike the subscription's, this connection is made by the module, from the host it runs on; the
         role needs C(SELECT) or C(USAGE) on the sequences (see the notes).
     type: dict
-    suboptions:
-      host:
-        description: Host name, IP address or Unix socket directory of the publisher (libpq C(host)).
-        type: str
-      port:
-        description: Port of the publisher (libpq C(port)).
-        type: int
-      dbname:
-        description: Database on the publisher that holds the published tables (libpq C(dbname)).
-        type: str
-      user:
-        description: Role to connect as (libpq C(user)).
-        type: str
-      password:
-        description: Password of O(publisher.user) (libpq C(password)). Never shown in the output.
-        type: str
-      sslmode:
-        description: libpq C(sslmode).
-        type: str
-        choices: [disable, allow, prefer, require, verify-ca, verify-full]
-      sslrootcert:
-        description: Certificate authorities file on the host the module runs on (libpq C(sslrootcert)).
-        type: str
-      sslcert:
-        description: Client certificate file (libpq C(sslcert)).
-        type: str
-      sslkey:
-        description: Client key file (libpq C(sslkey)).
-        type: str
-      connect_timeout:
-        description: Seconds to wait for the publisher's connection (libpq C(connect_timeout)).
-        type: int
-      application_name:
-        description:
-          - Accepted so that a subscription's O(publisher) dict can be passed as it is; the module's session
-            uses the collection's application name.
-        type: str
-      keepalives:
-        description: libpq C(keepalives).
-        type: int
-        choices: [0, 1]
-      keepalives_idle:
-        description: libpq C(keepalives_idle).
-        type: int
-      keepalives_interval:
-        description: libpq C(keepalives_interval).
-        type: int
-      keepalives_count:
-        description: libpq C(keepalives_count).
-        type: int
-      tcp_user_timeout:
-        description: libpq C(tcp_user_timeout).
-        type: int
   conninfo:
     description:
       - The connection to the publisher as a libpq connection string or URI. Mutually exclusive with
@@ -142,6 +89,7 @@ options:
     default: setval
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.publisher
   - inventium.logical_replication.attributes
   - inventium.logical_replication.attributes.platform
 attributes:

@@ -62,57 +62,6 @@ options:
         used, which works where this host reaches the publisher the way the subscriber's server does.
       - Only used with O(state=resumed). The password never appears in the output.
     type: dict
-    suboptions:
-      host:
-        description: Host name, IP address or Unix socket directory of the publisher.
-        type: str
-      port:
-        description: Port of the publisher.
-        type: int
-      dbname:
-        description: A database on the publisher (the slot and the WAL position are cluster-wide).
-        type: str
-      user:
-        description: Role to connect as (any role may read C(pg_replication_slots) and the WAL position).
-        type: str
-      password:
-        description: Password of O(publisher.user). Never shown in the output.
-        type: str
-      sslmode:
-        description: libpq C(sslmode).
-        type: str
-        choices: [disable, allow, prefer, require, verify-ca, verify-full]
-      sslrootcert:
-        description: libpq C(sslrootcert).
-        type: str
-      sslcert:
-        description: libpq C(sslcert).
-        type: str
-      sslkey:
-        description: libpq C(sslkey).
-        type: str
-      connect_timeout:
-        description: libpq C(connect_timeout); defaults to O(connect_timeout).
-        type: int
-      application_name:
-        description: libpq C(application_name).
-        type: str
-      keepalives:
-        description: libpq C(keepalives).
-        type: int
-        choices: [0, 1]
-      keepalives_idle:
-        description: libpq C(keepalives_idle).
-        type: int
-      keepalives_interval:
-        description: libpq C(keepalives_interval).
-        type: int
-      keepalives_count:
-        description: libpq C(keepalives_count).
-        type: int
-      tcp_user_timeout:
-        description: libpq C(tcp_user_timeout).
-        type: int
   wait:
     description:
       - With O(state=resumed), wait until the subscriber caught up with the publisher's position at resume time.
@@ -143,6 +92,7 @@ options:
     type: str
 extends_documentation_fragment:
   - inventium.logical_replication.connection
+  - inventium.logical_replication.publisher
   - inventium.logical_replication.attributes
   - inventium.logical_replication.attributes.platform
 attributes:
@@ -268,8 +218,8 @@ diff:
   type: dict
 """
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import (  # noqa: E402
-    PauseModule,
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import PauseModule  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import (  # noqa: E402
     publisher_option_spec,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import PgModule  # noqa: E402

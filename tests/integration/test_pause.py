@@ -274,7 +274,7 @@ def test_tiny_keep_size_refuses_the_pause_and_a_lost_slot_is_not_resumed(
     assert "max_slot_wal_keep_size" in budget["guard_settings"] or budget["disk_free"] is None
 
     # Past the limit and a checkpoint later the slot is lost.
-    for _ in range(4):
+    for _unused in range(4):
         pub.execute("INSERT INTO items SELECT max(id) + 1, 'x' FROM items")
         pub.execute("SELECT pg_switch_wal()")
     pub.execute("CHECKPOINT")

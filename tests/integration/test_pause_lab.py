@@ -28,7 +28,7 @@ import lab_client
 import pytest
 from lab_client import LAB_INVENTORY, lab_lock, lab_unavailable
 from support.ansible import LAB_DROP, ansible_env, run_playbook
-from test_faults import FIRST_ID, TOPICS, login, status, writer  # noqa: F401 - writer is a fixture
+from test_faults import FIRST_ID, TOPICS, login, status, writer  # noqa: F401 # pylint: disable=unused-import # a fixture
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._replication_compare import (
     compare_node,

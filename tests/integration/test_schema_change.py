@@ -71,7 +71,7 @@ def test_check_mode_reports_delta_and_changes_nothing(pg_db):
     assert result["changed"] is True
     assert result["committed"] is False
     assert result["delta"]["added_columns"][0]["column"] == "isbn"
-    assert [c for c, _ in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
+    assert [c for c, _unused in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
     assert not exists(pg_db, "public.reviews")
 
 
@@ -93,12 +93,12 @@ def test_published_table_destructive_refused_then_allowed(pg_db):
     assert "publisher first" in refused["msg"]
     assert refused["destructive"][0]["kind"] == "dropped_column"
     assert refused["delta"]["added_columns"][0]["column"] == "note"
-    assert [c for c, _ in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
+    assert [c for c, _unused in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
 
     allowed = run_module(MODULE, {**pg_db.login_args(), "migration": migration, "allow_destructive": True})
     assert allowed["changed"] is True
     assert [d["kind"] for d in allowed["destructive"]] == ["dropped_column"]
-    assert [c for c, _ in columns(pg_db, "public.books")] == ["id", "sku", "title", "note"]
+    assert [c for c, _unused in columns(pg_db, "public.books")] == ["id", "sku", "title", "note"]
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ def test_failing_statement_rolls_back_and_is_named(pg_db):
     assert "42P01" in failed["msg"]
     assert "nothing was applied" in failed["msg"]
     assert failed["failed_statement"] == {"index": 2, "statement": "ALTER TABLE nosuch ADD COLUMN x int"}
-    assert [c for c, _ in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
+    assert [c for c, _unused in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
 
 
 def test_syntax_error_is_named(pg_db):
@@ -174,7 +174,7 @@ def test_not_in_transaction_refused(pg_db):
     failed = run_module(MODULE, {**pg_db.login_args(), "migration": migration}, expect_fail=True)
     assert "cannot run inside a transaction block" in failed["msg"]
     assert "statement 2 of 2" in failed["msg"]
-    assert [c for c, _ in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
+    assert [c for c, _unused in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
 
 
 def test_transaction_control_refused_before_running(pg_db):
@@ -183,7 +183,7 @@ def test_transaction_control_refused_before_running(pg_db):
         MODULE, {**pg_db.login_args(), "migration": "ALTER TABLE books ADD COLUMN a int; COMMIT;"}, expect_fail=True
     )
     assert "transaction control" in failed["msg"]
-    assert [c for c, _ in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
+    assert [c for c, _unused in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
 
 
 def subscribe(dbs, publication):
@@ -215,7 +215,7 @@ def test_subscriber_side_destructive_and_drift(pg_pair_db):
         MODULE, {**sub.login_args(), "migration": "ALTER TABLE books DROP COLUMN topic"}, expect_fail=True
     )
     assert f"subscribed by {subscription}" in refused["msg"]
-    assert [c for c, _ in columns(sub, "public.books")] == ["id", "sku", "title", "topic"]
+    assert [c for c, _unused in columns(sub, "public.books")] == ["id", "sku", "title", "topic"]
 
     # Drift: a column only on the publisher, a type difference, and a published table missing here.
     pub.execute("ALTER TABLE books ADD COLUMN isbn text")
@@ -298,7 +298,7 @@ def test_lock_timeout_fails_with_nothing_applied(pg_db):
         )
     assert "55P03" in failed["msg"]
     assert "statement 1 of 1" in failed["msg"]
-    assert [c for c, _ in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
+    assert [c for c, _unused in columns(pg_db, "public.books")] == ["id", "sku", "title", "topic"]
 
 
 def test_heartbeat_module(pg_db):

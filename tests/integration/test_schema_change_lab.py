@@ -151,7 +151,7 @@ def test_additive_migration_under_load(lab, migration_file):
         )
         assert rc == 0, output[-6000:]
     finally:
-        workload_output, _ = workload.communicate(timeout=300)
+        workload_output, _unused = workload.communicate(timeout=300)
     assert workload.returncode == 0, workload_output[-4000:]
 
     assert {line.split()[0] for line in lines} == {"publisher", *SUBSCRIBERS}

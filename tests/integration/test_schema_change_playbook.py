@@ -177,7 +177,7 @@ def test_failure_half_way_names_node_and_command(lab):
     migration = {"migration": ["ALTER TABLE books ADD COLUMN isbn text", "SELECT 1 / (nextval('trip') - 2)"]}
     run = play(inventory, "-e", json.dumps(migration), callback=JSON_CALLBACK)
     assert run.rc != 0
-    report = next(r["msg"] for _, r in run.task_results("localhost") if r.get("failed"))
+    report = next(r["msg"] for _unused, r in run.task_results("localhost") if r.get("failed"))
     assert report[0].startswith("FAILED on pub1 - unchanged there"), report
     assert report[1].startswith("pub1: statement 2 of 2 (SELECT 1 / (nextval('trip') - 2)) failed")
     assert "22012" in report[1]

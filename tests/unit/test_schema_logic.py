@@ -97,7 +97,7 @@ def test_rows_of(status, rows):
 
 
 def table(name, columns, indexes=None, **properties):
-    schema, _, rel = name.partition(".")
+    schema, _unused, rel = name.partition(".")
     return {
         "schema": schema,
         "table": rel,
@@ -174,7 +174,7 @@ def test_classify_subscribed_table_counts_every_column():
 def test_classify_ignores_tables_replication_does_not_use_and_additions():
     before = {1: table("public.books", BOOKS), 2: table("public.scratch", [("id", "int")])}
     after = {1: table("public.books", [*BOOKS, ("isbn", "text")]), 5: table("public.new", [("id", "int")])}
-    assert classify(compute_delta(before, after), replicated(1, ["pub"], columns={n for n, _ in BOOKS})) == []
+    assert classify(compute_delta(before, after), replicated(1, ["pub"], columns={n for n, _unused in BOOKS})) == []
 
 
 def test_classify_dropped_and_renamed_tables():

@@ -139,3 +139,32 @@ def test_a_change_reaches_the_right_subscriber_only(test_row) -> None:
     psql(test_row, "publisher", DELETE_TEST_ROW)
     wait_for(lambda: not books(leader, "subscriber", f"id = {TEST_ID}"))
     assert not books(techie, "subscriber", f"id = {TEST_ID}")
+
+
+# side_effect.yml ran playbooks/schema_change.yml and playbooks/sync_sequences.yml on these hosts.
+
+
+def test_schema_change_reached_every_host() -> None:
+    for name in (PUBLISHER, *SUBSCRIBERS):
+        dbname = "publisher" if name == PUBLISHER else "subscriber"
+        columns = psql(
+            _host(name),
+            dbname,
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'public.books'::regclass AND attnum > 0"
+            " AND NOT attisdropped ORDER BY attnum",
+        )
+        assert [c[0] for c in columns][-1] == "isbn", name
+        assert psql(_host(name), dbname, "SELECT to_regclass('public.hosts_notes') IS NOT NULL") == [["t"]], name
+
+
+def test_new_table_published_and_copied_to_its_subscriber_only() -> None:
+    leader, techie = (_host(name) for name in SUBSCRIBERS)
+    wait_for(lambda: psql(leader, "subscriber", "SELECT count(*) FROM public.hosts_notes") == [["3"]])
+    assert psql(techie, "subscriber", "SELECT count(*) FROM public.hosts_notes") == [["0"]]
+
+
+def test_sequences_synced_to_the_subscriber_of_the_table() -> None:
+    query = "SELECT last_value FROM public.hosts_notes_id_seq"
+    published = psql(_host(PUBLISHER), "publisher", query)
+    assert published == [["3"]]
+    assert psql(_host(next(iter(SUBSCRIBERS))), "subscriber", query) == published
