@@ -28,7 +28,7 @@ import lab_client
 import pytest
 from lab_client import LAB_INVENTORY, lab_lock, lab_unavailable
 from support.ansible import LAB_DROP, ansible_env, run_playbook
-from test_faults import FIRST_ID, TOPICS, login, status, writer  # noqa: F401 # pylint: disable=unused-import # a fixture
+from test_faults import CRASH_FIRST_ID, FIRST_ID, TOPICS, login, status, writer  # noqa: F401 # pylint: disable=unused-import # a fixture
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._replication_compare import (
     compare_node,
@@ -62,11 +62,14 @@ def playbook(name, **extra):
     return run.rc, " ".join((run.stdout + "\n" + run.stderr).split())
 
 
-def technical_ids(node, since_id=FIRST_ID):
+def technical_ids(node, since_id=FIRST_ID, before_id=CRASH_FIRST_ID):
+    """The writer's technical rows on ``node`` in [since_id, before_id) (other tests and workloads write above)."""
     with lab_client.connect(node) as conn:
         return {
             row[0]
-            for row in conn.execute("SELECT id FROM public.books WHERE id >= %s AND topic = %s", (since_id, TOPIC))
+            for row in conn.execute(
+                "SELECT id FROM public.books WHERE id >= %s AND id < %s AND topic = %s", (since_id, before_id, TOPIC)
+            )
         }
 
 
