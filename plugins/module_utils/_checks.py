@@ -22,7 +22,13 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._ser
     WORKER_SYNC,
     describe,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils._thresholds import RETAINED_WAL_BYTES
+from ansible_collections.inventium.logical_replication.plugins.module_utils._thresholds import (
+    LAG_SECONDS_CRITICAL,
+    LAG_SECONDS_WARNING,
+    RETAINED_WAL_BYTES,
+    RETAINED_WAL_FRACTION_CRITICAL,
+    RETAINED_WAL_FRACTION_WARNING,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import quote_ident
 
 SEVERITIES = ("error", "warning", "info")
@@ -373,6 +379,54 @@ def _check_slots(slots, threshold):
     return found
 
 
+def _check_slot_share(slots):
+    """A slot's retained WAL as a share of what ``max_slot_wal_keep_size`` lets it keep (``_thresholds``), where
+    that limit is set (``safe_wal_size`` is known): near the limit, its WAL is removed at a checkpoint soon."""
+    found = []
+    for slot in slots:
+        retained, safe = slot.get("retained_wal_bytes"), slot.get("safe_wal_size")
+        if retained is None or safe is None or slot.get("wal_status") in ("lost", "unreserved"):
+            continue  # no limit, or already reported by _check_slots
+        share = retained / max(retained + safe, 1)
+        if share <= RETAINED_WAL_FRACTION_WARNING:
+            continue
+        critical = share > RETAINED_WAL_FRACTION_CRITICAL
+        limit = RETAINED_WAL_FRACTION_CRITICAL if critical else RETAINED_WAL_FRACTION_WARNING
+        found.append(
+            finding(
+                "error" if critical else "warning",
+                "slot_wal_near_limit",
+                f"replication slot {slot['name']} retains {format_bytes(retained)} of WAL, {share:.0%} of what "
+                f"max_slot_wal_keep_size lets it keep ({format_bytes(safe)} left; alert above {limit:.0%})",
+                "Let its consumer catch up (is it paused, disabled or failing?), or raise max_slot_wal_keep_size; past "
+                "the limit the publisher removes the WAL and the subscription must be re-synchronized.",
+            )
+        )
+    return found
+
+
+def _check_lag(senders):
+    """WAL senders whose replay lag (``pg_stat_replication.replay_lag``: PostgreSQL's own measure, empty when
+    idle and caught up) is over the lag thresholds (``_thresholds``)."""
+    late = [(s, s.get("replay_lag_seconds")) for s in senders or ()]
+    late = [(s, lag) for s, lag in late if lag is not None and lag > LAG_SECONDS_WARNING]
+    if not late:
+        return []
+    critical = any(lag > LAG_SECONDS_CRITICAL for _s, lag in late)
+    names = _listing(f"{s.get('application_name') or s.get('slot_name')} ({lag:.0f} s)" for s, lag in late)
+    return [
+        finding(
+            "error" if critical else "warning",
+            "replication_lag",
+            f"WAL sender(s) with a replay lag over {LAG_SECONDS_CRITICAL if critical else LAG_SECONDS_WARNING:.0f} s: "
+            f"{names}",
+            "The subscriber applies slower than the publisher writes, or is stuck: check its apply errors, locks and "
+            "load (make status on it, the dashboards); a large transaction or an initial copy can explain a "
+            "temporary lag.",
+        )
+    ]
+
+
 def _error_facts(errors):
     """``{name: per-subscription errors}`` of the ``errors`` subset when the server log was read, else ``None``."""
     if not errors or not errors.get("available"):
@@ -683,7 +737,7 @@ def evaluate_checks(
     ``extra``: findings made elsewhere (paused subscriptions, the comparison with the publisher), sorted in
     with these; ``paused``: names of paused subscriptions, not reported as merely disabled.
 
-    ``facts`` holds ``server``, ``slots``, ``publications``, ``subscriptions``,
+    ``facts`` holds ``server``, ``slots``, ``senders``, ``publications``, ``subscriptions``,
     ``subscription_counts`` and ``errors`` as :func:`collect` returns them (missing ones are skipped;
     without a readable server log in ``errors`` the error counters are PostgreSQL's lifetime totals);
     ``publication_issues`` is :func:`collect_publication_issues`'s result.
@@ -697,6 +751,8 @@ def evaluate_checks(
         found += _check_wal_level(server, publications, slots)
         found += _check_limits(server, slots, facts.get("subscription_counts"))
     found += _check_slots(slots, retained_wal_threshold)
+    found += _check_slot_share(slots)
+    found += _check_lag(facts.get("senders"))
     found += _check_publications(publication_issues)
     found += _check_subscriptions(subscriptions, facts.get("errors"), paused)
     found += list(extra)

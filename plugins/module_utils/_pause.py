@@ -44,6 +44,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._sub
     subscription_with_comment_query,
     subscriptions_with_comment_query,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils._thresholds import PAUSE_OVERDUE_MINUTES
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     IDLE_SLOT_TIMEOUT_MAJOR,
 )
@@ -610,7 +611,7 @@ def check_paused(subscriptions, now=None, slot_facts=None, wal_rate=None):
                     RESYNC_HINT,
                 )
             )
-        if until is not None and now > until:
+        if until is not None and now > until + datetime.timedelta(minutes=PAUSE_OVERDUE_MINUTES):
             found.append(
                 finding(
                     "warning",

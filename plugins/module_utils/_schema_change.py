@@ -16,6 +16,7 @@ refused (rolled back) unless allowed. Used by the ``schema_change`` module.
 from __future__ import annotations
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import fetch_rows, table_display
+from ansible_collections.inventium.logical_replication.plugins.module_utils._sequences import table_sequences
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     COLUMN_LIST_MAJOR,
     GENERATED_COLUMNS_MAJOR,
@@ -535,8 +536,8 @@ def rows_of(status):
 def run_migration(conn, major, statements, allow_destructive=False, check_mode=False, lock_timeout=None):
     """Run ``statements`` in ONE transaction on ``conn`` (autocommit connection), classify, commit or roll back.
 
-    Returns ``{changed, delta, destructive, committed, diff: (before, after), publications}``
-    (``publications``: for each added table, the publications that publish it after the change).
+    Returns ``{changed, delta, destructive, committed, diff: (before, after), publications, sequences}``
+    (for each added table, the publications that publish it after the change, and its sequences).
     Raises :class:`MigrationError` - with nothing applied - when a statement fails, cannot run in a
     transaction block, or the migration is destructive and not allowed.
     """
@@ -562,6 +563,8 @@ def run_migration(conn, major, statements, allow_destructive=False, check_mode=F
         added = {item["_relid"] for item in delta["added_tables"]}
         pubs = publications_of(conn, major, added)
         publications = {after[relid]["name"]: sorted(set(pubs.get(relid, []))) for relid in added}
+        owned = table_sequences(conn, added) if added else {}
+        sequences = {after[relid]["name"]: [str(name) for name in owned.get(relid, [])] for relid in added}
         if destructive and not allow_destructive:
             conn.execute("ROLLBACK")
             raise MigrationError(
@@ -586,6 +589,7 @@ def run_migration(conn, major, statements, allow_destructive=False, check_mode=F
         "committed": not check_mode,
         "diff": diff_states(before, after, affected_tables(delta)),
         "publications": publications,
+        "sequences": sequences,
     }
 
 

@@ -190,11 +190,30 @@ LEFT JOIN pg_catalog.pg_sequences AS s ON s.schemaname = q.schema_name AND s.seq
 ORDER BY q.ord
 """
 
+# A table's sequences: those owned by a column (serial: deptype 'a', identity: 'i') and those a column
+# default calls (nextval('seq'): the default depends on it). The CTE ``tables`` (relid) comes first.
+_SEQUENCES_OF_TABLES = """, sequences AS (
+    SELECT d.refobjid AS relid, d.objid AS seq
+    FROM pg_catalog.pg_depend AS d
+    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+      AND d.deptype IN ('a', 'i') AND d.refobjid IN (SELECT relid FROM tables)
+    UNION
+    SELECT ad.adrelid, d.refobjid
+    FROM pg_catalog.pg_attrdef AS ad
+    JOIN pg_catalog.pg_depend AS d
+      ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+         AND d.refclassid = 'pg_catalog.pg_class'::regclass
+    WHERE ad.adrelid IN (SELECT relid FROM tables)
+)
+SELECT sequences.relid::bigint AS relid, n.nspname AS schema_name, c.relname AS seq_name
+FROM sequences JOIN pg_catalog.pg_class AS c ON c.oid = sequences.seq AND c.relkind = 'S'
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+"""
+
 # The tables of the publications (as pg_publication_tables lists them: FOR ALL TABLES, TABLES IN SCHEMA
 # and partitions included) and their partition ancestors (a serial or identity column of a partitioned
-# table belongs to the parent); their sequences are those owned by a column (serial: deptype 'a',
-# identity: 'i') and those a column default calls (nextval('seq'): the default depends on it).
-_PUBLICATION_SEQUENCES = """
+# table belongs to the parent).
+_PUBLISHED_TABLES = """
 WITH published AS (
     SELECT pg_catalog.format('%%I.%%I', pt.schemaname, pt.tablename)::regclass AS relid
     FROM pg_catalog.pg_publication_tables AS pt
@@ -204,23 +223,10 @@ WITH published AS (
     UNION
     -- (no rows for a table that is not a partition)
     SELECT a.relid FROM published CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(published.relid) AS a (relid)
-), sequences AS (
-    SELECT d.objid AS seq
-    FROM pg_catalog.pg_depend AS d
-    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
-      AND d.deptype IN ('a', 'i') AND d.refobjid IN (SELECT relid FROM tables)
-    UNION
-    SELECT d.refobjid
-    FROM pg_catalog.pg_attrdef AS ad
-    JOIN pg_catalog.pg_depend AS d
-      ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
-         AND d.refclassid = 'pg_catalog.pg_class'::regclass
-    WHERE ad.adrelid IN (SELECT relid FROM tables)
-)
-SELECT n.nspname AS schema_name, c.relname AS seq_name
-FROM sequences JOIN pg_catalog.pg_class AS c ON c.oid = sequences.seq AND c.relkind = 'S'
-JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-"""
+)"""
+_PUBLICATION_SEQUENCES = _PUBLISHED_TABLES + _SEQUENCES_OF_TABLES
+
+_TABLE_SEQUENCES = "WITH tables AS (SELECT unnest(%(relids)s::oid[]) AS relid)" + _SEQUENCES_OF_TABLES
 
 _PUBLICATIONS = "SELECT pubname FROM pg_catalog.pg_publication WHERE pubname = ANY(%(publications)s)"
 
@@ -269,7 +275,17 @@ def publication_sequences(conn, publications):
         )
     rows = fetch_rows(conn, _PUBLICATION_SEQUENCES, {"publications": publications})
     # Sorted here, not by the database's collation: the same order on every server.
-    return sorted(QualifiedName(row["schema_name"], row["seq_name"]) for row in rows)
+    return sorted({QualifiedName(row["schema_name"], row["seq_name"]) for row in rows})
+
+
+def table_sequences(conn, relids):
+    """``{relid: [QualifiedName, ...]}``: the sequences of each table (``oid``s) on the server of ``conn``;
+    tables without one are left out. For the GRANT a newly published table's sequences need
+    (``schema_change``'s ``added_table_sequences``)."""
+    out = {}
+    for row in fetch_rows(conn, _TABLE_SEQUENCES, {"relids": list(relids)}):
+        out.setdefault(row["relid"], set()).add(QualifiedName(row["schema_name"], row["seq_name"]))
+    return {relid: sorted(names) for relid, names in out.items()}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -233,7 +233,7 @@ def collect(
         raise ValueError("unknown subset(s): {}".format(", ".join(sorted(unknown))))
     needed = set(wanted)
     if "checks" in wanted:
-        needed |= {"server", "slots", "publications", "subscriptions", "errors"}
+        needed |= {"server", "slots", "senders", "publications", "subscriptions", "errors"}
     if wanted & set(COMPARISONS):
         needed.add("subscriptions")
     if "errors" in wanted:

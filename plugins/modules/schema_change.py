@@ -176,6 +176,13 @@ added_table_publications:
   returned: success
   type: dict
   sample: {public.reviews: []}
+added_table_sequences:
+  description:
+    - For each added table, its sequences (serial and identity columns, defaults calling C(nextval)) - what a
+      replication role needs C(SELECT) on to read their values (M(inventium.logical_replication.sequences)).
+  returned: success
+  type: dict
+  sample: {public.reviews: [public.reviews_id_seq]}
 committed:
   description: Whether the transaction was committed (false in check mode - it was rolled back).
   returned: success
@@ -244,6 +251,7 @@ def main():
         delta=result["delta"],
         destructive=result["destructive"],
         added_table_publications=result["publications"],
+        added_table_sequences=result["sequences"],
         committed=result["committed"],
     )
 

@@ -65,6 +65,21 @@ def test_additive_applied_then_rerun_unchanged(pg_db):
     assert all(not items for items in second["delta"].values())
 
 
+def test_added_table_sequences_are_reported_for_their_grant(pg_db):
+    # What the playbook grants the replication role SELECT on once the table is published.
+    migration = [
+        "CREATE SEQUENCE public.shared_seq",
+        "CREATE TABLE public.notes (id serial PRIMARY KEY, n bigint GENERATED ALWAYS AS IDENTITY,"
+        " m bigint DEFAULT nextval('public.shared_seq'), body text)",
+        "CREATE TABLE public.plain (id int PRIMARY KEY)",
+    ]
+    planned = run_module(MODULE, {**pg_db.login_args(), "migration": migration}, check=True)
+    expected = {"public.notes": ["public.notes_id_seq", "public.notes_n_seq", "public.shared_seq"], "public.plain": []}
+    assert planned["added_table_sequences"] == expected
+    applied = run_module(MODULE, {**pg_db.login_args(), "migration": migration})
+    assert applied["added_table_sequences"] == expected
+
+
 def test_check_mode_reports_delta_and_changes_nothing(pg_db):
     books(pg_db)
     result = run_module(MODULE, {**pg_db.login_args(), "migration": ADDITIVE}, check=True)
