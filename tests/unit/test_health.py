@@ -741,3 +741,50 @@ def test_every_table_level_lock_mode_is_listed_once():
     assert len(set(health.LOCK_MODES)) == 8
     assert health.LOCK_MODES[0] == "AccessShareLock"
     assert health.LOCK_MODES[-1] == "AccessExclusiveLock"
+
+
+# ----------------------------------------------------------------------------------------------
+# The checks that share their numbers with the Grafana alert rules (_thresholds)
+# ----------------------------------------------------------------------------------------------
+
+
+def sender(name, lag):
+    return {"application_name": name, "slot_name": name, "replay_lag_seconds": lag}
+
+
+def test_replication_lag_against_the_thresholds():
+    assert not by_code(evaluate_checks(facts(senders=[sender("a", None), sender("b", 29.0)])))
+    warned = by_code(evaluate_checks(facts(senders=[sender("a", 31.0), sender("b", 2.0)])))["replication_lag"]
+    assert warned["severity"] == "warning"
+    assert "a (31 s)" in warned["message"]
+    assert "b (" not in warned["message"]
+    critical = by_code(evaluate_checks(facts(senders=[sender("a", 31.0), sender("c", 301.0)])))["replication_lag"]
+    assert critical["severity"] == "error"
+    assert "a (31 s)" in critical["message"]
+    assert "c (301 s)" in critical["message"]
+
+
+def test_retained_wal_share_of_the_slot_limit():
+    gib = 1024**3
+    # No limit (safe_wal_size unknown): only the absolute inactive-slot threshold applies.
+    assert "slot_wal_near_limit" not in by_code(evaluate_checks(facts(slots=[slot(retained_wal_bytes=gib)])))
+    half = slot(retained_wal_bytes=gib, safe_wal_size=gib)  # 50 %: not above the warning share
+    assert "slot_wal_near_limit" not in by_code(evaluate_checks(facts(slots=[half])))
+    warned = by_code(evaluate_checks(facts(slots=[slot(retained_wal_bytes=6 * gib, safe_wal_size=4 * gib)])))
+    assert warned["slot_wal_near_limit"]["severity"] == "warning"
+    assert "60%" in warned["slot_wal_near_limit"]["message"]
+    critical = by_code(evaluate_checks(facts(slots=[slot(retained_wal_bytes=9 * gib, safe_wal_size=gib)])))
+    assert critical["slot_wal_near_limit"]["severity"] == "error"
+    # Past the limit PostgreSQL says so itself (wal_status unreserved): reported once, by slot_wal_unreserved.
+    past = by_code(
+        evaluate_checks(facts(slots=[slot(retained_wal_bytes=9 * gib, safe_wal_size=0, wal_status="unreserved")]))
+    )
+    assert "slot_wal_near_limit" not in past
+    assert "slot_wal_unreserved" in past
+
+
+def test_paused_subscriptions_are_not_reported_as_merely_disabled():
+    paused = subscription("p", enabled=False, apply_worker_pid=None)
+    plain = subscription("d", enabled=False, apply_worker_pid=None)
+    found = by_code(evaluate_checks(facts(subscriptions=[paused, plain]), paused={"p"}))
+    assert found["subscription_disabled"]["message"] == "disabled subscription(s): d"
