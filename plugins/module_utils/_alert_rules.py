@@ -73,7 +73,15 @@ def alert_rules(overrides=None):
     slot_active = (
         'SELECT max("active") AS "active" FROM "replication_slot" WHERE $timeFilter GROUP BY "node", "slot_name"'
     )
-    enabled = 'SELECT max("enabled") AS "enabled" FROM "subscription" WHERE $timeFilter GROUP BY "node", "subscription"'
+    # A planned pause (paused = 1) is not "disabled": it has its own rule, on its plan.
+    enabled = (
+        'SELECT max("enabled") + max("paused") AS "enabled" FROM "subscription" WHERE $timeFilter'
+        ' GROUP BY "node", "subscription"'
+    )
+    overdue = (
+        'SELECT last("pause_overdue_seconds") AS "pause_overdue_seconds" FROM "subscription" WHERE $timeFilter'
+        ' GROUP BY "node", "subscription"'
+    )
     running = (
         'SELECT max("worker_running") AS "worker_running" FROM "subscription"'
         ' WHERE "enabled" = 1 AND $timeFilter GROUP BY "node", "subscription"'
@@ -160,8 +168,23 @@ def alert_rules(overrides=None):
             "lt",
             1,
             f"Subscription disabled for {_minutes(t['subscription_disabled_minutes'])}",
-            "The subscription did not replicate during the whole window (disabled by hand, by a pause, or by "
-            "disable_on_error after an apply error). Enable it, or resume the pause.",
+            "The subscription did not replicate during the whole window (disabled by hand, or by "
+            "disable_on_error after an apply error; a planned pause has its own rule). Enable it.",
+        )
+    )
+    rules.append(
+        _rule(
+            "inventium-pause-overdue",
+            "Paused subscription past its plan",
+            "warning",
+            "pause_overdue_minutes",
+            overdue,
+            LAG_WINDOW_SECONDS,
+            "gt",
+            t["pause_overdue_minutes"] * 60,
+            f"Subscription still paused {_minutes(t['pause_overdue_minutes'])} after the end of its planned pause",
+            "The risk of forgetting: the pause (playbooks/pause.yml) was planned to end earlier and the publisher "
+            "keeps retaining WAL for it. Resume it (playbooks/resume.yml) or pause it again with a new plan.",
         )
     )
     rules.append(

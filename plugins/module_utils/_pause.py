@@ -552,6 +552,24 @@ def paused_subscriptions(subscriptions):
     return out
 
 
+def pause_state(sub, now=None):
+    """``(paused, overdue_seconds)`` of one subscription state, for the sampler's ``subscription`` point.
+
+    ``paused``: disabled with a pause record; ``overdue_seconds``: how long past the plan's end (``until``)
+    it is, ``0.0`` within the plan, when not paused or when paused without an end (always a number, so the
+    alert's query has data for every subscription). The Grafana rule
+    "pause overdue" (``_alert_rules``) compares it with ``_thresholds.PAUSE_OVERDUE_MINUTES``, as
+    :func:`check_paused` does.
+    """
+    found = paused_subscriptions([sub])
+    if not found:
+        return False, 0.0
+    until = parse_time(found[0][1].get("until"))
+    if until is None:
+        return True, 0.0
+    return True, max(0.0, ((now or utc_now()) - until).total_seconds())
+
+
 def check_paused(subscriptions, now=None, slot_facts=None, wal_rate=None):
     """Findings for paused subscriptions: info ``subscription_paused`` per pause, warning ``pause_overdue`` when late.
 

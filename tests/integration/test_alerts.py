@@ -21,12 +21,15 @@ expressions do: reduce ``B`` (last value, non-numbers dropped) per series, thres
    "subscription disabled", "slot inactive" (6 s windows), "inactive slot retains WAL" (1 byte)
    and the share of ``max_slot_wal_keep_size`` (a tiny share) fire; with the collection's
    thresholds the retained-WAL rules return data and do not fire (a few kB of 64 MB).
+5. The disabled subscription given a pause record whose plan ended an hour ago: "pause overdue"
+   fires, and "subscription disabled" no longer does (a planned pause is not a failure).
 
 Not induced (too costly here): the collection's own lag and retained-WAL numbers being crossed.
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 import subprocess
 import sys
@@ -37,6 +40,10 @@ import pytest
 from sampler_support import HEARTBEAT_SQL, PROGRAM, running_influxd, sampler_config
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._alert_rules import alert_rules
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import (
+    format_pause_record,
+    make_pause_record,
+)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 
@@ -246,4 +253,22 @@ def run_phases(client, pub, sub, sampler, log):
     series = series_of(client, default)
     assert series
     assert not firing(default, series), series  # kB, not the collection's 1 GiB
+
+    # 5. The same subscription as a planned pause whose plan ended an hour ago (the record pause.yml writes):
+    #    "pause overdue" fires, and "subscription disabled" stops once its window holds only paused points.
+    now = datetime.datetime.now(datetime.UTC)
+    record = format_pause_record(
+        make_pause_record(
+            "alerts test", "maintenance", now - datetime.timedelta(hours=2), now - datetime.timedelta(hours=1)
+        )
+    )
+    sub.execute(f"COMMENT ON SUBSCRIPTION alerts_sub IS '{record}'")
+    fired = wait_for("'pause overdue' to fire", lambda: fires_for(client, "inventium-pause-overdue"), log=log)
+    assert {tag(key, "subscription") for key in fired} == {"alerts_sub"}, fired
+    assert all(value >= 3600 for value in fired.values()), fired
+    wait_for(
+        "'subscription disabled' to stop for a planned pause",
+        lambda: not fires_for(client, "inventium-subscription-disabled", STATE_OVERRIDES),
+        log=log,
+    )
     assert sampler.poll() is None, log.read_text()

@@ -61,10 +61,9 @@ def test_the_errors_rule_counts_in_its_window() -> None:
     assert rule["evaluator"] == "gt"
 
 
-def test_every_threshold_but_the_pause_plan_has_a_rule() -> None:
+def test_every_threshold_has_a_rule() -> None:
     used = {rule["threshold"] for rule in rules()} | {"subscription_errors_window_minutes"}
-    # The sampler does not record a pause's plan: make status reports an overdue pause (docs/alerts.md).
-    assert set(_thresholds.THRESHOLDS) - used == {"pause_overdue_minutes"}
+    assert set(_thresholds.THRESHOLDS) - used == set()
 
 
 def test_the_checks_and_replication_info_use_the_same_numbers() -> None:

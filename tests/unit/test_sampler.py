@@ -266,6 +266,8 @@ def test_subscriber_points_with_pg18_conflicts_and_heartbeat():
         "tables_total": "3i",
         "tables_ready": "2i",
         "seconds_since_last_msg": "0.8",
+        "paused": "0i",
+        "pause_overdue_seconds": "0.0",
         "confl_insert_exists": "2i",
         "confl_update_missing": "0i",
     }
@@ -431,7 +433,26 @@ def test_disabled_subscription_before_pg15_has_no_error_counts():
     points = parse(sampler.node_points("old", facts, TS))
     assert len(points) == 1
     fields = next(iter(points.values()))
-    assert fields == {"enabled": "0i", "worker_running": "0i", "tables_total": "0i", "tables_ready": "0i"}
+    assert fields == {
+        "enabled": "0i",
+        "worker_running": "0i",
+        "tables_total": "0i",
+        "tables_ready": "0i",
+        "paused": "0i",  # disabled, but without a pause record: not a planned pause
+        "pause_overdue_seconds": "0.0",
+    }
+
+
+def test_a_paused_subscription_and_how_long_past_its_plan():
+    record = '{"paused_by":"ops","reason":"maintenance","since":"2026-01-01T00:00:00Z","until":"2026-01-01T01:00:00Z"}'
+    facts = {"subscriptions": [subscription(enabled=False, apply_worker_pid=None, comment=record)]}
+    fields = next(iter(parse(sampler.node_points("s", facts, TS)).values()))
+    assert fields["paused"] == "1i"
+    assert float(fields["pause_overdue_seconds"]) > 0  # 2026-01-01T01:00Z is long past
+    facts["subscriptions"][0]["enabled"] = True  # a record left behind on an enabled subscription: not paused
+    fields = next(iter(parse(sampler.node_points("s", facts, TS)).values()))
+    assert fields["paused"] == "0i"
+    assert fields["pause_overdue_seconds"] == "0.0"
 
 
 def test_nothing_collected_gives_no_points():
