@@ -191,3 +191,25 @@ def test_destructive_migration_refused(lab):
     assert "drops the replicated column public.books.sku" in output
     assert "Safe sequence" in output
     assert {node: columns(node) for node in before} == before
+
+
+def test_drift_check_finds_a_column_added_only_on_the_publisher(lab):
+    """The schema_drift check (make status compares each subscriber with the publisher): a column the
+    publisher publishes and the subscribers lack is an error naming it, and goes away with the column."""
+    from test_faults import status  # the lab's make status, as the fault tests run it
+
+    drift = "sc_lab_drift"
+    with connect("publisher") as conn:
+        conn.execute(f"ALTER TABLE public.books ADD COLUMN {drift} integer")
+    try:
+        rc, report = status()
+        assert rc == 2, report
+        assert "schema_drift" in report, report
+        assert f"public.books.{drift} (integer)" in report, report
+    finally:
+        with connect("publisher") as conn:
+            conn.execute(f"ALTER TABLE public.books DROP COLUMN IF EXISTS {drift}")
+    rc, report = status()
+    assert "schema_drift" not in report, report
+    for secret in all_secrets():
+        assert secret not in report
