@@ -15,6 +15,7 @@ import copy
 import re
 import time
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._object_list import check_items, run_items
 from ansible_collections.inventium.logical_replication.plugins.module_utils._subscriptions import (
     ORIGIN_LSN_QUERY,
     REL_IDS_QUERY,
@@ -1052,3 +1053,40 @@ class SubscriptionModule:
         result = self.apply(self.prepare())
         del result["name"]
         self.m.exit(**result)
+
+
+def add_secrets(m, params):
+    """Hide the publisher's password and a raw conninfo before anything can fail."""
+    m.add_secret((params.get("publisher") or {}).get("password"), params.get("conninfo"))
+
+
+def item_desired(item):
+    # Checked here, not by Ansible, so that the message names the item.
+    if item.get("publisher") is not None and item.get("conninfo") is not None:
+        raise OptionError("publisher and conninfo are mutually exclusive: give one of them")
+    return Desired(item)
+
+
+def run_subscription_list(m, items):
+    """The ``subscription`` module's ``subscriptions`` list: every item validated and planned before the first
+    change, applied one by one (each committed: statements with a slot cannot run in a transaction block)."""
+    for item in items:
+        add_secrets(m, item)
+    desired = check_items(m, "subscriptions", items, item_desired, key=lambda d: d.name)
+    for one in desired:
+        m.add_secret(*one.secrets())
+    m.connect()
+    m.require_versions("subscription module", [])
+    catalog = read_subscriptions(m, [one.name for one in desired])
+    subscriptions = {item["name"]: SubscriptionModule(m, desired[i], catalog) for i, item in enumerate(items)}
+
+    def plan(item):
+        subscription = subscriptions[item["name"]]
+        return subscription, subscription.prepare()
+
+    def apply(planned):
+        subscription, prepared = planned
+        return subscription.apply(prepared)
+
+    # Statements with a slot cannot run in a transaction block: every item is committed when it is applied.
+    run_items(m, "subscriptions", items, plan, apply, transactional=False)

@@ -166,6 +166,10 @@ errors:
 import os  # noqa: E402 - Ansible modules import after their documentation
 import traceback  # noqa: E402
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._experiment_facts import (  # noqa: E402
+    display_name,
+    read_facts,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._experiment_spec import (  # noqa: E402
     SpecError,
     load_file,
@@ -173,61 +177,12 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._exp
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (  # noqa: E402
     PgConnectionError,
-    connect,
-    connection_argument_spec,
     psycopg,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     format_db_error,
     multi_server_module,
-    server_major,
 )
-
-SETTINGS_QUERY = "SELECT name, setting, unit, vartype, context, enumvals, min_val, max_val FROM pg_catalog.pg_settings"
-PUBLICATIONS_QUERY = "SELECT pubname::text AS name FROM pg_catalog.pg_publication"
-TABLES_QUERY = (
-    "SELECT lower(n.nspname || '.' || c.relname) AS name FROM pg_catalog.pg_class c"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-)
-VERSION_QUERY = (
-    "SELECT current_setting('server_version_num')::int AS version_num, current_setting('server_version') AS version"
-)
-
-
-def display_name(path):
-    """``/repo/experiments/streaming.yml`` -> ``experiments/streaming.yml``; other paths as given."""
-    parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
-    return f"experiments/{os.path.basename(path)}" if parent == "experiments" else path
-
-
-def connection_params(given):
-    """The connection options of ``given`` with the collection's defaults for the missing ones."""
-    params = {key: spec.get("default") for key, spec in connection_argument_spec().items()}
-    params.update({key: value for key, value in given.items() if key in params and value is not None})
-    return params
-
-
-def read_facts(given, publisher=False):
-    """Version and pg_settings of one server (the publisher: also its publications and tables).
-
-    Raises PgConnectionError / psycopg.Error.
-    """
-    conn = connect(connection_params(given))
-    try:
-        version = conn.execute(VERSION_QUERY).fetchone()
-        facts = {
-            "major": server_major(version["version_num"]),
-            "version": version["version"].split()[0],
-            "version_num": version["version_num"],
-            "settings": {row["name"].lower(): row for row in conn.execute(SETTINGS_QUERY).fetchall()},
-        }
-        if publisher:
-            facts["publications"] = sorted(row["name"] for row in conn.execute(PUBLICATIONS_QUERY).fetchall())
-            facts["tables"] = sorted(row["name"] for row in conn.execute(TABLES_QUERY).fetchall())
-    finally:
-        conn.close()
-    return facts
 
 
 def main():

@@ -733,16 +733,13 @@ diff:
       type: dict
 """
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils._object_list import (  # noqa: E402
-    check_items,
-    run_items,
-)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._subscription_plan import (  # noqa: E402
     ORIGIN_VALUES,
     Desired,
     OptionError,
     SubscriptionModule,
-    read_subscriptions,
+    add_secrets,
+    run_subscription_list,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import (  # noqa: E402
     publisher_option_spec,
@@ -786,42 +783,6 @@ def argument_spec():
     )
 
 
-def add_secrets(m, params):
-    """Hide the publisher's password and a raw conninfo before anything can fail."""
-    m.add_secret((params.get("publisher") or {}).get("password"), params.get("conninfo"))
-
-
-def item_desired(item):
-    # Checked here, not by Ansible, so that the message names the item.
-    if item.get("publisher") is not None and item.get("conninfo") is not None:
-        raise OptionError("publisher and conninfo are mutually exclusive: give one of them")
-    return Desired(item)
-
-
-def run_list(m):
-    items = m.params["subscriptions"]
-    for item in items:
-        add_secrets(m, item)
-    desired = check_items(m, "subscriptions", items, item_desired, key=lambda d: d.name)
-    for one in desired:
-        m.add_secret(*one.secrets())
-    m.connect()
-    m.require_versions("subscription module", [])
-    catalog = read_subscriptions(m, [one.name for one in desired])
-    subscriptions = {item["name"]: SubscriptionModule(m, desired[i], catalog) for i, item in enumerate(items)}
-
-    def plan(item):
-        subscription = subscriptions[item["name"]]
-        return subscription, subscription.prepare()
-
-    def apply(planned):
-        subscription, prepared = planned
-        return subscription.apply(prepared)
-
-    # Statements with a slot cannot run in a transaction block: every item is committed when it is applied.
-    run_items(m, "subscriptions", items, plan, apply, transactional=False)
-
-
 def main():
     m = PgModule(
         argument_spec=argument_spec(),
@@ -830,7 +791,7 @@ def main():
         + [("subscriptions", key) for key in subscription_options(top_level=True)],
     )
     if m.params["subscriptions"] is not None:
-        run_list(m)
+        run_subscription_list(m, m.params["subscriptions"])
         return
     add_secrets(m, m.params)
     try:

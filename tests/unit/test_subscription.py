@@ -451,12 +451,10 @@ def test_argument_spec_and_subscriptions_suboptions_match_documentation():
 
 
 def test_list_item_needs_one_connection_form():
-    from ansible_collections.inventium.logical_replication.plugins.modules import subscription as sub_module
-
     both = params(publisher={"host": "db"}, conninfo="host=db")
     with pytest.raises(mod.OptionError, match="publisher and conninfo are mutually exclusive"):
-        sub_module.item_desired(both)
-    assert sub_module.item_desired(params(name='"MySub"', conninfo="host=db")).name == "MySub"
+        mod.item_desired(both)
+    assert mod.item_desired(params(name='"MySub"', conninfo="host=db")).name == "MySub"
 
 
 def test_drop_timeout_is_the_items_publisher_connect_timeout():
