@@ -16,6 +16,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._cat
     table_display,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
+    COLUMN_LIST_MAJOR,
     GENERATED_COLUMNS_FROM_CATALOG,
     GENERATED_COLUMNS_MAJOR,
     PUBLISH_OPERATIONS,
@@ -81,6 +82,27 @@ def publication_query(major, by_name=True):
     if by_name:
         query += sql.SQL(" WHERE p.pubname = %s")
     return query
+
+
+def published_tables_query(major, extra_columns=None):
+    """Every (table, publication) pair as ``pg_publication_tables`` lists them (FOR ALL TABLES, TABLES IN
+    SCHEMA and partitions resolved): ``relid``, ``schema``, ``table``, ``publication`` and ``attnames`` (the
+    published column names, NULL = all or before column lists), plus ``extra_columns`` (SQL over ``c``, the
+    table's ``pg_class`` row) as ``columns``. Parameters: the publication names twice (NULL = all).
+    Used by ``schema_change`` (what replication uses) and the schema drift check (what is sent)."""
+    attnames = "pt.attnames::text[]" if major >= COLUMN_LIST_MAJOR else "NULL::text[]"
+    return sql.SQL(
+        "SELECT c.oid::bigint AS relid, n.nspname::text AS schema, c.relname::text AS table,"
+        " pt.pubname::text AS publication, {attnames} AS attnames{columns}"
+        " FROM pg_catalog.pg_publication_tables pt"
+        " JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname"
+        " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
+        " WHERE %s::text[] IS NULL OR pt.pubname = ANY (%s::text[])"
+        " ORDER BY 2, 3, 4"
+    ).format(
+        attnames=sql.SQL(attnames),
+        columns=sql.SQL(f", {extra_columns} AS columns" if extra_columns else ""),
+    )
 
 
 FIRST_NORMAL_OBJECT_ID = 16384

@@ -16,15 +16,14 @@ refused (rolled back) unless allowed. Used by the ``schema_change`` module.
 from __future__ import annotations
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import fetch_rows, table_display
+from ansible_collections.inventium.logical_replication.plugins.module_utils._publications import published_tables_query
 from ansible_collections.inventium.logical_replication.plugins.module_utils._sequences import table_sequences
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
-    COLUMN_LIST_MAJOR,
     GENERATED_COLUMNS_MAJOR,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
     format_db_error,
     psycopg,
-    sql,
 )
 
 NOT_IN_TRANSACTION_SQLSTATE = "25001"
@@ -265,17 +264,6 @@ def read_snapshot(conn):
     return snapshot
 
 
-def published_query(major):
-    """Each table the publications of this database publish, with the published column names (NULL = all)."""
-    attnames = "pt.attnames::text[]" if major >= COLUMN_LIST_MAJOR else "NULL::text[]"
-    return sql.SQL(
-        "SELECT c.oid::bigint AS relid, pt.pubname::text AS publication, {} AS columns"
-        " FROM pg_catalog.pg_publication_tables pt"
-        " JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname"
-        " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
-    ).format(sql.SQL(attnames))
-
-
 SUBSCRIBED_QUERY = (
     "SELECT sr.srrelid::bigint AS relid, s.subname::text AS subscription"
     " FROM pg_catalog.pg_subscription_rel sr JOIN pg_catalog.pg_subscription s ON s.oid = sr.srsubid"
@@ -290,12 +278,12 @@ def read_replicated(conn, major, snapshot):
     PostgreSQL 18 generated columns are never published.
     """
     replicated = {}
-    for row in fetch_rows(conn, published_query(major)):
+    for row in fetch_rows(conn, published_tables_query(major), [None, None]):
         entry = replicated.setdefault(row["relid"], {"publications": [], "subscriptions": [], "columns": set()})
         entry["publications"].append(row["publication"])
         table = snapshot.get(row["relid"])
-        if row["columns"] is not None:
-            names = set(row["columns"])
+        if row["attnames"] is not None:
+            names = set(row["attnames"])
         elif table is not None:
             names = {c["name"] for c in table["columns"].values()}
         else:
@@ -316,7 +304,7 @@ def publications_of(conn, major, relids):
     found = {}
     if not relids:
         return found
-    for row in fetch_rows(conn, published_query(major)):
+    for row in fetch_rows(conn, published_tables_query(major), [None, None]):
         if row["relid"] in relids:
             found.setdefault(row["relid"], []).append(row["publication"])
     return found

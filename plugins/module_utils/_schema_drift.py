@@ -25,11 +25,10 @@ from __future__ import annotations
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import fetch_rows, table_display
 from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import finding
+from ansible_collections.inventium.logical_replication.plugins.module_utils._publications import published_tables_query
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
-    COLUMN_LIST_MAJOR,
     GENERATED_COLUMNS_MAJOR,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import sql
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import parse_qualified_name
 
 MAX_LISTED = 10
@@ -42,20 +41,6 @@ COLUMNS_JSON = (
 )
 
 
-def published_columns_query(major):
-    """Tables of the named publications (parameter: their names, NULL = all) with all columns and attnames."""
-    attnames = "pt.attnames::text[]" if major >= COLUMN_LIST_MAJOR else "NULL::text[]"
-    return sql.SQL(
-        "SELECT n.nspname::text AS schema, c.relname::text AS table, pt.pubname::text AS publication,"
-        " {attnames} AS attnames, {columns} AS columns"
-        " FROM pg_catalog.pg_publication_tables pt"
-        " JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname"
-        " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
-        " WHERE %s::text[] IS NULL OR pt.pubname = ANY (%s::text[])"
-        " ORDER BY 1, 2, 3"
-    ).format(attnames=sql.SQL(attnames), columns=sql.SQL(COLUMNS_JSON))
-
-
 def read_published_columns(publisher_conn, publications=None):
     """What the publisher publishes: ``{"schema.table": {schema, table, publications, columns: {name: type}}}``.
 
@@ -66,7 +51,7 @@ def read_published_columns(publisher_conn, publications=None):
     major = publisher_conn.info.server_version // 10000
     names = list(publications) if publications is not None else None
     published = {}
-    for row in fetch_rows(publisher_conn, published_columns_query(major), [names, names]):
+    for row in fetch_rows(publisher_conn, published_tables_query(major, COLUMNS_JSON), [names, names]):
         key = table_display(row["schema"], row["table"])
         entry = published.setdefault(
             key, {"schema": row["schema"], "table": row["table"], "publications": [], "columns": {}}
