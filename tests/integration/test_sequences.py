@@ -401,7 +401,10 @@ def test_publisher_role_state_lists_the_sequences_to_grant(dbs):
         (ROLE_FILES / "state.sql")
         .read_text()
         .replace("@FINGERPRINT@", (ROLE_FILES / "publications_fingerprint.sql").read_text())
+        .replace("@UNGRANTED_SEQUENCES@", (ROLE_FILES / "ungranted_sequences.sql").read_text())
     )
+    # The role's second read, after schema files created tables: the same expression on its own.
+    alone = "SELECT " + (ROLE_FILES / "ungranted_sequences.sql").read_text() + " AS ungranted_sequences"
     role = f"repl_{secrets.token_hex(4)}"
     server = dbs.publisher.server
     server.execute(f"CREATE ROLE {role} LOGIN REPLICATION")
@@ -412,6 +415,8 @@ def test_publisher_role_state_lists_the_sequences_to_grant(dbs):
             row = conn.execute(state_sql, params).fetchone()
             names = [d.name for d in conn.execute(state_sql, params).description]
         ungranted = row[names.index("ungranted_sequences")]
+        with dbs.publisher.connect() as conn:
+            assert conn.execute(alone, {"tables": tables, "role": role}).fetchone()[0] == ungranted
         assert sorted(ungranted) == [
             '"Sales"."Orders_Id_seq"',
             "public.ident_id_seq",

@@ -34,6 +34,7 @@ DEMO = {
     },
 }
 TEST_ID = 920001
+PAUSED_ID = 920100  # side_effect.yml
 INSERT_TEST_ROW = "INSERT INTO public.books VALUES (920001, 9, 'Hosts test', 'leadership')"
 UPDATE_TEST_ROW = "UPDATE public.books SET title = 'Hosts test 2' WHERE id = 920001"
 DELETE_TEST_ROW = "DELETE FROM public.books WHERE id = 920001"
@@ -107,9 +108,11 @@ def test_publisher_admits_replication_only_from_the_network() -> None:
 
 def test_subscribers_hold_their_rows_only() -> None:
     publisher = _host(PUBLISHER)
-    assert books(publisher, "publisher", f"id <> {TEST_ID}") == DEMO["leadership"] | DEMO["technical"]
+    # The demo rows, besides the tests' own (side_effect.yml writes PAUSED_ID while subscriber2 is paused).
+    others = f"id NOT IN ({TEST_ID}, {PAUSED_ID})"
+    assert books(publisher, "publisher", others) == DEMO["leadership"] | DEMO["technical"]
     for name, topic in SUBSCRIBERS.items():
-        assert books(_host(name), "subscriber", f"id <> {TEST_ID}") == DEMO[topic], name
+        assert books(_host(name), "subscriber", others) == DEMO[topic], name
 
 
 def test_replication_runs_over_tls() -> None:
@@ -168,3 +171,15 @@ def test_sequences_synced_to_the_subscriber_of_the_table() -> None:
     published = psql(_host(PUBLISHER), "publisher", query)
     assert published == [["3"]]
     assert psql(_host(next(iter(SUBSCRIBERS))), "subscriber", query) == published
+
+
+def test_pause_and_resume_left_subscriber2_replicating_with_the_paused_row() -> None:
+    techie = _host("lr-hosts-subscriber2")
+    rows = psql(
+        techie,
+        "subscriber",
+        "SELECT subenabled, obj_description(oid, 'pg_subscription') IS NULL FROM pg_subscription",
+    )
+    assert rows == [["t", "t"]]  # enabled again, the pause record cleared
+    assert books(techie, "subscriber", f"id = {PAUSED_ID}") == {(PAUSED_ID, 1, "Written while paused")}
+    assert not books(_host("lr-hosts-subscriber1"), "subscriber", f"id = {PAUSED_ID}")  # not a leadership book
