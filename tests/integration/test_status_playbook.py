@@ -111,7 +111,7 @@ def nodes(pg_majors, pg_server_factory):
     return pub, sub, pub_db, sub_db
 
 
-def test_status_degrades_and_exit_codes(nodes, tmp_path):
+def test_status_degrades_and_exit_codes(nodes, tmp_path, monkeypatch):
     pub, sub, pub_db, sub_db = nodes
     secrets = [pub.password, sub.password]
     closed_port = free_port()
@@ -126,7 +126,11 @@ def test_status_degrades_and_exit_codes(nodes, tmp_path):
     )
     reachable = tmp_path / "reachable.yml"
     reachable.write_text(inventory_text(publisher, {"subscriber1": subscriber1}))
-    temp_before = set(Path("/tmp").glob("inventium-status.*"))
+    # scripts/status.sh's verdict file goes to $TMPDIR: a directory of this test's own, so that a status.sh
+    # another test runs meanwhile (CI's lab lane) cannot look like one this test left behind.
+    status_tmp = tmp_path / "status-tmp"
+    status_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(status_tmp))
 
     # ---- critical: subscriber2 unreachable, everything else still shown ----------------------------
     rc, output = status(full)
@@ -192,4 +196,4 @@ def test_status_degrades_and_exit_codes(nodes, tmp_path):
         assert secret not in output
 
     # The verdict files are temporary: none is left behind.
-    assert set(Path("/tmp").glob("inventium-status.*")) <= temp_before
+    assert not list(status_tmp.glob("inventium-status.*"))
