@@ -51,7 +51,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
     parse_qualified_name,
     quote_ident,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact
 
 METHODS = ("setval", "native")
 
@@ -500,40 +499,6 @@ def check_sequence_gaps(gaps):
             )
         )
     return found
-
-
-def sequence_gap_report(subscriber_conn, publisher=None, conninfo=None, publications=None):
-    """``{"sequences": gaps, "checks": findings}`` for a subscriber, connecting to the publisher itself.
-
-    For a status reader that has only the subscriber's connection: ``publisher`` (a dict of the module's
-    ``publisher`` option) or ``conninfo`` say how to reach the publisher. A publisher that cannot be
-    reached or read, or bad names, give a ``warning sequence_gap_unknown`` finding instead of an exception
-    (the status of the rest is still worth showing); its message has the publisher's password redacted.
-    """
-    secrets = publisher_secrets(publisher, conninfo)
-    try:
-        pub_conn = connect_publisher(publisher_params(publisher, conninfo))
-    except (PgConnectionError, SequenceError) as exc:
-        return {"sequences": [], "checks": [_gap_unknown(redact(str(exc), secrets))]}
-    try:
-        gaps = sequence_gaps(pub_conn, subscriber_conn, publications=publications)
-    except SequenceError as exc:
-        return {"sequences": [], "checks": [_gap_unknown(redact(str(exc), secrets))]}
-    except psycopg.Error as exc:
-        return {"sequences": [], "checks": [_gap_unknown(format_db_error(exc, secrets))]}
-    finally:
-        pub_conn.close()
-    return {"sequences": gaps, "checks": check_sequence_gaps(gaps)}
-
-
-def _gap_unknown(error):
-    return finding(
-        "warning",
-        "sequence_gap_unknown",
-        f"the sequence gap to the publisher could not be read: {error}",
-        "Check the publisher connection given for the sequence check and the reading role's privileges "
-        "(SELECT on the published tables' sequences).",
-    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -509,21 +509,27 @@ def test_sync_sequences_playbook(dbs, tmp_path):
 
 
 @CROSS_PAIR
-def test_sequence_gap_report_connects_to_the_publisher(dbs):
-    from ansible_collections.inventium.logical_replication.plugins.module_utils._sequences import sequence_gap_report
+def test_the_status_comparison_connects_to_the_publisher(dbs):
+    """replication_info's comparison (``_publisher_comparison``) reports the gap with the sequences' reader."""
+    from ansible_collections.inventium.logical_replication.plugins.module_utils._publisher_comparison import (
+        compare_with_publisher,
+    )
+
+    def compare(sub, publications, **extra):
+        return compare_with_publisher(sub, [{"publications": publications}], publisher_of(dbs.publisher, **extra))
 
     with dbs.subscriber.connect() as sub:
-        report = sequence_gap_report(sub, publisher=publisher_of(dbs.publisher), publications=["pub_a"])
+        report = compare(sub, ["pub_a"])
         assert [g["name"] for g in report["sequences"]] == ALL
         assert [f["code"] for f in report["checks"]] == ["sequence_gap"]
         assert "public.items_id_seq (1000 behind)" in report["checks"][0]["message"]
         wrong = "Wr0ng-" + secrets.token_hex(8)
-        failed = sequence_gap_report(sub, publisher=publisher_of(dbs.publisher, password=wrong))
-        assert failed["sequences"] == []
+        failed = compare(sub, ["pub_a"], password=wrong)
+        assert failed["sequences"] is None
         (unknown,) = failed["checks"]
-        assert unknown["code"] == "sequence_gap_unknown"
+        assert unknown["code"] == "publisher_comparison_unknown"
         assert unknown["severity"] == "warning"
         assert "Unable to connect to the publisher at host" in unknown["message"]
         assert wrong not in str(failed)
-        missing = sequence_gap_report(sub, publisher=publisher_of(dbs.publisher), publications=["nope"])
+        missing = compare(sub, ["nope"])
         assert "publication(s) nope do not exist on the publisher" in missing["checks"][0]["message"]
