@@ -41,7 +41,7 @@ IMAGES = [
     for name, major in (
         item.rsplit("=", 1)
         for item in os.environ.get(
-            "INVENTIUM_PG_IMAGES", "inventium/postgresql:15=15,inventium/postgresql:17=17"
+            "INVENTIUM_PG_IMAGES", "inventium/postgresql:15=15,inventium/postgresql:17=17,inventium/postgresql:18=18"
         ).split(",")
         if item.strip()
     )
