@@ -29,7 +29,11 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._com
     load_json_comment,
     parse_time,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import sql
+from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    format_db_error,
+    psycopg,
+    sql,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.guc import GucError, parse_bool
 from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import (
     IdentifierError,
@@ -258,10 +262,19 @@ class WriteFence:
         rows = self.m.query(SESSIONS_QUERY, [names, [fence_times[n] for n in names]], action="reading sessions failed")
         return [{k: row[k] for k in ("pid", "role", "database", "application_name", "state")} for row in rows]
 
-    def terminate(self, sessions, fence_times):
-        """Terminate ``sessions`` (after COMMIT) and wait until none is left; fail naming the pids that remain."""
+    def terminate(self, sessions, fence_times, result):
+        """Terminate ``sessions`` (after COMMIT) and wait until none is left; the sessions left at the timeout."""
         m = self.m
-        m.execute(TERMINATE, [[s["pid"] for s in sessions]], autocommit=True)
+        try:
+            m.execute(TERMINATE, [[s["pid"] for s in sessions]], autocommit=True, raise_errors=True)
+        except psycopg.Error as exc:
+            m.fail(
+                format_db_error(exc, (), "the fence is in place, but terminating the sessions from before it failed")
+                + " (the login needs pg_signal_backend)",
+                changed=True,
+                sqlstate=exc.sqlstate,
+                **result,
+            )
         if m.check_mode:
             return []
         pids = {s["pid"] for s in sessions}
@@ -347,7 +360,7 @@ class WriteFence:
             "terminated": [],
         }
         if self.p["terminate"] and sessions:
-            left = self.terminate(sessions, fence_times)
+            left = self.terminate(sessions, fence_times, result)
             result["terminated"] = sessions
             if left:
                 m.fail(

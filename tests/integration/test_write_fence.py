@@ -152,6 +152,21 @@ def test_fence_reports_old_sessions_without_terminating(pg_db, make_role):
         assert_gone(old)
 
 
+def test_a_fence_lifted_by_hand_is_put_back_with_its_first_record(pg_db, make_role):
+    role, password = make_role()
+    initial = role_facts(pg_db.server, role)
+    first = run_module(MODULE, args(pg_db, [role]))
+    pg_db.execute(sql.SQL("ALTER ROLE {} RESET default_transaction_read_only").format(sql.Identifier(role)))
+    again = run_module(MODULE, args(pg_db, [role]))
+    assert again["changed"]
+    assert again["roles"][0]["fenced_at"] == first["roles"][0]["fenced_at"]
+    assert "default_transaction_read_only=on" in role_facts(pg_db.server, role)["settings"]
+    with role_conn(pg_db, role, password) as new, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        new.execute("INSERT INTO t (v) VALUES ('fenced')")
+    run_module(MODULE, args(pg_db, [role], state="unfenced"))
+    assert role_facts(pg_db.server, role) == initial
+
+
 def test_nologin_fence(pg_db, make_role):
     role, password = make_role()
     initial = role_facts(pg_db.server, role)
