@@ -249,6 +249,24 @@ def test_connected_user_is_refused(pg_db, make_role):
     assert role_facts(pg_db.server, other)["comment"] is None
 
 
+def test_a_non_superuser_login_with_the_documented_privileges_can_fence(pg_db, make_role):
+    """CREATEROLE, ADMIN OPTION on the roles (PostgreSQL 16+) and pg_signal_backend are enough (the module's notes)."""
+    fencer, fencer_password = make_role("CREATEROLE")
+    role, password = make_role()
+    pg_db.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(fencer)))
+    pg_db.execute(sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(sql.Identifier(role), sql.Identifier(fencer)))
+    login = {**pg_db.login_args(), "login_user": fencer, "login_password": fencer_password}
+    initial = role_facts(pg_db.server, role)
+    with role_conn(pg_db, role, password) as old:
+        result = run_module(MODULE, {**login, "roles": [role]})
+        assert [s["pid"] for s in result["terminated"]] == [old.info.backend_pid]
+        assert_gone(old)
+    with role_conn(pg_db, role, password) as new, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        new.execute("INSERT INTO t (v) VALUES ('fenced')")
+    assert run_module(MODULE, {**login, "roles": [role], "state": "unfenced"})["changed"]
+    assert role_facts(pg_db.server, role) == initial
+
+
 class Writer(threading.Thread):
     """An application that inserts in a loop with autocommit and reconnects whenever its session breaks."""
 
