@@ -3,6 +3,9 @@ subscription state, and "does not apply" below 17."""
 
 from __future__ import annotations
 
+import secrets
+
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -116,3 +119,23 @@ def test_subscription_table_states(pg_pair_db):
     # The publisher now has the subscription's slot, inactive and caught up (nothing written since).
     on_pub = readiness(pub)
     assert "up_sub" in {s["name"] for s in on_pub["publisher"]["slots"]}
+
+
+@pytest.mark.min_pg(17)
+def test_a_monitoring_login_can_run_the_checks(pg_db):
+    """pg_monitor (what replication_info's least-privilege login has) reads every catalog the checks use."""
+    role, password = f"up_mon_{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    ident = sql.Identifier(role)
+    pg_db.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE pg_monitor").format(ident, sql.Literal(password)))
+    try:
+        pg_db.execute(
+            "CREATE SUBSCRIPTION up_sub CONNECTION 'host=127.0.0.1 port=1' PUBLICATION p WITH (connect = false)"
+        )
+        with psycopg.connect(
+            host=pg_db.server.host, port=pg_db.server.port, user=role, password=password, dbname=pg_db.name
+        ) as conn:
+            result = upgrade_readiness(conn)
+        assert result["applies"] is True
+        assert result["subscriber"]["subscriptions"][0]["has_origin"] is True
+    finally:
+        pg_db.server.execute(sql.SQL("DROP ROLE {}").format(ident))
