@@ -11,7 +11,8 @@
 * The pause record: a small JSON object ``{paused_by, reason, since, until}`` kept as the
   subscription's comment (``COMMENT ON SUBSCRIPTION``; although ``pg_subscription`` is a shared
   catalog, the comment is in the subscription database's ``pg_description``, not
-  ``pg_shdescription``). :func:`parse_pause_record` reads it back.
+  ``pg_shdescription``). :func:`parse_pause_record` reads it back; the JSON-in-a-comment helpers it shares
+  with ``write_fence`` are in ``_comment_record``.
 * Pause and resume (module ``subscription_pause``, run on the subscriber): DISABLE + record;
   ENABLE + clear the record, then wait until the subscriber confirmed the publisher's WAL position
   taken at resume time, failing at once (never hanging) when the slot is gone or lost.
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import datetime
 import getpass
-import json
 import math
 import os
 import time
@@ -33,6 +33,16 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._che
     finding,
     format_bytes,
     parse_bytes,
+)
+from ansible_collections.inventium.logical_replication.plugins.module_utils._comment_record import (
+    PREVIOUS_COMMENT,
+    comment_to_keep,
+    dump_json_comment,
+    iso_utc,
+    kept_comment,
+    load_json_comment,
+    parse_time,
+    utc_now,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import slot_query
 from ansible_collections.inventium.logical_replication.plugins.module_utils._subscription_plan import (
@@ -64,9 +74,6 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
     quote_ident,
 )
 
-UTC = datetime.timezone(datetime.timedelta(0))
-"""UTC (``datetime.UTC`` needs Python 3.11; managed hosts may run older ones)."""
-
 RECORD_KEYS = ("paused_by", "reason", "since", "until")
 """The keys of a pause record, in the order they are written."""
 
@@ -91,34 +98,6 @@ RESYNC_HINT = (
 # ----------------------------------------------------------------------------------------------
 # Small formats
 # ----------------------------------------------------------------------------------------------
-
-
-def utc_now():
-    return datetime.datetime.now(UTC)
-
-
-def iso_utc(moment):
-    """``2026-12-04T16:00:00Z`` (seconds, UTC)."""
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text):
-    """An ISO 8601 time as an aware UTC datetime; a time without zone is UTC. ``None`` for ``None``/''.
-
-    Raises ``ValueError`` for text that is not a time.
-    """
-    if text in (None, ""):
-        return None
-    if isinstance(text, datetime.datetime):
-        moment = text
-    else:
-        value = str(text).strip()
-        if value.endswith(("Z", "z")):
-            value = value[:-1] + "+00:00"
-        moment = datetime.datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def format_duration(seconds):
@@ -160,16 +139,13 @@ def make_pause_record(paused_by, reason, since, until=None, previous_comment=Non
     if until is not None:
         record["until"] = iso_utc(parse_time(until))
     if previous_comment:
-        record["previous_comment"] = str(previous_comment)
+        record[PREVIOUS_COMMENT] = str(previous_comment)
     return record
 
 
 def format_pause_record(record):
     """The comment text of a record: compact JSON, keys in :data:`RECORD_KEYS` order."""
-    ordered = {key: record[key] for key in RECORD_KEYS if record.get(key) is not None}
-    if record.get("previous_comment"):
-        ordered["previous_comment"] = record["previous_comment"]
-    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
+    return dump_json_comment(record, RECORD_KEYS)
 
 
 def parse_pause_record(comment):
@@ -179,13 +155,8 @@ def parse_pause_record(comment):
     and ``until`` must be times. Anything else (no comment, a person's own comment, broken JSON)
     is not a record: ``None``. Returned with ``since``/``until`` normalised to ISO UTC text.
     """
-    if not comment or not str(comment).lstrip().startswith("{"):
-        return None
-    try:
-        data = json.loads(comment)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("paused_by", "reason", "since")):
+    data = load_json_comment(comment)
+    if data is None or not all(isinstance(data.get(k), str) for k in ("paused_by", "reason", "since")):
         return None
     try:
         since = parse_time(data["since"])
@@ -195,8 +166,8 @@ def parse_pause_record(comment):
     record = {"paused_by": data["paused_by"], "reason": data["reason"], "since": iso_utc(since)}
     if until is not None:
         record["until"] = iso_utc(until)
-    if isinstance(data.get("previous_comment"), str) and data["previous_comment"]:
-        record["previous_comment"] = data["previous_comment"]
+    if kept_comment(data):
+        record[PREVIOUS_COMMENT] = kept_comment(data)
     return record
 
 
@@ -787,9 +758,7 @@ class PauseModule:
             m.fail(f"until: not an ISO 8601 time: {exc}")
         if until is not None and until <= now:
             m.fail(f"until: {iso_utc(until)} is not in the future")
-        previous = row["comment"] if row["comment"] and record is None else None
-        if record and record.get("previous_comment"):
-            previous = record["previous_comment"]
+        previous = comment_to_keep(row["comment"], record)
         new = make_pause_record(p["paused_by"] or getpass.getuser(), p["reason"], now, until, previous)
         if row["enabled"]:
             m.execute(self.alter(name, "DISABLE"))
@@ -842,7 +811,7 @@ class PauseModule:
         if not row["enabled"]:
             m.execute(self.alter(name, "ENABLE"))
         if record is not None:
-            m.execute(self.comment(name, record.get("previous_comment")))
+            m.execute(self.comment(name, record.get(PREVIOUS_COMMENT)))
         after = {**before, "enabled": True, "paused": False, "pause": None}
         if m.check_mode:
             self.close_publisher()

@@ -39,6 +39,9 @@ CONFLICT_STATS_MAJOR = 18  # pg_stat_subscription_stats.confl_*
 REPLICATION_ORIGINS_MAJOR = 18  # max_active_replication_origins
 IDLE_SLOT_TIMEOUT_MAJOR = 18  # idle_replication_slot_timeout (inactive slots invalidated at checkpoints)
 NATIVE_SEQUENCES_MAJOR = 19  # ALTER SUBSCRIPTION ... REFRESH SEQUENCES (sequences published FOR ALL SEQUENCES)
+UPGRADE_LOGICAL_MAJOR = (
+    17  # pg_upgrade keeps logical slots and subscription state (old cluster 17+; older: silently dropped)
+)
 
 SUBSCRIPTION_OPTION_MAJORS = {
     "slot_name": (10, 10),
