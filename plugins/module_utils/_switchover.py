@@ -1,0 +1,307 @@
+# Private to the inventium.logical_replication collection: not a public API.
+# Copyright (c) 2025, Inventium logical replication team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The go/no-go decision before moving writes from one node to another (``playbooks/switchover.yml``
+and ``switchback.yml``, through the ``switchover_preflight`` filter).
+
+Everything here reads results the playbooks gathered without changing anything: ``replication_info`` of
+the node that takes writes now (the *source*) and of the node that will (the *destination*, which
+subscribes to the source), the ``sequences`` module and the ``write_fence`` module run in check mode,
+and the application roles that exist on the destination. Each check gives one row: its name, GO or
+NO-GO, what was seen and, for a NO-GO, the fix. The playbooks fence nothing unless every row is GO.
+"""
+
+from __future__ import annotations
+
+DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
+"""Replication lag (bytes of WAL the destination has not confirmed) above which a switchover does not
+start: the wait for lag 0 happens while writes are fenced, so it is part of the downtime."""
+
+_REQUIRED_OPERATIONS = ("insert", "update", "delete")
+
+
+def _row(check, go, detail, fix=""):
+    return {"check": check, "go": bool(go), "detail": detail, "fix": "" if go else fix}
+
+
+def _subscription(destination_info, name):
+    for sub in destination_info.get("subscriptions") or []:
+        if sub.get("name") == name:
+            return sub
+    return None
+
+
+def _in_scope(tables, scope):
+    return [t for t in tables if not scope or t in scope]
+
+
+def _publishes_everything(source_info, publications, table):
+    """True when one of ``publications`` sends every row and column and every change of ``table``."""
+    schema = table.split(".", 1)[0]
+    for pub in source_info.get("publications") or []:
+        if pub.get("name") not in publications:
+            continue
+        if not all(op in (pub.get("publish") or []) for op in _REQUIRED_OPERATIONS):
+            continue
+        if pub.get("all_tables") or schema in (pub.get("schemas") or []):
+            return True
+        for entry in pub.get("tables") or []:
+            if entry.get("name") == table and entry.get("where") is None and entry.get("columns") is None:
+                return True
+    return False
+
+
+def check_subscription(destination_info, subscription, scope):
+    sub = _subscription(destination_info, subscription)
+    if sub is None:
+        names = ", ".join(s.get("name", "?") for s in destination_info.get("subscriptions") or []) or "none"
+        return None, [
+            _row(
+                "subscription",
+                False,
+                f"no subscription {subscription} (there: {names})",
+                "name the subscription (switchover_subscription) or the right target",
+            )
+        ]
+    tables = [t["name"] for t in sub.get("tables") or []]
+    rows = [
+        _row(
+            "subscription",
+            sub.get("enabled"),
+            f"{subscription} {'enabled' if sub.get('enabled') else 'DISABLED'}, {len(tables)} tables",
+            "enable the subscription and let it catch up",
+        )
+    ]
+    missing = sorted(set(scope or ()) - set(tables))
+    if missing:
+        rows.append(
+            _row(
+                "scope",
+                False,
+                "not in the subscription: " + ", ".join(missing),
+                "add these tables to a publication of the subscription, or leave them out of the scope",
+            )
+        )
+    not_ready = [
+        f"{t['name']} ({t.get('state')})"
+        for t in sub.get("tables") or []
+        if t["name"] in _in_scope(tables, scope) and t.get("state_code") != "r"
+    ]
+    rows.append(
+        _row(
+            "tables_ready",
+            not not_ready and tables,
+            "all ready" if not not_ready else "not ready: " + ", ".join(not_ready),
+            "wait for the initial copy to finish (replication_info: table_states)",
+        )
+    )
+    return sub, rows
+
+
+def check_complete_copy(source_info, sub, scope):
+    """Row filters, column lists or unpublished operations make the destination a partial copy."""
+    tables = _in_scope([t["name"] for t in sub.get("tables") or []], scope)
+    partial = [t for t in tables if not _publishes_everything(source_info, sub.get("publications") or [], t)]
+    return _row(
+        "complete_copy",
+        not partial,
+        f"{len(tables)} tables, every row and column"
+        if not partial
+        else "partial (row filter, column list or not every insert/update/delete): " + ", ".join(partial),
+        "publish these tables whole to the destination, or leave them out (switchover_tables)",
+    )
+
+
+def check_lag(source_info, sub, max_lag_bytes):
+    slot_name = sub.get("slot_name") or sub.get("name")
+    slot = next((s for s in source_info.get("slots") or [] if s.get("name") == slot_name), None)
+    if slot is None:
+        return _row(
+            "lag",
+            False,
+            f"slot {slot_name} not found on the source",
+            "the subscription's slot must exist on the source (is this the right source?)",
+        )
+    lag = slot.get("confirmed_flush_lag_bytes")
+    ok = slot.get("active") and lag is not None and lag <= max_lag_bytes
+    state = "active" if slot.get("active") else "INACTIVE"
+    return _row(
+        "lag",
+        ok,
+        f"slot {slot_name} {state}, {lag} bytes behind (limit {max_lag_bytes})",
+        "let the destination catch up (status.yml) before fencing writes",
+    )
+
+
+def check_replica_identity(source_info, tables):
+    codes = {"replica_identity_missing", "row_filter_outside_replica_identity", "column_list_lacks_replica_identity"}
+    found = [
+        c
+        for c in source_info.get("checks") or []
+        if c.get("code") in codes and (not tables or any(t in (c.get("message") or "") for t in tables))
+    ]
+    return _row(
+        "replica_identity",
+        not found,
+        "every table has one" if not found else "; ".join(c.get("message", "") for c in found),
+        "; ".join(c.get("hint", "") for c in found) or "add a primary key or REPLICA IDENTITY",
+    )
+
+
+def check_version(source_info, destination_info, allow_downgrade):
+    src = (source_info.get("server") or {}).get("major")
+    dst = (destination_info.get("server") or {}).get("major")
+    ok = src is not None and dst is not None and (dst >= src or allow_downgrade)
+    return _row(
+        "version",
+        ok,
+        f"PostgreSQL {src} -> {dst}",
+        "moving writes to an older major is refused unless allow_downgrade (switchback does it)",
+    )
+
+
+def check_reverse(destination_info):
+    """The destination will publish to the source (reverse replication), so it must be able to."""
+    server = destination_info.get("server") or {}
+    problems = []
+    if server.get("wal_level") != "logical":
+        problems.append(f"wal_level is {server.get('wal_level')}")
+    if (server.get("max_replication_slots") or 0) - (server.get("replication_slots_used") or 0) < 1:
+        problems.append("no free replication slot")
+    if (server.get("max_wal_senders") or 0) - (server.get("wal_senders_used") or 0) < 1:
+        problems.append("no free WAL sender")
+    return _row(
+        "reverse_replication",
+        not problems,
+        "the destination can publish" if not problems else "; ".join(problems),
+        "set wal_level = logical (and free slots/senders) on the destination and restart it, "
+        "or switch reverse replication off (no rollback without losing the writes made after the switch)",
+    )
+
+
+def check_sequences(result):
+    if result.get("failed"):
+        return _row(
+            "sequences",
+            False,
+            result.get("msg", "the sequences module failed"),
+            "create the missing sequences on the destination (schema) first",
+        )
+    seqs = result.get("sequences") or []
+    return _row("sequences", True, f"{len(seqs)} sequence(s) known on both sides")
+
+
+def check_fence(result, roles, roles_on_destination):
+    if not roles:
+        return _row(
+            "fence_roles",
+            False,
+            "no application roles named",
+            "name the roles the application writes with (switchover_fence_roles)",
+        )
+    if result.get("failed"):
+        return _row(
+            "fence_roles",
+            False,
+            result.get("msg", "write_fence refused the roles"),
+            "name only application roles (not superusers, not the replication role)",
+        )
+    missing = [r for r in roles if r not in (roles_on_destination or [])]
+    if missing:
+        return _row(
+            "fence_roles",
+            False,
+            "roles missing on the destination: " + ", ".join(missing),
+            "create them there (with their grants) so that the application can log in after the switch",
+        )
+    return _row("fence_roles", True, "fence " + ", ".join(roles) + " (exist on both sides)")
+
+
+def check_forward(source_info, name):
+    """Switchback: the old forward subscription, on the node that takes writes now, must exist disabled."""
+    sub = _subscription(source_info, name)
+    if sub is None:
+        return _row(
+            "forward_subscription",
+            False,
+            f"no subscription {name} on the source",
+            "switchback re-enables the subscription switchover.yml disabled; re-create it instead",
+        )
+    return _row(
+        "forward_subscription",
+        not sub.get("enabled"),
+        f"{name} {'ENABLED' if sub.get('enabled') else 'disabled'} (re-enabled at the end)",
+        "it must stay disabled while the source takes writes: disable it (it would apply old changes)",
+    )
+
+
+def preflight(
+    source_info,
+    destination_info,
+    subscription,
+    *,
+    fence_result,
+    fence_roles,
+    roles_on_destination,
+    sequences_result,
+    scope=None,
+    max_lag_bytes=DEFAULT_MAX_LAG_BYTES,
+    reverse=True,
+    allow_downgrade=False,
+    forward_subscription=None,
+):
+    """The go/no-go rows, in the order the playbooks print them."""
+    for name, info in (("source", source_info), ("destination", destination_info)):
+        if not info or info.get("failed") or info.get("reachable") is False:
+            error = (info or {}).get("error") or (info or {}).get("msg") or "not read"
+            return [_row("reachable", False, f"{name}: {error}", f"make the {name} reachable")]
+    sub, rows = check_subscription(destination_info, subscription, scope)
+    if sub is not None:
+        tables = _in_scope([t["name"] for t in sub.get("tables") or []], scope)
+        rows += [
+            check_complete_copy(source_info, sub, scope),
+            check_lag(source_info, sub, max_lag_bytes),
+            check_replica_identity(source_info, tables),
+        ]
+    rows.append(check_version(source_info, destination_info, allow_downgrade))
+    if forward_subscription:
+        rows.append(check_forward(source_info, forward_subscription))
+    if reverse:
+        rows.append(check_reverse(destination_info))
+    rows.append(check_sequences(sequences_result or {}))
+    rows.append(check_fence(fence_result or {}, fence_roles or [], roles_on_destination))
+    return rows
+
+
+def format_rows(rows):
+    """Aligned lines: ``GO     check   detail`` and, under a NO-GO, ``       fix: ...``."""
+    width = max((len(r["check"]) for r in rows), default=0)
+    lines = []
+    for r in rows:
+        lines.append(f"{'GO' if r['go'] else 'NO-GO':<6} {r['check']:<{width}}  {r['detail']}")
+        if not r["go"] and r["fix"]:
+            lines.append(f"{'':<6} {'':<{width}}  fix: {r['fix']}")
+    return lines
+
+
+def step_times(marks):
+    """``[{step, at}]`` (the first the start, each later one the end of its step) -> ``[{step, seconds}]``."""
+    return [
+        {"step": mark["step"], "seconds": round(float(mark["at"]) - float(marks[i]["at"]), 2)}
+        for i, mark in enumerate(marks[1:])
+    ]
+
+
+def report_lines(result):
+    """The closing lines of a switchover or switchback: each step's time, the proof, the window."""
+    width = max((len(s["step"]) for s in result["steps"]), default=0)
+    lines = [f"  {s['step']:<{width}}  {float(s['seconds']):7.2f} s" for s in result["steps"]]
+    lines.append(
+        f"{result['tables_equal']} of {result['tables']} tables equal (counts and checksums); "
+        f"{result['sequences']} sequence(s) copied; {result['terminated']} session(s) of "
+        f"{', '.join(result['fenced_roles'])} terminated"
+    )
+    lines.append(f"write-unavailable window: {float(result['window_seconds']):.2f} s (fence -> ready)")
+    return lines

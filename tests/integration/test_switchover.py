@@ -1,0 +1,289 @@
+"""``playbooks/switchover.yml`` and ``switchback.yml``: the upgrade rehearsal on throwaway servers.
+
+The application's database lives on a private server of the lowest selected major (the "old"
+primary, PostgreSQL 15 by default) and is replicated to a private server of the highest (the
+"new" one, 17 or 18) - an upgrade through logical replication. The test writes its own inventory
+in the lab's shape (groups publishers/subscribers, the roles' variables), the way a user points the
+playbooks at their own servers. An application thread writes all the time through the role
+``app_writer``, to whichever node the test says is the primary, and keeps the id of every row whose
+INSERT was acknowledged. Then:
+
+- a NO-GO (a superuser named as the application role) stops before anything is fenced;
+- a failure after the fence (the subscriber's apply is blocked by a lock, so lag cannot reach 0)
+  lifts the fence and leaves the forward subscription running: the application writes again;
+- the switchover moves the writes to the new node: equal tables, sequences copied (no duplicate
+  key on the new node), the write-unavailable window measured and printed;
+- the switchback moves them back through the reverse replication;
+- at the end every acknowledged row is on both nodes and no other row is: nothing was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+from pg_harness import selected_majors, wait_until
+from psycopg import errors, sql
+from support.ansible import DEFAULT_CALLBACK, ansible_env, run_playbook
+
+_MAJORS = selected_majors()
+OLD_MAJOR = min(_MAJORS)
+NEW_MAJOR = 17 if 17 in _MAJORS and OLD_MAJOR < 17 else max(_MAJORS)
+
+SCHEMA = """
+CREATE TABLE orders (id bigserial PRIMARY KEY, note text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE items (sku text PRIMARY KEY, qty integer NOT NULL);
+"""
+
+
+def _host(values):
+    return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in values.items()) + "}"
+
+
+def inventory_text(old, new):
+    return "\n".join(
+        [
+            "all:",
+            "  vars:",
+            "    ansible_connection: local",
+            f"    ansible_python_interpreter: {json.dumps(sys.executable)}",
+            "  children:",
+            "    publishers:",
+            "      hosts:",
+            f"        old: {_host(old)}",
+            "    subscribers:",
+            "      hosts:",
+            f"        new: {_host(new)}",
+            "",
+        ]
+    )
+
+
+def flat(run):
+    return " ".join((run.stdout + "\n" + run.stderr).split())
+
+
+class Application:
+    """Inserts through ``app_writer`` into the node named by :attr:`primary`; keeps what was acknowledged.
+
+    A failed INSERT (fenced: read-only or terminated) is retried on a new connection after 20 ms;
+    the longest time between two acknowledged INSERTs is what the application saw of the switch.
+    """
+
+    def __init__(self, dsns):
+        self.dsns, self.primary = dsns, "old"
+        self.acknowledged, self.errors = {}, []
+        self.stop, self.failure = threading.Event(), None
+        self.longest_gap, self._last = 0.0, None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        conn, conn_node, n = None, None, 0
+        try:
+            while not self.stop.is_set():
+                node = self.primary
+                try:
+                    if conn is None or conn_node != node:
+                        if conn is not None:
+                            conn.close()
+                        conn, conn_node = psycopg.connect(self.dsns[node], autocommit=True, connect_timeout=5), node
+                    n += 1
+                    row = conn.execute("INSERT INTO orders (note) VALUES (%s) RETURNING id", [f"{node}-{n}"]).fetchone()
+                    self.acknowledged[row[0]] = node
+                    now = time.monotonic()
+                    if self._last is not None:
+                        self.longest_gap = max(self.longest_gap, now - self._last)
+                    self._last = now
+                except psycopg.Error as exc:
+                    self.errors.append(type(exc).__name__)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    time.sleep(0.02)
+                time.sleep(0.01)
+        except Exception as exc:  # handed to the test
+            self.failure = exc
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def wait_for_writes(self, node, count=20, timeout=30):
+        # list() copies the values in one step: the thread adds to the dict meanwhile.
+        start = list(self.acknowledged.values()).count(node)
+        wait_until(
+            lambda: list(self.acknowledged.values()).count(node) >= start + count,
+            timeout=timeout,
+            message=f"the application writing to {node}",
+        )
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(15)
+
+
+def _setup(old_db, new_db, app_password, repl_password):
+    for db in (old_db, new_db):
+        db.execute(SCHEMA)
+        db.execute(sql.SQL("CREATE ROLE app_writer LOGIN PASSWORD {}").format(sql.Literal(app_password)))
+        db.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON orders, items TO app_writer")
+        db.execute("GRANT USAGE ON SEQUENCE orders_id_seq TO app_writer")
+    old_db.execute(sql.SQL("CREATE ROLE replicator LOGIN REPLICATION PASSWORD {}").format(sql.Literal(repl_password)))
+    old_db.execute("GRANT SELECT ON orders, items, orders_id_seq TO replicator")
+    old_db.execute("INSERT INTO orders (note) SELECT 'seed-' || g FROM generate_series(1, 5000) g")
+    old_db.execute("INSERT INTO items SELECT 'sku-' || g, g FROM generate_series(1, 2000) g")
+    old_db.execute("CREATE PUBLICATION app_pub FOR TABLE orders, items")
+    conninfo = old_db.conninfo(user="replicator", password=repl_password)
+    new_db.execute(
+        sql.SQL("CREATE SUBSCRIPTION app_sub CONNECTION {} PUBLICATION app_pub").format(sql.Literal(conninfo))
+    )
+    wait_until(
+        lambda: (
+            new_db.scalar("SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'") == 0
+            and new_db.scalar("SELECT count(*) FROM orders") == 5000
+        ),
+        timeout=60,
+        message="initial copy",
+    )
+
+
+def _ids(db):
+    return {row[0] for row in db.execute("SELECT id FROM orders WHERE note NOT LIKE 'seed-%'")}
+
+
+@pytest.mark.skipif(OLD_MAJOR == NEW_MAJOR, reason="an upgrade rehearsal needs two majors (PG_MAJORS)")
+def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_database_factory, tmp_path):
+    old_server = pg_server_factory(OLD_MAJOR, name=f"old{OLD_MAJOR}")
+    new_server = pg_server_factory(NEW_MAJOR, name=f"new{NEW_MAJOR}")
+    old_db = pg_database_factory(old_server, "app")
+    new_db = pg_database_factory(new_server, "app")
+    app_password, repl_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    _setup(old_db, new_db, app_password, repl_password)
+
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        inventory_text(
+            {
+                "publisher_port": old_server.port,
+                "publisher_password": old_server.password,
+                "publisher_database": old_db.name,
+                "publisher_replication_user": "replicator",
+                "publisher_replication_password": repl_password,
+            },
+            {
+                "subscriber_port": new_server.port,
+                "subscriber_password": new_server.password,
+                "subscriber_database": new_db.name,
+                "subscriber_subscription_name": "app_sub",
+                "subscriber_publisher": {
+                    "host": "127.0.0.1",
+                    "port": old_server.port,
+                    "dbname": old_db.name,
+                    "user": "replicator",
+                    "password": repl_password,
+                },
+            },
+        )
+    )
+    env = ansible_env(DEFAULT_CALLBACK)
+    secrets_seen = (old_server.password, new_server.password, app_password, repl_password)
+    result_file = tmp_path / "result.json"
+    base = ["-e", "target=new", "-e", json.dumps({"switchover_fence_roles": ["app_writer"]})]
+
+    def playbook(name, *extra):
+        run = run_playbook(f"playbooks/{name}", *extra, inventory=inventory, env=env, callback=DEFAULT_CALLBACK)
+        for secret in secrets_seen:
+            assert secret not in run.stdout + run.stderr, f"a password in the output of {name}"
+        return run
+
+    dsns = {
+        "old": old_db.conninfo(user="app_writer", password=app_password),
+        "new": new_db.conninfo(user="app_writer", password=app_password),
+    }
+    with Application(dsns) as app:
+        app.wait_for_writes("old")
+
+        # NO-GO: a superuser cannot be fenced; nothing changes.
+        nogo = playbook(
+            "switchover.yml", "-e", "target=new", "-e", json.dumps({"switchover_fence_roles": ["postgres"]})
+        )
+        text = flat(nogo)
+        assert nogo.rc != 0, text
+        assert "NO-GO fence_roles" in text, text
+        assert "NO-GO, nothing changed" in text
+        assert "GO tables_ready" in text
+        app.wait_for_writes("old")
+
+        # Failure after the fence: the apply worker waits for a lock, so lag never reaches 0.
+        with new_db.connect(autocommit=False) as blocker:
+            blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            app.wait_for_writes("old", count=10)
+            blocked = playbook("switchover.yml", *base, "-e", "switchover_catch_up_timeout=4")
+            blocker.rollback()
+        text = flat(blocked)
+        assert blocked.rc != 0, text
+        assert 'failed at "Wait until the target has confirmed it (lag 0)"' in text, text
+        assert "fence lifted on old" in text, text
+        assert "forward subscription enabled" in text, text
+        assert new_db.scalar("SELECT subenabled FROM pg_subscription WHERE subname = 'app_sub'") is True
+        app.wait_for_writes("old")
+
+        # The switchover.
+        switched = playbook("switchover.yml", *base, "-e", f"switchover_result_file={result_file}")
+        text = flat(switched)
+        assert switched.rc == 0, text
+        assert "new is ready for writes" in text
+        measured = json.loads(result_file.read_text())
+        app.primary = "new"
+        app.wait_for_writes("new")
+        assert measured["tables"] == 2
+        assert measured["tables_equal"] == 2
+        assert measured["sequences"] == 1
+        assert [s["step"] for s in measured["steps"]] == [
+            "fence writes",
+            "wait for lag 0",
+            "sync sequences",
+            "compare",
+            "stop forward",
+            "reverse replication",
+        ]
+        assert 0 < float(measured["window_seconds"]) < 120
+        assert old_db.scalar("SELECT count(*) FROM pg_subscription WHERE subname = 'inventium_switchback_sub'") == 1
+        assert new_db.scalar("SELECT subenabled FROM pg_subscription WHERE subname = 'app_sub'") is False
+        # The application role is read-only on the old node now.
+        with pytest.raises(errors.ReadOnlySqlTransaction), psycopg.connect(dsns["old"], autocommit=True) as conn:
+            conn.execute("INSERT INTO orders (note) VALUES ('must fail')")
+
+        # The switchback.
+        back = playbook("switchback.yml", *base, "-e", f"switchover_result_file={result_file}")
+        text = flat(back)
+        assert back.rc == 0, text
+        assert "old takes the writes again" in text
+        measured_back = json.loads(result_file.read_text())
+        app.primary = "old"
+        app.wait_for_writes("old")
+        assert measured_back["tables_equal"] == measured_back["tables"] == 2
+
+    assert app.failure is None, app.failure
+    assert "UniqueViolation" not in app.errors, app.errors
+    acknowledged = set(app.acknowledged)
+    on_new = {k for k, v in app.acknowledged.items() if v == "new"}
+    assert on_new, "no write reached the new node while it was the primary"
+    # Every acknowledged row is on the old node, and (forward replication running again) on the new one.
+    assert _ids(old_db) == acknowledged
+    wait_until(lambda: _ids(new_db) == acknowledged, timeout=60, message="the new node to catch up after switchback")
+    assert old_db.scalar("SELECT count(*) FROM pg_subscription WHERE subname = 'inventium_switchback_sub'") == 0
+    assert new_db.scalar("SELECT subenabled FROM pg_subscription WHERE subname = 'app_sub'") is True
+    print(
+        f"\nswitchover {OLD_MAJOR}->{NEW_MAJOR}: window {measured['window_seconds']} s, "
+        f"switchback window {measured_back['window_seconds']} s, longest gap seen by the application "
+        f"{app.longest_gap:.2f} s, {len(acknowledged)} rows acknowledged ({len(on_new)} on the new node), none lost"
+    )

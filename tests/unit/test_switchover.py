@@ -1,0 +1,226 @@
+"""The switchover's go/no-go rows and step report (``_switchover.py``), from replication_info-shaped input."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._switchover import (
+    format_rows,
+    preflight,
+    report_lines,
+    step_times,
+)
+
+WHOLE = ["insert", "update", "delete", "truncate"]
+
+
+def source(**overrides):
+    info = {
+        "reachable": True,
+        "server": {"major": 15},
+        "publications": [
+            {
+                "name": "app_pub",
+                "publish": WHOLE,
+                "all_tables": False,
+                "schemas": [],
+                "tables": [
+                    {"name": "public.orders", "where": None, "columns": None},
+                    {"name": "public.items", "where": None, "columns": None},
+                ],
+            },
+        ],
+        "slots": [{"name": "app_sub", "active": True, "confirmed_flush_lag_bytes": 120}],
+        "checks": [],
+    }
+    info.update(overrides)
+    return info
+
+
+def destination(**overrides):
+    info = {
+        "reachable": True,
+        "server": {
+            "major": 17,
+            "wal_level": "logical",
+            "max_replication_slots": 10,
+            "replication_slots_used": 0,
+            "max_wal_senders": 10,
+            "wal_senders_used": 0,
+        },
+        "subscriptions": [
+            {
+                "name": "app_sub",
+                "enabled": True,
+                "slot_name": "app_sub",
+                "publications": ["app_pub"],
+                "tables": [
+                    {"name": "public.orders", "state": "ready", "state_code": "r"},
+                    {"name": "public.items", "state": "ready", "state_code": "r"},
+                ],
+            },
+        ],
+    }
+    info.update(overrides)
+    return info
+
+
+def run(src=None, dst=None, **options):
+    kwargs = {
+        "fence_result": {"changed": True},
+        "fence_roles": ["app"],
+        "roles_on_destination": ["app"],
+        "sequences_result": {"sequences": [{"name": "public.orders_id_seq"}]},
+    }
+    kwargs.update(options)
+    return {r["check"]: r for r in preflight(src or source(), dst or destination(), "app_sub", **kwargs)}
+
+
+def test_all_go():
+    rows = run()
+    assert all(r["go"] for r in rows.values()), rows
+    assert list(rows) == [
+        "subscription",
+        "tables_ready",
+        "complete_copy",
+        "lag",
+        "replica_identity",
+        "version",
+        "reverse_replication",
+        "sequences",
+        "fence_roles",
+    ]
+    assert rows["version"]["detail"] == "PostgreSQL 15 -> 17"
+
+
+def test_row_filter_makes_a_partial_copy():
+    src = source()
+    src["publications"][0]["tables"][1]["where"] = "(qty > 0)"
+    rows = run(src)
+    assert not rows["complete_copy"]["go"]
+    assert "public.items" in rows["complete_copy"]["detail"]
+    assert rows["complete_copy"]["fix"]
+    # Out of scope, it does not count.
+    assert run(src, scope=["public.orders"])["complete_copy"]["go"]
+
+
+def test_publication_without_deletes_is_partial():
+    src = source()
+    src["publications"][0]["publish"] = ["insert", "update"]
+    assert not run(src)["complete_copy"]["go"]
+
+
+def test_all_tables_publication_is_whole():
+    src = source()
+    src["publications"][0].update({"all_tables": True, "tables": []})
+    assert run(src)["complete_copy"]["go"]
+
+
+def test_not_ready_disabled_and_lag():
+    dst = destination()
+    dst["subscriptions"][0]["enabled"] = False
+    dst["subscriptions"][0]["tables"][0].update({"state": "data copy", "state_code": "d"})
+    src = source(slots=[{"name": "app_sub", "active": True, "confirmed_flush_lag_bytes": 10**9}])
+    rows = run(src, dst)
+    assert not rows["subscription"]["go"]
+    assert not rows["tables_ready"]["go"]
+    assert "public.orders (data copy)" in rows["tables_ready"]["detail"]
+    assert not rows["lag"]["go"]
+
+
+def test_missing_subscription_names_the_existing_ones():
+    rows = preflight(
+        source(),
+        destination(),
+        "other_sub",
+        fence_result={},
+        fence_roles=["app"],
+        roles_on_destination=["app"],
+        sequences_result={},
+    )
+    assert not rows[0]["go"]
+    assert "there: app_sub" in rows[0]["detail"]
+
+
+def test_downgrade_reverse_and_roles():
+    dst = destination(
+        server={
+            "major": 14,
+            "wal_level": "replica",
+            "max_replication_slots": 0,
+            "replication_slots_used": 0,
+            "max_wal_senders": 10,
+            "wal_senders_used": 0,
+        }
+    )
+    rows = run(dst=dst, roles_on_destination=[])
+    assert not rows["version"]["go"]
+    assert not rows["reverse_replication"]["go"]
+    assert "wal_level is replica" in rows["reverse_replication"]["detail"]
+    assert "no free replication slot" in rows["reverse_replication"]["detail"]
+    assert not rows["fence_roles"]["go"]
+    assert run(dst=dst, allow_downgrade=True, reverse=False)["version"]["go"]
+    assert "reverse_replication" not in run(reverse=False)
+
+
+def test_refused_fence_and_failed_sequences():
+    rows = run(
+        fence_result={"failed": True, "msg": "postgres is a superuser"},
+        sequences_result={"failed": True, "msg": "public.x_seq is missing on the subscriber"},
+    )
+    assert rows["fence_roles"]["detail"] == "postgres is a superuser"
+    assert not rows["sequences"]["go"]
+    assert not run(fence_roles=[])["fence_roles"]["go"]
+
+
+def test_unreachable_stops_at_one_row():
+    rows = preflight(
+        source(),
+        {"reachable": False, "error": "connection refused"},
+        "app_sub",
+        fence_result={},
+        fence_roles=["app"],
+        roles_on_destination=[],
+        sequences_result={},
+    )
+    assert [r["check"] for r in rows] == ["reachable"]
+    assert "connection refused" in rows[0]["detail"]
+
+
+def test_forward_subscription_for_switchback():
+    src = source(subscriptions=[{"name": "fwd", "enabled": False}])
+    assert run(src, forward_subscription="fwd")["forward_subscription"]["go"]
+    src["subscriptions"][0]["enabled"] = True
+    assert not run(src, forward_subscription="fwd")["forward_subscription"]["go"]
+    assert not run(source(), forward_subscription="fwd")["forward_subscription"]["go"]
+
+
+def test_lines_and_report():
+    rows = list(run(fence_roles=[]).values())
+    lines = format_rows(rows)
+    assert lines[0].startswith("GO     subscription")
+    assert any(line.startswith("NO-GO  fence_roles") for line in lines)
+    assert any("fix: name the roles" in line for line in lines)
+    steps = step_times(
+        [{"step": "start", "at": 100.0}, {"step": "fence", "at": 100.5}, {"step": "compare", "at": 102.25}]
+    )
+    assert steps == [{"step": "fence", "seconds": 0.5}, {"step": "compare", "seconds": 1.75}]
+    report = report_lines(
+        {
+            "steps": steps,
+            "window_seconds": 2.25,
+            "tables": 2,
+            "tables_equal": 2,
+            "sequences": 1,
+            "terminated": 3,
+            "fenced_roles": ["app"],
+        }
+    )
+    assert report[-1] == "write-unavailable window: 2.25 s (fence -> ready)"
+    assert "2 of 2 tables equal" in report[-2]
+
+
+@pytest.mark.parametrize("bad", [{"steps": []}, None])
+def test_report_needs_its_fields(bad):
+    with pytest.raises((KeyError, TypeError)):
+        report_lines(bad)
