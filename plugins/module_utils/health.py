@@ -119,6 +119,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._sub
     subscriptions_query,
     worker_type,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils._upgrade_checks import upgrade_readiness
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     CONFLICT_TYPES,
     LOCK_MODES,
@@ -198,9 +199,13 @@ __all__ = [
     "worker_type",
 ]
 
-SUBSETS = ("server", "publications", "slots", "senders", "subscriptions", "errors", "checks", *COMPARISONS)
+SUBSETS = ("server", "publications", "slots", "senders", "subscriptions", "errors", "checks", *COMPARISONS, "upgrade")
 """What :func:`collect` can gather (the ``gather`` option of ``replication_info``); the comparisons
 (``sequences``, ``schema_drift``) only with a ``publisher`` to compare with."""
+
+DEFAULT_GATHER = tuple(subset for subset in SUBSETS if subset != "upgrade")
+"""``replication_info``'s default: all but ``upgrade``, whose findings only make sense before an upgrade (a busy
+publisher's slots are never exactly caught up)."""
 
 
 def collect(
@@ -263,6 +268,8 @@ def collect(
     if publisher and "subscriptions" in needed and (wanted & {"checks", *COMPARISONS}):
         comparison = compare_with_publisher(conn, facts["subscriptions"], publisher)
         facts.update({key: comparison[key] for key in COMPARISONS})
+    if "upgrade" in wanted:
+        facts["upgrade"] = upgrade_readiness(conn, major)
     if "checks" in wanted:
         issues = collect_publication_issues(conn, major) if facts["publications"] else None
         paused = check_paused(
@@ -272,7 +279,7 @@ def collect(
             facts,
             issues,
             retained_wal_threshold,
-            extra=paused + comparison.get("checks", []),
+            extra=paused + comparison.get("checks", []) + facts.get("upgrade", {}).get("findings", []),
             paused={sub["name"] for sub, _record in paused_subscriptions(facts["subscriptions"])},
         )
     result = {}

@@ -45,9 +45,14 @@ options:
       - V(errors) reads the end of the server log (see O(log_max_bytes)) - only when the database has
         subscriptions.
       - V(sequences) and V(schema_drift) are returned only with O(publisher).
+      - V(upgrade) (not in the default) - would C(pg_upgrade) keep this node's logical replication (PostgreSQL 17+) -
+        PostgreSQL's checklist for publishers (every logical slot valid and caught up, C(wal_level), how many
+        slots the new cluster needs) and subscribers (every table in state C(i) or C(r), a replication origin per
+        subscription, how many origins the new cluster needs); its findings (C(upgrade_*)) join RV(checks). Below
+        17 RV(upgrade.applies) is V(false) with the reason.
     type: list
     elements: str
-    choices: [server, publications, slots, senders, subscriptions, errors, checks, sequences, schema_drift]
+    choices: [server, publications, slots, senders, subscriptions, errors, checks, sequences, schema_drift, upgrade]
     default: [server, publications, slots, senders, subscriptions, errors, checks, sequences, schema_drift]
   error_window:
     description:
@@ -1068,6 +1073,35 @@ schema_drift:
     subscriber_type:
       description: Its type on the subscriber.
       type: str
+upgrade:
+  description:
+    - Before a C(pg_upgrade) of this node (PostgreSQL 17+), the checklist of PostgreSQL's "Logical Replication -
+      Upgrade" chapter. "Caught up" compares each slot's C(confirmed_flush_lsn) with the WAL position, an
+      approximation (C(pg_upgrade) ignores records that carry no change); C(pg_upgrade --check) decides exactly.
+  returned: when O(gather) contains V(upgrade)
+  type: dict
+  contains:
+    applies:
+      description: V(false) below PostgreSQL 17 (nothing of the logical replication state survives C(pg_upgrade)).
+      type: bool
+    reason:
+      description: Why it does not apply, else V(null).
+      type: str
+    publisher:
+      description:
+        - C(wal_level), C(max_replication_slots), C(logical_slot_count), C(slots) (per slot C(name), C(plugin),
+          C(active), C(invalid), C(confirmed_flush_lsn), C(unconsumed_bytes), C(caught_up)) and C(requirements)
+          for the new cluster, as text.
+      type: dict
+    subscriber:
+      description:
+        - C(subscription_count), C(subscriptions) (with C(has_origin)), C(tables_not_ready) and C(requirements)
+          for the new cluster, as text.
+      type: dict
+    findings:
+      description: The C(upgrade_*) findings, also in RV(checks) when that is gathered.
+      type: list
+      elements: dict
 checks:
   description:
     - Findings, errors first. An empty list means no problem was found.
@@ -1199,7 +1233,11 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
 from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import (  # noqa: E402
     publisher_option_spec,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils.health import SUBSETS, collect  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils.health import (  # noqa: E402
+    DEFAULT_GATHER,
+    SUBSETS,
+    collect,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import (  # noqa: E402
     PgModule,
     format_db_error,
@@ -1208,7 +1246,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_m
 
 def argument_spec():
     return dict(
-        gather=dict(type="list", elements="str", choices=list(SUBSETS), default=list(SUBSETS)),
+        gather=dict(type="list", elements="str", choices=list(SUBSETS), default=list(DEFAULT_GATHER)),
         retained_wal_threshold=dict(type="str", default="1GB"),
         error_window=dict(type="float", default=DEFAULT_ERROR_WINDOW),
         log_max_bytes=dict(type="str", default="1MB"),

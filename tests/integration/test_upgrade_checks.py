@@ -139,3 +139,27 @@ def test_a_monitoring_login_can_run_the_checks(pg_db):
         assert result["subscriber"]["subscriptions"][0]["has_origin"] is True
     finally:
         pg_db.server.execute(sql.SQL("DROP ROLE {}").format(ident))
+
+
+def test_replication_info_gathers_upgrade_only_when_asked(pg_db):
+    """The module's ``upgrade`` subset: returned and its findings in ``checks`` when gathered, absent by default."""
+    from support.ansible import run_module
+
+    module = "inventium.logical_replication.replication_info"
+    slot = f"ri_{pg_db.name}"[:63]
+    pg_db.execute("CREATE TABLE items (id int PRIMARY KEY, v text)")
+    pg_db.execute("CREATE PUBLICATION ri_pub FOR TABLE items")
+    pg_db.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [slot])
+    pg_db.execute("INSERT INTO items SELECT g, 'x' FROM generate_series(1, 100) g")
+    default = run_module(module, {**pg_db.login_args()})
+    assert "upgrade" not in default
+    assert not [c for c in default["checks"] if c["code"].startswith("upgrade_")]
+    asked = run_module(module, {**pg_db.login_args(), "gather": ["upgrade", "checks"]})
+    if pg_db.server.major < 17:
+        assert asked["upgrade"]["applies"] is False
+        assert not [c for c in asked["checks"] if c["code"].startswith("upgrade_")]
+        return
+    assert asked["upgrade"]["applies"] is True
+    behind = [c for c in asked["checks"] if c["code"] == "upgrade_slot_not_caught_up" and slot in c["message"]]
+    assert len(behind) == 1
+    assert asked["upgrade"]["findings"]
