@@ -23,6 +23,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._cat
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     CONFLICTING_MAJOR,
     FAILOVER_MAJOR,
+    PARALLEL_APPLY_MAJOR,
     TWO_PHASE_AT_MAJOR,
     TWO_PHASE_MAJOR,
 )
@@ -34,6 +35,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.conn
     psycopg,
     sql,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.guc import split_list
 from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact
 
 SLOT_COUNT = "(SELECT count(*) FROM pg_catalog.pg_replication_slots)::int"
@@ -105,6 +107,39 @@ def collect_slots(conn, major):
     Plus ``confirmed_flush_lag_bytes`` (server WAL position minus ``confirmed_flush_lsn``).
     """
     return [slot_state(row) for row in fetch_rows(conn, slots_query(major))]
+
+
+STANDBY_SLOT_SETTINGS_QUERY = (
+    "SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,"
+    " pg_catalog.current_setting('synchronized_standby_slots') AS synchronized_standby_slots,"
+    " pg_catalog.current_setting('sync_replication_slots')::bool AS sync_replication_slots"
+)
+
+
+def collect_standby_slot_settings(conn, major):
+    """``{in_recovery, synchronized_standby_slots (names), sync_replication_slots}`` of the server (PostgreSQL 17+,
+    else ``None``): what ``_checks.check_standby_slots`` needs besides the slots."""
+    if major < FAILOVER_MAJOR:
+        return None
+    row = fetch_rows(conn, STANDBY_SLOT_SETTINGS_QUERY)[0]
+    return {
+        "in_recovery": row["in_recovery"],
+        "synchronized_standby_slots": list(split_list(row["synchronized_standby_slots"] or "")),
+        "sync_replication_slots": row["sync_replication_slots"],
+    }
+
+
+_SUBSCRIPTION_SLOTS = "SELECT subname::text AS name, subslotname::text AS slot_name, "
+PUBLISHER_SUBSCRIPTIONS_QUERY = {
+    False: _SUBSCRIPTION_SLOTS + "NULL::text AS origin FROM pg_catalog.pg_subscription",
+    True: _SUBSCRIPTION_SLOTS + "suborigin AS origin FROM pg_catalog.pg_subscription",
+}
+"""Every subscription of a server (any database) with its slot and origin (``origin`` from PostgreSQL 16)."""
+
+
+def collect_subscription_slots(conn, major):
+    """``[{name, slot_name, origin}]`` of every subscription of the server (``_checks.check_two_way_origin``)."""
+    return fetch_rows(conn, PUBLISHER_SUBSCRIPTIONS_QUERY[major >= PARALLEL_APPLY_MAJOR])
 
 
 # ----------------------------------------------------------------------------------------------
