@@ -16,8 +16,8 @@ description:
     C(failover). A slot that differs is never silently reused - the module fails and names every
     difference, unless O(recreate=true), which drops and re-creates it.
   - When O(failover) is the only difference (PostgreSQL 17 or later), the slot is changed in place with the
-    replication command C(ALTER_REPLICATION_SLOT) (option C(FAILOVER true) or C(FAILOVER false)) and keeps its position (no
-    O(recreate) needed). PostgreSQL has no SQL function for this, so the module opens a second, replication
+    replication command C(ALTER_REPLICATION_SLOT) (option C(FAILOVER true) or C(FAILOVER false)) and keeps its
+    position (no O(recreate) needed). PostgreSQL has no SQL function for this, so the module opens a second, replication
     connection (C(replication=database)) with the same login - the role needs C(REPLICATION) (or superuser) and
     C(pg_hba.conf) must allow it. The slot must not be in use; an active slot is changed only with
     O(terminate_active=true). A slot synchronized from a primary (C(synced)) is changed on the primary.
