@@ -758,3 +758,211 @@ def evaluate_checks(
     found += list(extra)
     order = {severity: index for index, severity in enumerate(SEVERITIES)}
     return sorted(found, key=lambda f: order[f["severity"]])
+
+
+# ----------------------------------------------------------------------------------------------
+# Failover slots (PostgreSQL 17+) and two-way replication (origin, PostgreSQL 16+). Each check reads
+# what one node shows; what needs the standby itself (its slots' ``synced``, its
+# ``sync_replication_slots``) is not seen here.
+# ----------------------------------------------------------------------------------------------
+
+
+def _failover_slots(slots):
+    """This node's own logical failover slots (a standby's synchronized copies have ``synced``)."""
+    return [s for s in slots if s.get("slot_type") == "logical" and s.get("failover") and not s.get("synced")]
+
+
+def check_failover_subscription_slots(subscriptions, publisher_slots):
+    """``failover_slot_not_failover`` (warning): a subscription created or altered with ``failover = true`` whose
+    slot on the publisher is not a failover slot, so no standby of the publisher synchronizes it.
+
+    ``subscriptions``: the subscriber's subscription states (``failover`` key from PostgreSQL 17);
+    ``publisher_slots``: the publisher's slots (``_slots.collect_slots``). A slot missing on the publisher
+    is left to the subscription's errors.
+    """
+    by_name = {slot["name"]: slot for slot in publisher_slots}
+    wrong = []
+    for sub in subscriptions:
+        slot = by_name.get(sub.get("slot_name"))
+        if not sub.get("failover") or slot is None or "failover" not in slot:
+            continue
+        if not slot["failover"]:
+            wrong.append(f"{quote_ident(sub['name'])} (slot {slot['name']})")
+    if not wrong:
+        return []
+    return [
+        finding(
+            "warning",
+            "failover_slot_not_failover",
+            "subscription(s) with failover = true whose slot on the publisher is not a failover slot, so no standby "
+            f"of the publisher keeps a copy of it and the subscription cannot follow a failover: {_listing(wrong)}",
+            "Mark the slot as a failover slot on the publisher (inventium.logical_replication.replication_slot with "
+            "failover: true changes it in place); something re-created or altered it behind the subscription.",
+        )
+    ]
+
+
+def check_standby_slots(standby, slots):
+    """Findings of a primary's ``synchronized_standby_slots`` (PostgreSQL 17+).
+
+    ``standby``: ``_slots.collect_standby_slot_settings`` (``None`` before 17: no findings); ``slots``: this
+    node's slots. Codes:
+
+    - ``synchronized_standby_slots_broken`` (error): a listed slot does not exist, is logical or is
+      invalidated - PostgreSQL's walsenders of failover slots wait for it, so those subscriptions stall;
+    - ``standby_slot_inactive`` (warning): a listed slot is not in use - while its standby is away, failover
+      slots' subscribers receive nothing;
+    - ``standby_not_in_synchronized_standby_slots`` (warning): failover slots exist and a physical slot is in
+      use by a standby, but it is not listed - the subscribers may get changes that standby has not, and after
+      a failover to it they would be ahead of it. Whether that standby runs with ``sync_replication_slots``
+      is only known on the standby.
+    """
+    if not standby or standby.get("in_recovery"):
+        return []
+    listed = list(standby.get("synchronized_standby_slots") or ())
+    by_name = {slot["name"]: slot for slot in slots}
+    failover = _failover_slots(slots)
+    found = []
+    broken, inactive = [], []
+    for name in listed:
+        slot = by_name.get(name)
+        if slot is None:
+            broken.append(f"{name} (does not exist)")
+        elif slot.get("slot_type") != "physical":
+            broken.append(f"{name} (a logical slot)")
+        elif slot.get("invalidation_reason") or slot.get("wal_status") == "lost":
+            broken.append(f"{name} (invalidated: {slot.get('invalidation_reason') or 'wal_status lost'})")
+        elif not slot.get("active"):
+            inactive.append(name)
+    if broken:
+        found.append(
+            finding(
+                "error",
+                "synchronized_standby_slots_broken",
+                f"synchronized_standby_slots lists slot(s) no standby confirms through: {_listing(broken)}; the "
+                "walsenders of logical failover slots wait for them"
+                + (
+                    f", so these slots' subscribers receive nothing: {_listing(s['name'] for s in failover)}"
+                    if failover
+                    else ""
+                ),
+                "Create the physical slot the standby uses (primary_slot_name on the standby) or remove the name "
+                "from synchronized_standby_slots (inventium.logical_replication.server_settings; a reload applies it).",
+            )
+        )
+    if inactive and failover:
+        found.append(
+            finding(
+                "warning",
+                "standby_slot_inactive",
+                f"synchronized_standby_slots lists slot(s) no standby is connected to: {_listing(inactive)}; while "
+                "it is away the walsenders of the failover slots wait for it, so their subscribers receive nothing: "
+                f"{_listing(s['name'] for s in failover)}",
+                "Bring the standby back, or remove its slot from synchronized_standby_slots for as long as it is "
+                "away (its synchronized slots may then be behind the subscribers after a failover to it).",
+            )
+        )
+    missing = [
+        slot["name"]
+        for slot in slots
+        if slot.get("slot_type") == "physical" and slot.get("active") and slot["name"] not in listed
+    ]
+    if failover and missing:
+        found.append(
+            finding(
+                "warning",
+                "standby_not_in_synchronized_standby_slots",
+                f"physical slot(s) in use by a standby are not in synchronized_standby_slots: {_listing(missing)}; "
+                "the subscribers of the failover slots "
+                f"({_listing(s['name'] for s in failover)}) may receive changes that standby has not, and after a "
+                "failover to it they would be ahead of the new primary",
+                "If that standby synchronizes the failover slots (sync_replication_slots = on there), add its slot to "
+                "synchronized_standby_slots on this primary (inventium.logical_replication.server_settings; a "
+                "reload applies it).",
+            )
+        )
+    return found
+
+
+def _published_here(publications):
+    """``(all_tables, schemas, tables)`` this node publishes (tables as ``(schema, table)``)."""
+    all_tables = any(p.get("all_tables") for p in publications)
+    schemas = {schema for p in publications for schema in p.get("schemas") or ()}
+    tables = {(t["schema"], t["table"]) for p in publications for t in p.get("tables") or ()}
+    return all_tables, schemas, tables
+
+
+def check_replication_loops(publications, subscriptions):
+    """``replication_loop_risk`` (warning): a subscription with ``origin = any`` (or a server before 16, which has no
+    origin filter) into tables this node publishes too - if those changes reach a node that sends them back here
+    (two-way replication), every change is applied again and again. A cascade without a way back is not a loop;
+    one node cannot tell the two apart, hence a warning (the publisher comparison confirms a loop).
+
+    ``publications``: this node's publications (``_publications.collect_publications``); ``subscriptions``:
+    its subscription states (``origin`` from PostgreSQL 16, ``tables`` with ``schema``/``table``).
+    """
+    all_tables, schemas, tables = _published_here(publications)
+    risky = []
+    for sub in subscriptions:
+        if sub.get("origin", "any") != "any":
+            continue
+        both = [
+            table_display(t["schema"], t["table"])
+            for t in sub.get("tables") or ()
+            if all_tables or t["schema"] in schemas or (t["schema"], t["table"]) in tables
+        ]
+        if both:
+            risky.append(
+                f"{quote_ident(sub['name'])} ({', '.join(sorted(both)[:5])}{', ...' if len(both) > 5 else ''})"
+            )
+    if not risky:
+        return []
+    old = any("origin" not in sub for sub in subscriptions)
+    return [
+        finding(
+            "warning",
+            "replication_loop_risk",
+            "subscription(s) without origin = none apply changes to tables this node also publishes: "
+            f"{_listing(risky)}; if a subscriber of those publications sends its changes back here (two-way "
+            "replication), each change loops between the nodes",
+            "For two-way replication set origin: none on the subscriptions of both directions "
+            "(inventium.logical_replication.subscription; PostgreSQL 16+)"
+            + ("; this server is older than 16 and cannot filter by origin" if old else "")
+            + ". A one-way cascade (A to B to C) is not a loop.",
+        )
+    ]
+
+
+def check_two_way_origin(subscriptions, local_slots, publisher_subscriptions):
+    """``replication_loop`` (error): confirmed two-way replication without ``origin = none`` - the publisher has a
+    subscription whose slot is a logical slot of this node (it subscribes back), and this node's subscription
+    to it or that one has ``origin = any``.
+
+    ``subscriptions``: this node's subscription states; ``local_slots``: this node's slots;
+    ``publisher_subscriptions``: the publisher's ``[{name, slot_name, origin}]`` (``origin`` ``None`` before 16).
+    """
+    local_logical = {s["name"] for s in local_slots if s.get("slot_type") == "logical"}
+    back = [p for p in publisher_subscriptions if p.get("slot_name") in local_logical]
+    if not back or not subscriptions:
+        return []
+    ours_any = [quote_ident(s["name"]) for s in subscriptions if s.get("origin", "any") == "any"]
+    theirs_any = [quote_ident(p["name"]) for p in back if (p.get("origin") or "any") == "any"]
+    if not ours_any and not theirs_any:
+        return []
+    parts = []
+    if ours_any:
+        parts.append(f"here: {_listing(ours_any)}")
+    if theirs_any:
+        parts.append(f"on the publisher: {_listing(theirs_any)}")
+    return [
+        finding(
+            "error",
+            "replication_loop",
+            "two-way replication: the publisher subscribes back to this node (subscription(s) "
+            f"{_listing(quote_ident(p['name']) for p in back)} use slots of this node), and subscriptions without "
+            f"origin = none - {'; '.join(parts)} - send replicated changes back, so changes loop between the nodes",
+            "Set origin: none on the subscriptions of both directions (inventium.logical_replication.subscription; "
+            "PostgreSQL 16+); when adding the second direction to tables that already hold the same rows, create it "
+            "with copy_data: false.",
+        )
+    ]

@@ -6,12 +6,17 @@
 
 What only the two servers together can tell, each from the file that owns it: the sequence gap
 (``_sequences``), schema drift (``_schema_drift``) and, for paused subscriptions, their slots on the
-publisher and its WAL rate (``_pause``). The findings are ``_checks.finding`` dicts like every other check.
+publisher and its WAL rate (``_pause``), the failover flag of failover subscriptions' slots and two-way
+replication without ``origin = none`` (``_checks``). The findings are ``_checks.finding`` dicts like every other check.
 """
 
 from __future__ import annotations
 
-from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import finding
+from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import (
+    check_failover_subscription_slots,
+    check_two_way_origin,
+    finding,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import (
     measure_wal_rate,
     paused_subscriptions,
@@ -29,7 +34,10 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._seq
     publisher_secrets,
     sequence_gaps,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import collect_slots
+from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import (
+    collect_slots,
+    collect_subscription_slots,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
     PgConnectionError,
     connect_publisher,
@@ -96,6 +104,10 @@ def _compare(conn, pub_conn, subscriptions, publications, result, secrets):
         result["checks"] += check_schema_drift(result["schema_drift"])
     except psycopg.Error as exc:
         result["checks"].append(_unknown("schema", format_db_error(exc, secrets)))
+    try:
+        result["checks"] += _failover_and_loops(conn, pub_conn, subscriptions)
+    except psycopg.Error as exc:
+        result["checks"].append(_unknown("failover slots and two-way replication", format_db_error(exc, secrets)))
     paused = {sub.get("slot_name") for sub, _record in paused_subscriptions(subscriptions)} - {None}
     if paused:
         try:
@@ -104,3 +116,16 @@ def _compare(conn, pub_conn, subscriptions, publications, result, secrets):
             result["wal_rate"] = measure_wal_rate(pub_conn, WAL_RATE_SAMPLE_SECONDS)["bytes_per_second"]
         except psycopg.Error as exc:
             result["checks"].append(_unknown("paused subscriptions' slots", format_db_error(exc, secrets)))
+
+
+def _failover_and_loops(conn, pub_conn, subscriptions):
+    """Failover subscriptions whose slot on the publisher is no failover slot, and the publisher subscribing back
+    to this node without an origin filter (``_checks.check_failover_subscription_slots``,
+    ``check_two_way_origin``)."""
+    pub_major = pub_conn.info.server_version // 10000
+    found = []
+    if any(sub.get("failover") for sub in subscriptions):
+        found += check_failover_subscription_slots(subscriptions, collect_slots(pub_conn, pub_major))
+    local_slots = collect_slots(conn, conn.info.server_version // 10000)
+    found += check_two_way_origin(subscriptions, local_slots, collect_subscription_slots(pub_conn, pub_major))
+    return found

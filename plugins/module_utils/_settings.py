@@ -18,6 +18,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._cat
 from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import SLOT_COUNT
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     PARALLEL_APPLY_MAJOR,
+    PARAMETER_MAJORS,
     REPLICATION_ORIGINS_MAJOR,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
@@ -253,14 +254,30 @@ def applies_in_session(state):
     return state.guc.context in SESSION_RELOAD_CONTEXTS and state.guc.source not in SESSION_SOURCES
 
 
+def version_errors(names, gucs, major):
+    """``(errors, gated names)``: parameters this server lacks because they came with a newer major."""
+    errors, gated = [], set()
+    for name in names:
+        key = name.strip().lower() if isinstance(name, str) else None
+        minimum = PARAMETER_MAJORS.get(key)
+        if minimum is not None and key not in gucs and major < minimum:
+            errors.append(f"parameter {key} requires PostgreSQL >= {minimum} (server is {major})")
+            gated.add(name)
+    return errors, gated
+
+
 def run(m):
     """The ``server_settings`` module's run: plan ALTER SYSTEM from ``settings``/``reset``, apply, reload, report."""
     desired = m.params["settings"] or {}
     reset = m.params["reset"] or []
     gucs, file_rows = read_state(m)
+    gate_errors, gated = version_errors([*desired, *reset], gucs, m.server_major)
+    desired = {name: value for name, value in desired.items() if name not in gated}
+    reset = [name for name in reset if name not in gated]
     the_plan = plan(gucs, file_rows, desired, reset)
-    if the_plan.errors:
-        m.fail("Nothing was changed: " + "; ".join(the_plan.errors), errors=the_plan.errors)
+    if gate_errors or the_plan.errors:
+        errors = gate_errors + the_plan.errors
+        m.fail("Nothing was changed: " + "; ".join(errors), errors=errors)
     names = list(the_plan.states)
     placeholders = {name: state.guc for name, state in the_plan.states.items() if name not in gucs}
     before = {name: state.as_dict() for name, state in the_plan.states.items()}

@@ -23,14 +23,20 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._cat
 from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import (
     CONFLICTING_MAJOR,
     FAILOVER_MAJOR,
+    PARALLEL_APPLY_MAJOR,
     TWO_PHASE_AT_MAJOR,
     TWO_PHASE_MAJOR,
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import (
+    PgConnectionError,
+    connection_kwargs,
+    describe_target,
     format_db_error,
     psycopg,
     sql,
 )
+from ansible_collections.inventium.logical_replication.plugins.module_utils.guc import split_list
+from ansible_collections.inventium.logical_replication.plugins.module_utils.redaction import redact
 
 SLOT_COUNT = "(SELECT count(*) FROM pg_catalog.pg_replication_slots)::int"
 """SQL expression: the number of replication slots of the cluster (a server fact)."""
@@ -101,6 +107,39 @@ def collect_slots(conn, major):
     Plus ``confirmed_flush_lag_bytes`` (server WAL position minus ``confirmed_flush_lsn``).
     """
     return [slot_state(row) for row in fetch_rows(conn, slots_query(major))]
+
+
+STANDBY_SLOT_SETTINGS_QUERY = (
+    "SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,"
+    " pg_catalog.current_setting('synchronized_standby_slots') AS synchronized_standby_slots,"
+    " pg_catalog.current_setting('sync_replication_slots')::bool AS sync_replication_slots"
+)
+
+
+def collect_standby_slot_settings(conn, major):
+    """``{in_recovery, synchronized_standby_slots (names), sync_replication_slots}`` of the server (PostgreSQL 17+,
+    else ``None``): what ``_checks.check_standby_slots`` needs besides the slots."""
+    if major < FAILOVER_MAJOR:
+        return None
+    row = fetch_rows(conn, STANDBY_SLOT_SETTINGS_QUERY)[0]
+    return {
+        "in_recovery": row["in_recovery"],
+        "synchronized_standby_slots": list(split_list(row["synchronized_standby_slots"] or "")),
+        "sync_replication_slots": row["sync_replication_slots"],
+    }
+
+
+_SUBSCRIPTION_SLOTS = "SELECT subname::text AS name, subslotname::text AS slot_name, "
+PUBLISHER_SUBSCRIPTIONS_QUERY = {
+    False: _SUBSCRIPTION_SLOTS + "NULL::text AS origin FROM pg_catalog.pg_subscription",
+    True: _SUBSCRIPTION_SLOTS + "suborigin AS origin FROM pg_catalog.pg_subscription",
+}
+"""Every subscription of a server (any database) with its slot and origin (``origin`` from PostgreSQL 16)."""
+
+
+def collect_subscription_slots(conn, major):
+    """``[{name, slot_name, origin}]`` of every subscription of the server (``_checks.check_two_way_origin``)."""
+    return fetch_rows(conn, PUBLISHER_SUBSCRIPTIONS_QUERY[major >= PARALLEL_APPLY_MAJOR])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -228,6 +267,34 @@ def differences(current, desired):
     return found
 
 
+def in_place_change(current, desired, major):
+    """``{"failover": bool}`` when failover is the slot's only difference and can be changed in place, else ``None``.
+
+    ``ALTER_REPLICATION_SLOT`` (a replication protocol command, PostgreSQL 17+) changes it without
+    dropping the slot, so its position is kept; there is no SQL function for it. Temporary slots
+    cannot be failover slots, and a slot synchronized from a primary is changed on the primary.
+    """
+    if major < FAILOVER_MAJOR or desired.get("failover") is None or current.get("slot_type") != "logical":
+        return None
+    if current.get("temporary") or current.get("synced"):
+        return None
+    if bool(current.get("failover")) == desired["failover"]:
+        return None
+    others = dict(desired, failover=None)
+    if differences(current, others):
+        return None
+    return {"failover": desired["failover"]}
+
+
+def alter_statement(name, changes):
+    """``ALTER_REPLICATION_SLOT name ( FAILOVER true )``: run on a replication connection, not as SQL."""
+    options = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.SQL(key.upper()), sql.SQL("true" if value else "false"))
+        for key, value in changes.items()
+    )
+    return sql.SQL("ALTER_REPLICATION_SLOT {} ( {} )").format(sql.Identifier(name), options)
+
+
 def _show(value):
     if value is None:
         return "none"
@@ -288,6 +355,21 @@ def create_statement(definition, major, name=None, temporary=False):
 
 def drop_statement(name):
     return sql.SQL("SELECT pg_catalog.pg_drop_replication_slot({})").format(sql.Literal(name))
+
+
+def replication_connection(params):
+    """A walsender session (``replication=database``) for replication commands, from the module's login options."""
+    kwargs = connection_kwargs(params)
+    try:
+        return psycopg.connect(autocommit=True, replication="database", **kwargs)
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())
+        raise PgConnectionError(
+            redact(
+                f"Unable to open a replication connection to PostgreSQL at {describe_target(params)}: {reason}",
+                [params.get("login_password")],
+            )
+        ) from None
 
 
 def terminate_statement(pid):
@@ -433,6 +515,43 @@ class SlotModule:
             except psycopg.Error as exc:
                 self.m.fail(format_db_error(exc, (), f"dropping replication slot {name} failed"), sqlstate=exc.sqlstate)
 
+    def alter(self, p, current, changes):
+        """``ALTER_REPLICATION_SLOT`` on a replication connection, terminating the slot's user first when allowed."""
+        m, name = self.m, p["name"]
+        pid = current["active_pid"] if current["active"] else None
+        if pid:
+            m.queries.append(m.render(terminate_statement(pid)))
+        statement = alter_statement(name, changes)
+        m.queries.append(m.render(statement))
+        if m.check_mode:
+            return
+        try:
+            repl = replication_connection(m.params)
+        except PgConnectionError as exc:
+            m.fail(
+                f"changing replication slot {name} in place needs a replication connection (a role with REPLICATION "
+                f"or superuser, and pg_hba.conf allowing it for this database); nothing was changed. {exc}"
+            )
+        deadline = time.monotonic() + TERMINATE_TIMEOUT
+        try:
+            while True:
+                if pid:
+                    m.conn.execute(terminate_statement(pid))
+                try:
+                    repl.execute(statement)
+                    return
+                except psycopg.errors.ObjectInUse as exc:
+                    # The consumer still holds the slot, or reconnected after being terminated.
+                    state = self.read(name)
+                    if not p["terminate_active"] or state is None or time.monotonic() > deadline:
+                        m.fail(format_db_error(exc, (), f"{m.queries[-1]} failed"), sqlstate=exc.sqlstate)
+                    pid = state["active_pid"] if state["active"] else None
+                    time.sleep(POLL_INTERVAL)
+                except psycopg.Error as exc:
+                    m.fail(format_db_error(exc, (), f"{m.queries[-1]} failed"), sqlstate=exc.sqlstate)
+        finally:
+            repl.close()
+
     def plan(self, p):
         """Everything that can fail before a write: version gates, drift, activity, wal_level, the plugin.
 
@@ -456,6 +575,18 @@ class SlotModule:
         if current is not None:
             found = differences(current, desired)
             if not found:
+                return planned
+            changes = in_place_change(current, desired, self.major)
+            if changes is not None:
+                if current["active"] and not p["terminate_active"]:
+                    m.fail(
+                        f"replication slot {p['name']} differs ({'; '.join(found)}) but is active (used by "
+                        f"{self.who_uses(current['active_pid'])}); PostgreSQL changes it only while nothing uses it: "
+                        "stop its consumer or set terminate_active: true",
+                        differences=found,
+                        slot=current,
+                    )
+                planned.update(action="alter", changes=changes)
                 return planned
             if not p["recreate"]:
                 m.fail(
@@ -498,6 +629,12 @@ class SlotModule:
         if action == "drop":
             self.drop(p, current)
             return {**result, "slot": {}, "diff": (before, {})}
+        if action == "alter":
+            self.alter(p, current, planned["changes"])
+            slot = dict(current, **planned["changes"]) if m.check_mode else self.read(p["name"])
+            if slot is None:
+                m.fail(f"replication slot {p['name']} disappeared while it was changed")
+            return {**result, "slot": slot, "diff": (before, definition_of(slot))}
         if action == "recreate":
             self.drop(p, current)
         # A slot function must not run in a transaction that has written: autocommit, a statement of its own.

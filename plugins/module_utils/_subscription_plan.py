@@ -74,6 +74,10 @@ CREATE_ONLY_OPTIONS = ("copy_data", "create_slot")
 SLOT_OPTIONS = ("failover",)
 
 
+DISABLED_ONLY_OPTIONS = ("failover", "two_phase")
+"""Options ALTER SUBSCRIPTION ... SET changes only while the subscription is disabled (PostgreSQL's docs)."""
+
+
 PUBLISHER_KEYS = (
     "host",
     "port",
@@ -502,6 +506,8 @@ class SubscriptionModule:
         self.applied = []  # committed statements (reported when a later statement fails)
         self.uncommitted = []  # statements of the open transaction
         self.refresh_only = False
+        self.temporarily_disabled = False  # planned: disabled for a DISABLED_ONLY_OPTIONS change, enabled again
+        self.reenable_pending = False  # applied: that DISABLE is committed and the ENABLE is not yet
         self.conninfo_readable = True
         self.catalog = catalog
         self.session = catalog["session"] if catalog else None
@@ -509,9 +515,25 @@ class SubscriptionModule:
     # -- helpers --------------------------------------------------------------------------------
 
     def fail(self, msg, **extra):
+        msg += self.restore_enabled()
         if self.applied:
             extra.setdefault("changed", True)
         self.m.fail(msg, **extra)
+
+    def restore_enabled(self):
+        """After a failure: enable again what the module disabled for a failover/two_phase change (a sentence)."""
+        if not self.reenable_pending:
+            return ""
+        self.reenable_pending = False
+        try:
+            self.m.execute(alter_sql(self.d.name, "ENABLE"), autocommit=True, raise_errors=True)
+        except psycopg.Error as exc:
+            return (
+                f". The module had disabled subscription {self.display} for the change and could not enable it "
+                f"again ({format_db_error(exc, ())}): it is left disabled - run ALTER SUBSCRIPTION ... ENABLE"
+            )
+        self.applied.append(self.m.queries[-1])
+        return f". Subscription {self.display}, disabled for the change, was enabled again"
 
     def run_query(self, statement, params=None):
         return self.m.query(statement, params)
@@ -718,14 +740,6 @@ class SubscriptionModule:
                     (key, f"ALTER SUBSCRIPTION can change it from PostgreSQL {alter_min} (server is {self.major})")
                 )
                 continue
-            if key in ("failover", "two_phase") and target["enabled"]:
-                problems.append(
-                    (
-                        key,
-                        "PostgreSQL changes it only while the subscription is disabled: give enabled: false in the "
-                        "same task (the module disables the subscription first), then enable it again",
-                    )
-                )
         return problems
 
     def plan_alter(self, current, target):
@@ -799,7 +813,10 @@ class SubscriptionModule:
                 self.m.fail("refresh: true needs an enabled subscription (enabled: true)")
         self.refresh_only = refresh_step is not None and pub_statement is None
 
-        disable_early = bool(slot_changes) and cur_enabled
+        # PostgreSQL changes failover and two_phase only while the subscription is disabled: an enabled one is
+        # disabled (its workers stopped) first and, unless enabled: false is wanted, enabled again at the end.
+        disable_early = cur_enabled and any(k in changes for k in DISABLED_ONLY_OPTIONS)
+        self.temporarily_disabled = disable_early and tgt_enabled
         if disable_early:
             steps_slot.append(Step(alter_sql(name, "DISABLE"), kind="disable"))
             steps_slot.append(Step(None, kind="wait_stopped"))
@@ -817,7 +834,7 @@ class SubscriptionModule:
         if d.skip_lsn is not None and self.skip_needed(current):
             steps_main.append(Step(alter_sql(name, "SKIP (lsn = {})", sql.Literal(d.skip_lsn))))
             target["skip_lsn"] = d.skip_lsn
-        if tgt_enabled and not cur_enabled:
+        if tgt_enabled and (not cur_enabled or self.temporarily_disabled):
             steps_main.append(Step(alter_sql(name, "ENABLE")))
         return steps_pre + steps_slot + steps_main + steps_post
 
@@ -1010,12 +1027,15 @@ class SubscriptionModule:
 
         for step in steps:
             if step.kind == "wait_stopped":
+                # Set first: the wait commits the DISABLE and can then time out.
+                self.reenable_pending = self.temporarily_disabled and not m.check_mode
                 self.wait_workers_stopped(current["oid"])
             elif step.kind == "slot":
                 self.run_slot_step(step)
             else:
                 self.execute(step)
         self.commit()
+        self.reenable_pending = False
 
         changed = bool(steps)
         if m.check_mode:
@@ -1030,6 +1050,8 @@ class SubscriptionModule:
             final_tables = None
 
         result = {"name": d.name, "changed": changed}
+        if self.temporarily_disabled:
+            result["temporarily_disabled"] = True
         if d.wait_for_sync and not m.check_mode:
             outcome = wait_for_sync(self.run_query, final["oid"], self.major, d.sync_timeout)
             result["sync"] = outcome.as_dict()

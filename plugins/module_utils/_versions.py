@@ -57,6 +57,17 @@ SUBSCRIPTION_OPTION_MAJORS = {
 }
 """Subscription option -> (major to use it, major to change it with ALTER SUBSCRIPTION ... SET)."""
 
+PARAMETER_MAJORS = {
+    "debug_logical_replication_streaming": PARALLEL_APPLY_MAJOR,
+    "max_parallel_apply_workers_per_subscription": PARALLEL_APPLY_MAJOR,
+    "sync_replication_slots": FAILOVER_MAJOR,
+    "synchronized_standby_slots": FAILOVER_MAJOR,
+    "idle_replication_slot_timeout": IDLE_SLOT_TIMEOUT_MAJOR,
+    "max_active_replication_origins": REPLICATION_ORIGINS_MAJOR,
+}
+"""Server parameters of logical replication and failover slots -> the major that brought them (a clear error
+instead of "unknown parameter" on an older server)."""
+
 # Catalog code maps.
 PUBLISH_OPERATIONS = ("insert", "update", "delete", "truncate")
 """The ``publish`` operations, in PostgreSQL's order (``pg_publication.pub<operation>``)."""

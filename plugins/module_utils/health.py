@@ -40,6 +40,8 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._che
     STATUS_EXIT_CODES,
     STATUS_NAMES,
     ThresholdError,
+    check_replication_loops,
+    check_standby_slots,
     evaluate_checks,
     finding,
     format_bytes,
@@ -107,6 +109,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._set
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils._slots import (
     collect_slots,
+    collect_standby_slot_settings,
     slot_columns,
     slot_query,
     slot_state,
@@ -275,11 +278,16 @@ def collect(
         paused = check_paused(
             facts["subscriptions"], slot_facts=comparison.get("paused_slots"), wal_rate=comparison.get("wal_rate")
         )
+        extra = paused + comparison.get("checks", [])
+        extra += check_standby_slots(collect_standby_slot_settings(conn, major), facts["slots"])
+        if not any(f["code"] == "replication_loop" for f in extra):  # the publisher confirmed it: no "risk" too
+            extra += check_replication_loops(facts["publications"], facts["subscriptions"])
+        extra += facts.get("upgrade", {}).get("findings", [])
         facts["checks"] = evaluate_checks(
             facts,
             issues,
             retained_wal_threshold,
-            extra=paused + comparison.get("checks", []) + facts.get("upgrade", {}).get("findings", []),
+            extra=extra,
             paused={sub["name"] for sub, _record in paused_subscriptions(facts["subscriptions"])},
         )
     result = {}

@@ -93,7 +93,8 @@ options:
         shown). The role needs to read the published tables' sequences
         (C(SELECT)) and the catalogs; the subscription's replication role does, in the lab.
       - When given, the checks compare the subscriber with it (V(sequence_gap), V(sequence_missing),
-        V(schema_drift), a paused subscription's slot) and RV(sequences) and RV(schema_drift) are returned. A publisher
+        V(schema_drift), a paused subscription's slot, V(failover_slot_not_failover), V(replication_loop)) and
+        RV(sequences) and RV(schema_drift) are returned. A publisher
         that cannot be reached or read gives the finding V(publisher_comparison_unknown) (a warning), not a failure.
       - Only the tables of the publications of this database's subscriptions are compared.
     type: dict
@@ -1122,6 +1123,16 @@ checks:
       planned end), V(paused_slot_lost) (with O(publisher) - the paused subscription's slot is gone or lost) and,
       with O(publisher), V(sequence_gap), V(sequence_missing), V(sequence_unreadable), V(schema_drift) and
       V(publisher_comparison_unknown)."
+    - "Failover slots and two-way replication (PostgreSQL 16-18) - on a primary (17+),
+      V(synchronized_standby_slots_broken) (an error - C(synchronized_standby_slots) lists a slot that does not
+      exist, is logical or is invalidated, so the walsenders of failover slots wait), V(standby_slot_inactive) (a
+      listed slot no standby is connected to, while failover slots exist) and
+      V(standby_not_in_synchronized_standby_slots) (a physical slot in use by a standby but not listed, while failover
+      slots exist); V(replication_loop_risk) (a subscription without C(origin = none) into tables this node also
+      publishes); with O(publisher), V(failover_slot_not_failover) (a subscription with C(failover = true) whose slot
+      on the publisher is not a failover slot) and V(replication_loop) (an error - the publisher subscribes back to
+      this node and a direction lacks C(origin = none)). What only the standby knows (its C(sync_replication_slots),
+      its slots' C(synced)) is not checked; run the module on the standby to read its slots."
     - V(subscription_errors) and V(subscription_conflicts) count the errors and conflicts logged in the last
       O(error_window) minutes where the server log can be read (older ones no longer count), else PostgreSQL's
       lifetime counters, and say so.

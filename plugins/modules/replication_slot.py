@@ -15,6 +15,12 @@ description:
   - An existing slot is compared with the desired one - type, output plugin, database, C(two_phase) and
     C(failover). A slot that differs is never silently reused - the module fails and names every
     difference, unless O(recreate=true), which drops and re-creates it.
+  - When O(failover) is the only difference (PostgreSQL 17 or later), the slot is changed in place with the
+    replication command C(ALTER_REPLICATION_SLOT) (option C(FAILOVER true) or C(FAILOVER false)) and keeps its
+    position (no O(recreate) needed). PostgreSQL has no SQL function for this, so the module opens a second, replication
+    connection (C(replication=database)) with the same login - the role needs C(REPLICATION) (or superuser) and
+    C(pg_hba.conf) must allow it. The slot must not be in use; an active slot is changed only with
+    O(terminate_active=true). A slot synchronized from a primary (C(synced)) is changed on the primary.
   - A slot in use by a walsender or a backend (C(active)) is not dropped unless
     O(terminate_active=true). The module then terminates the session using it
     (C(pg_terminate_backend)), waits until the slot is inactive (at most 30 seconds; a subscriber
@@ -118,6 +124,7 @@ options:
       - Synchronize the slot to standbys so that logical replication can continue after a failover
         (logical slots; PostgreSQL 17 or later).
       - When not set, an existing slot's value is not checked and a new slot gets V(false).
+      - An existing slot is changed in place (C(ALTER_REPLICATION_SLOT)), keeping its position.
     type: bool
   state:
     description:
@@ -135,8 +142,8 @@ options:
     default: false
   terminate_active:
     description:
-      - When the slot must be dropped (O(state=absent) or O(recreate)) but is in use, terminate the
-        session using it and wait until the slot is released (at most 30 seconds).
+      - When the slot must be dropped (O(state=absent) or O(recreate)) or its O(failover) changed but is in use,
+        terminate the session using it and wait until the slot is released (at most 30 seconds).
       - Without it, dropping an active slot fails and nothing is changed.
     type: bool
     default: false

@@ -67,6 +67,10 @@ notes:
   - Requires a superuser, or on PostgreSQL 15 and later a role granted C(ALTER SYSTEM) on the parameters,
     read access to C(pg_file_settings) (C(SELECT) on the view and C(EXECUTE) on the function
     C(pg_show_all_file_settings)) and C(EXECUTE) on the function C(pg_reload_conf).
+  - Any parameter of C(pg_settings) can be managed, the failover-slot ones included - C(sync_replication_slots) and
+    C(synchronized_standby_slots) (PostgreSQL 17 or later), C(idle_replication_slot_timeout) (18 or later). A
+    parameter of a newer PostgreSQL than the server fails before anything is written, naming the major it needs
+    (C(parameter sync_replication_slots requires PostgreSQL >= 17 (server is 16))).
   - Elements of list parameters are taken literally (double quotes protect commas and spaces).
     C(ALTER SYSTEM) cannot write an empty list; V([]) or V('') is accepted only when the value without
     the C(postgresql.auto.conf) entry is empty (the entry is then removed).

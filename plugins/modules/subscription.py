@@ -21,9 +21,14 @@ description:
   - The publisher's password never appears in the module's output - C(queries), the returned state, the
     diff, warnings and error messages show C(********) instead.
   - Options that PostgreSQL cannot change on an existing subscription on the server's version (for
-    example O(two_phase) before PostgreSQL 18, or O(failover) while the subscription stays enabled) make
-    the module fail before anything is changed, naming the option and the reason, unless
-    O(recreate=true), which drops and re-creates the subscription.
+    example O(two_phase) before PostgreSQL 18) make the module fail before anything is changed, naming the
+    option and the reason, unless O(recreate=true), which drops and re-creates the subscription.
+  - Every option is checked against the server's version before anything is changed; the error names the
+    option and the PostgreSQL major it needs (also for an item of O(subscriptions), named by index and name).
+  - PostgreSQL changes O(failover) and O(two_phase) only while the subscription is disabled. For an enabled
+    subscription the module disables it, waits until its workers stopped, changes the option and enables it
+    again - in one task, replication resumes from the same slot - and returns RV(temporarily_disabled). When
+    the change fails, the module enables the subscription again before failing, and says so.
   - With O(wait_for_sync=true) the module waits until the initial copy of every table has finished and
     the apply worker runs, and returns the per-table sync states.
   - C(CREATE SUBSCRIPTION) with a slot, C(ALTER SUBSCRIPTION) with a refresh of the publications and
@@ -341,8 +346,9 @@ options:
   two_phase:
     description:
       - Replicate prepared transactions at C(PREPARE TRANSACTION) (PostgreSQL 15 or later).
-      - Can be changed on an existing subscription only from PostgreSQL 18 and only while it is disabled
-        (O(enabled=false)); otherwise use O(recreate=true).
+      - Can be changed on an existing subscription from PostgreSQL 18 (before, use O(recreate=true)). PostgreSQL
+        changes it only while the subscription is disabled - the module disables an enabled one for the change
+        and enables it again (see RV(temporarily_disabled)).
       - While it is enabled, publications cannot be added and O(refresh) cannot be used with
         O(copy_data=true).
     type: bool
@@ -369,8 +375,9 @@ options:
   failover:
     description:
       - Synchronize the replication slot to the publisher's standbys (PostgreSQL 17 or later).
-      - Can be changed only while the subscription is disabled - give O(enabled=false) (the module disables
-        it first), or use O(recreate=true).
+      - Changed in place (C(ALTER SUBSCRIPTION ... SET (failover = ...)), which alters the slot on the publisher).
+        PostgreSQL changes it only while the subscription is disabled - the module disables an enabled one for
+        the change and enables it again (see RV(temporarily_disabled)); with O(enabled=false) it stays disabled.
     type: bool
   refresh:
     description:
@@ -511,12 +518,17 @@ EXAMPLES = r"""
       host=publisher.example.com dbname=app user=replicator
       password={{ vaulted_password }} sslmode=verify-full
 
-- name: Enable failover on the slot (PostgreSQL 17+; the subscription must be disabled for that)
+- name: Enable failover on the slot (PostgreSQL 17+; disabled for the change, then enabled again)
   inventium.logical_replication.subscription:
     login_db: subscriber
     name: leadership_sub
-    enabled: false
     failover: true
+  register: failover_on
+
+- name: Say that the subscription was paused for it
+  ansible.builtin.debug:
+    msg: "leadership_sub was disabled while failover changed"
+  when: failover_on.temporarily_disabled | default(false)
 
 - name: Several subscriptions in one call (one connection, one read of pg_subscription; not all or nothing)
   inventium.logical_replication.subscription:
@@ -556,6 +568,13 @@ queries:
     - >-
       CREATE SUBSCRIPTION "leadership_sub" CONNECTION 'host=192.0.2.10 port=5432 dbname=publisher
       user=replicator password=********' PUBLICATION "leadership_pub"
+temporarily_disabled:
+  description:
+    - The subscription was enabled, PostgreSQL changes O(failover) or O(two_phase) only while it is disabled, so
+      the module disabled it, changed the option and enabled it again (in check mode - would have).
+  returned: when that happened (in the list form, in the item's entry of RV(subscriptions))
+  type: bool
+  sample: true
 subscriptions:
   description:
     - One entry per item of O(subscriptions), in order.
@@ -572,6 +591,12 @@ subscriptions:
       description: Whether this subscription was (in check mode, would be) created, changed or dropped.
       type: bool
       sample: true
+    temporarily_disabled:
+      description: As RV(temporarily_disabled) of the single form.
+      returned: >-
+        when the subscription was disabled for a O(subscriptions[].failover) or O(subscriptions[].two_phase)
+        change
+      type: bool
     subscription:
       description: The subscription after the run, as RV(subscription) of the single form.
       type: dict

@@ -343,12 +343,76 @@ def test_failover(pg_db):
     assert (state["failover"], state["two_phase"]) == (True, True)
     assert result["slot"]["failover"] is True
     assert result["slot"]["synced"] is False
-    result = fail(server, {"name": name, "failover": False}, pg_db.login_args())
+    # failover with another difference is not changed in place: fails naming both, changes nothing
+    result = fail(server, {"name": name, "failover": False, "plugin": "test_decoding"}, pg_db.login_args())
     assert "failover is true (wanted false)" in result["msg"]
+    assert "plugin is pgoutput (wanted test_decoding)" in result["msg"]
     # recreate for another plugin keeps the unmanaged failover/two_phase values
     result = run_module(MODULE, args(pg_db, name=name, plugin="test_decoding", recreate=True))
     state = slot(server, name)
     assert (state["plugin"], state["failover"], state["two_phase"]) == ("test_decoding", True, True)
+
+
+def position(server, name):
+    return server.execute(
+        "SELECT restart_lsn::text, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", [name]
+    )[0]
+
+
+@pytest.mark.min_pg(17)
+def test_failover_changed_in_place_keeps_the_position(pg_db):
+    """ALTER_REPLICATION_SLOT on a replication connection: no drop/create, no recreate needed."""
+    name = unique()
+    server = pg_db.server
+    run_module(MODULE, args(pg_db, name=name))
+    pg_db.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")  # WAL after the slot's position
+    kept = position(server, name)
+    for wanted in (True, False):
+        result = converge(server, {"name": name, "failover": wanted}, pg_db.login_args())
+        assert result["queries"] == [f'ALTER_REPLICATION_SLOT "{name}" ( FAILOVER {str(wanted).lower()} )']
+        assert slot(server, name)["failover"] is wanted
+        assert result["slot"]["failover"] is wanted
+        assert result["diff"]["after"]["failover"] is wanted
+        assert position(server, name) == kept, "the slot was re-created"
+
+
+@pytest.mark.min_pg(17)
+def test_failover_in_place_on_an_active_slot_needs_terminate_active(pg_db):
+    name = unique()
+    server = pg_db.server
+    run_module(MODULE, args(pg_db, name=name, plugin="test_decoding"))
+    with recvlogical(pg_db, name):
+        pid = slot(server, name)["active_pid"]
+        result = fail(server, {"name": name, "plugin": "test_decoding", "failover": True}, pg_db.login_args())
+        assert f"is active (used by PID {pid}" in result["msg"]
+        assert "terminate_active" in result["msg"]
+        assert slot(server, name)["failover"] is False
+        params = args(pg_db, name=name, plugin="test_decoding", failover=True, terminate_active=True)
+        result = run_module(MODULE, params)
+        assert result["changed"] is True
+        assert result["queries"][0].startswith("SELECT pg_catalog.pg_terminate_backend(")
+        assert result["queries"][-1] == f'ALTER_REPLICATION_SLOT "{name}" ( FAILOVER true )'
+        assert slot(server, name)["failover"] is True
+
+
+@pytest.mark.min_pg(17)
+def test_failover_in_place_needs_a_replication_role(pg_db):
+    """A login without REPLICATION cannot open the walsender session: the module fails, nothing changes."""
+    name = unique()
+    server = pg_db.server
+    run_module(MODULE, args(pg_db, name=name))
+    role = unique("r")
+    password = secrets.token_urlsafe(12)
+    server.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    try:
+        login = {**pg_db.login_args(), "login_user": role, "login_password": password}
+        result = run_module(MODULE, {**login, "name": name, "failover": True}, expect_fail=True)
+        assert "needs a replication connection" in result["msg"]
+        assert "nothing was changed" in result["msg"]
+        assert password not in result.output
+        assert slot(server, name)["failover"] is False
+    finally:
+        server.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def test_version_gated_options(pg_db):

@@ -236,3 +236,23 @@ def test_empty_list_changes_nothing(pg_db):
     result = run_module(MODULE, {**pg_db.login_args(), "slots": []}, diff=True)
     assert (result["changed"], result["queries"], result["slots"]) == (False, [], [])
     assert result["diff"] == {"before": {}, "after": {}}
+
+
+@pytest.mark.min_pg(17)
+def test_failover_changed_in_place_in_the_list_form(pg_db):
+    """One item changes failover in place (ALTER_REPLICATION_SLOT), another is created; re-run changes nothing."""
+    server = pg_db.server
+    kept, new = unique(), unique()
+    run_module(MODULE, {**pg_db.login_args(), "name": kept})
+    restart_lsn = slot(server, kept)["restart_lsn"]
+    params = {**pg_db.login_args(), "slots": [{"name": kept, "failover": True}, {"name": new, "failover": True}]}
+    checked = run_module(MODULE, params, check=True)
+    assert slot(server, kept)["failover"] is False
+    assert slot(server, new) is None
+    applied = run_module(MODULE, params)
+    assert applied["queries"] == checked["queries"]
+    assert applied["slots"][0]["queries"] == [f'ALTER_REPLICATION_SLOT "{kept}" ( FAILOVER true )']
+    assert "failover => true" in applied["slots"][1]["queries"][0]
+    assert (slot(server, kept)["failover"], slot(server, new)["failover"]) == (True, True)
+    assert slot(server, kept)["restart_lsn"] == restart_lsn
+    assert run_module(MODULE, params)["changed"] is False

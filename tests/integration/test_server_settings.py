@@ -329,6 +329,61 @@ def test_bad_input_fails_and_writes_nothing(server, login, bad):
     assert show(server, "logical_decoding_work_mem") == "64MB"
 
 
+# -- failover slots and slot invalidation: parameters of newer majors ----------------------------------
+
+NEWER_PARAMETERS = {
+    "sync_replication_slots": (True, 17),
+    "synchronized_standby_slots": ("standby_a", 17),
+    "idle_replication_slot_timeout": ("10min", 18),
+}
+
+
+def test_failover_slot_parameters_set_reloaded_idempotent(server, login):
+    """Reloadable (sighup) parameters: written, reloaded, in effect without a restart, then no change."""
+    wanted = {name: value for name, (value, minimum) in NEWER_PARAMETERS.items() if server.major >= minimum}
+    if not wanted:
+        pytest.skip(f"PostgreSQL {server.major} has none of them")
+    # synchronized_standby_slots names physical slots
+    server.execute("SELECT pg_create_physical_replication_slot('standby_a')")
+    try:
+        checked = run(login, check=True, settings=wanted)
+        assert checked["changed"] is True
+        assert auto_conf(server) == {}
+        result = run(login, settings=wanted)
+        assert result["changed"] is True
+        assert result["restart_required"] is False
+        assert result["queries"][-1] == "SELECT pg_reload_conf()"
+        assert result["queries"] == checked["queries"]
+        expected = {"sync_replication_slots": "on", "synchronized_standby_slots": "standby_a"}
+        expected["idle_replication_slot_timeout"] = "10min"
+        for name in wanted:
+            assert result["settings"][name]["context"] == "sighup"
+            assert result["settings"][name]["pending"] is None
+            wait_show(server, name, expected[name])
+        assert run(login, settings=wanted)["changed"] is False
+    finally:
+        server.execute("SELECT pg_drop_replication_slot('standby_a')")
+
+
+def test_parameters_of_a_newer_major_fail_naming_it(server, login):
+    newer = {name: value for name, (value, minimum) in NEWER_PARAMETERS.items() if server.major < minimum}
+    if not newer:
+        pytest.skip(f"PostgreSQL {server.major} has every one of them")
+    # a valid change rides along and is not written either
+    result = run(login, expect_fail=True, settings={"logical_decoding_work_mem": "80MB", **newer})
+    assert result["msg"].startswith("Nothing was changed: ")
+    for name in newer:
+        minimum = NEWER_PARAMETERS[name][1]
+        assert f"parameter {name} requires PostgreSQL >= {minimum} (server is {server.major})" in result["msg"]
+    assert "unknown parameter" not in result["msg"]
+    assert len(result["errors"]) == len(newer)
+    assert result["queries"] == []
+    assert auto_conf(server) == {}
+    result = run(login, expect_fail=True, reset=list(newer))
+    assert "requires PostgreSQL >= " in result["msg"]
+    assert result["queries"] == []
+
+
 def test_name_in_settings_and_reset_fails(server, login):
     result = run(login, expect_fail=True, settings={"work_mem": "8MB"}, reset=["work_mem"])
     assert "work_mem is both in settings and in reset" in result["msg"]

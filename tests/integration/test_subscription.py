@@ -429,16 +429,12 @@ def test_version_gates_and_unalterable_options(pg_pair_db):
     assert catalog(dbs.subscriber, name) is None
 
     run_module(MODULE, {**base, "wait_for_sync": True})
+    if major >= 18:
+        return  # every option changes in place: test_disabled_only_options_altered_in_place_while_enabled
     before = catalog(dbs.subscriber, name)
     failed = run_module(MODULE, {**base, "two_phase": True}, expect_fail=True)
-    if major < 18:
-        assert "two_phase: ALTER SUBSCRIPTION can change it from PostgreSQL 18" in failed["msg"]
-    else:
-        assert "two_phase: PostgreSQL changes it only while the subscription is disabled" in failed["msg"]
+    assert "two_phase: ALTER SUBSCRIPTION can change it from PostgreSQL 18" in failed["msg"]
     assert "recreate: true" in failed["msg"]
-    if major >= 17:
-        failed = run_module(MODULE, {**base, "failover": True}, expect_fail=True)
-        assert "failover: PostgreSQL changes it only while the subscription is disabled" in failed["msg"]
     assert failed["queries"] == []
     assert catalog(dbs.subscriber, name) == before
 
@@ -487,6 +483,89 @@ def test_slot_options_change_while_disabled(pg_pair_db):
         assert row["subtwophasestate"] == "d"
         assert row["subfailover"] is False
     assert run_module(MODULE, {**base, "enabled": True, "wait_for_sync": True})["changed"] is True
+    dbs.publisher.execute("INSERT INTO items VALUES (100, 'x')")
+    wait_equal(dbs)
+
+
+def publisher_slot_failover(dbs, name):
+    return dbs.publisher.server.scalar("SELECT failover FROM pg_replication_slots WHERE slot_name = %s", [name])
+
+
+@pytest.mark.min_pg(17)
+@SAME_MAJOR_PAIRS
+def test_disabled_only_options_altered_in_place_while_enabled(pg_pair_db):
+    """failover (17+) and two_phase (18+) need a disabled subscription: one module call disables, alters and
+    enables again, says so (temporarily_disabled), and replication goes on from the same slot."""
+    dbs = pg_pair_db
+    major = dbs.subscriber.server.major
+    make_table(dbs, rows=3, publication="items_pub")
+    name = sub_name()
+    base = sub_args(dbs, name, publications=["items_pub"])
+    run_module(MODULE, {**base, "wait_for_sync": True})
+    oid = catalog(dbs.subscriber, name)["oid"]
+    quoted = f'ALTER SUBSCRIPTION "{name}"'
+
+    steps = [({"failover": True}, [f"{quoted} SET (failover = true)"])]
+    if major >= 18:
+        steps.append(({"two_phase": True}, [f"{quoted} SET (two_phase = true)"]))
+        steps.append(({"two_phase": False, "failover": False}, [f"{quoted} SET (failover = false, two_phase = false)"]))
+    else:
+        steps.append(({"failover": False}, [f"{quoted} SET (failover = false)"]))
+    for number, (options, altered) in enumerate(steps):
+        before = catalog(dbs.subscriber, name)
+        checked = run_module(MODULE, {**base, **options}, check=True)
+        assert checked["changed"] is True
+        assert checked["temporarily_disabled"] is True
+        assert catalog(dbs.subscriber, name) == before
+        result = run_module(MODULE, {**base, **options})
+        assert result["changed"] is True
+        assert result["temporarily_disabled"] is True
+        assert result["queries"] == [f"{quoted} DISABLE", *altered, f"{quoted} ENABLE"]
+        assert result["queries"] == checked["queries"]
+        row = catalog(dbs.subscriber, name)
+        assert row["oid"] == oid, "the subscription was re-created"
+        assert row["subenabled"] is True
+        if "failover" in options:
+            assert row["subfailover"] is options["failover"]
+            assert publisher_slot_failover(dbs, name) is options["failover"]
+        if "two_phase" in options:
+            assert row["subtwophasestate"] in (("p", "e") if options["two_phase"] else ("d",))
+        again = run_module(MODULE, {**base, **options})
+        assert again["changed"] is False
+        assert "temporarily_disabled" not in again
+        dbs.publisher.execute("INSERT INTO items VALUES (%s, 'x')", [100 + number])
+        wait_equal(dbs)
+
+    # a subscription that stays disabled is not enabled, and not said to be disabled for the change
+    result = run_module(MODULE, {**base, "enabled": False, "failover": True})
+    assert "temporarily_disabled" not in result
+    assert result["queries"][-1] == f"{quoted} SET (failover = true)"
+    row = catalog(dbs.subscriber, name)
+    assert (row["subenabled"], row["subfailover"]) == (False, True)
+
+
+@pytest.mark.min_pg(17)
+@SAME_MAJOR_PAIRS
+def test_failed_in_place_change_enables_the_subscription_again(pg_pair_db, sentinel_role):
+    """The publisher refuses the slot change after the module disabled the subscription: enabled again, said so."""
+    dbs = pg_pair_db
+    make_table(dbs, rows=3, publication="items_pub")
+    name = sub_name()
+    publisher = publisher_of(dbs.publisher, user=sentinel_role, password=SENTINEL)
+    base = sub_args(dbs, name, publications=["items_pub"], publisher=publisher)
+    run_module(MODULE, {**base, "wait_for_sync": True})
+    server = dbs.publisher.server
+    server.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(sentinel_role)))
+    try:
+        failed = run_module(MODULE, {**base, "failover": True}, expect_fail=True)
+        assert "SET (failover = true) failed" in failed["msg"]
+        assert "disabled for the change, was enabled again" in failed["msg"]
+        assert failed["queries"][-1] == f'ALTER SUBSCRIPTION "{name}" ENABLE'
+        assert_no_sentinel(failed.output)
+        row = catalog(dbs.subscriber, name)
+        assert (row["subenabled"], row["subfailover"]) == (True, False)
+    finally:
+        server.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(sentinel_role)))
     dbs.publisher.execute("INSERT INTO items VALUES (100, 'x')")
     wait_equal(dbs)
 

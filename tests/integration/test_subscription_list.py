@@ -193,6 +193,28 @@ BAD_ITEMS = {
     "create-without-connection": ({"name": "s2", "publications": ["pub_a"]}, "publisher or conninfo is needed", 99),
     "skip-lsn-on-create": ({**NEW, "name": "s2", "skip_lsn": "0/1"}, "skip_lsn: the subscription does not exist", 99),
     "version-gate": ({**NEW, "name": "s2", "failover": True}, "option failover requires PostgreSQL >= 17", 16),
+    "version-gate-origin": ({**NEW, "name": "s2", "origin": "none"}, "option origin requires PostgreSQL >= 16", 15),
+    "version-gate-parallel": (
+        {**NEW, "name": "s2", "streaming": "parallel"},
+        "option streaming requires PostgreSQL >= 16 (server is 15): streaming: parallel needs it",
+        15,
+    ),
+    "version-gate-run-as-owner": (
+        {**NEW, "name": "s2", "run_as_owner": True},
+        "option run_as_owner requires PostgreSQL >= 16",
+        15,
+    ),
+    "version-gate-password-required": (
+        {**NEW, "name": "s2", "password_required": True},
+        "option password_required requires PostgreSQL >= 16",
+        15,
+    ),
+    # an existing subscription: the gate fails before anything is changed too
+    "version-gate-existing": (
+        {"name": "idle_sub", "failover": False},
+        "option failover requires PostgreSQL >= 17",
+        16,
+    ),
     # idle_sub exists, disabled
     "refresh-disabled": ({"name": "idle_sub", "refresh": True}, "refresh: true needs an enabled subscription", 99),
     "wait-disabled": ({"name": "idle_sub", "wait_for_sync": True}, "but idle_sub is disabled", 99),

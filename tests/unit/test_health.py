@@ -668,6 +668,10 @@ def fake_conn():
             ("no_replica_identity", []),
             ("FROM pg_catalog.pg_stat_replication", []),
             ("FROM pg_catalog.pg_replication_slots ORDER BY", []),
+            (
+                "current_setting('synchronized_standby_slots')",
+                [{"in_recovery": False, "synchronized_standby_slots": "", "sync_replication_slots": False}],
+            ),
         ]
     )
 
@@ -678,6 +682,8 @@ def test_collect_returns_only_the_subsets_asked_for():
     assert result == {"checks": []}
     # The checks read the senders for the replication lag check (_thresholds' lag), without returning them.
     assert any("pg_stat_replication" in q for q in conn.queries)
+    # PostgreSQL 17+: the failover-slot settings of a primary, for the standby slot checks
+    assert any("synchronized_standby_slots" in q for q in conn.queries)
 
     conn = fake_conn()
     result = health.collect(conn, 17, gather=["server", "subscriptions"])

@@ -231,3 +231,33 @@ def test_one_database_for_the_list():
         check(params(name="e", database="other"))
     with pytest.raises(rs.OptionError, match="not a valid replication slot name"):
         check(params(name="Bad"))
+
+
+def test_in_place_change_only_when_failover_is_the_only_difference():
+    wanted = rs.desired_definition(params(failover=True), "app", 17)
+    assert rs.in_place_change(current(), wanted, 17) == {"failover": True}
+    assert rs.in_place_change(current(failover=True), wanted, 17) is None  # nothing to change
+    off = rs.desired_definition(params(failover=False), "app", 18)
+    assert rs.in_place_change(current(failover=True), off, 18) == {"failover": False}
+    # another difference too: the slot must be re-created (or the module fails without recreate)
+    assert rs.in_place_change(current(plugin="test_decoding"), wanted, 17) is None
+    both = rs.desired_definition(params(failover=True, two_phase=True), "app", 17)
+    assert rs.in_place_change(current(), both, 17) is None
+    # not changeable in place: before 17, temporary slots, slots synchronized from a primary, physical slots
+    assert rs.in_place_change(current(), wanted, 16) is None
+    assert rs.in_place_change(current(temporary=True), wanted, 17) is None
+    assert rs.in_place_change(current(synced=True), wanted, 17) is None
+    physical = current(slot_type="physical", plugin=None, database=None)
+    assert rs.in_place_change(physical, wanted, 17) is None
+    # failover not given: nothing managed
+    assert rs.in_place_change(current(failover=True), rs.desired_definition(params(), "app", 17), 17) is None
+
+
+def test_alter_statement():
+    conn = None
+    assert (
+        rs.alter_statement("s1", {"failover": True}).as_string(conn) == 'ALTER_REPLICATION_SLOT "s1" ( FAILOVER true )'
+    )
+    assert rs.alter_statement("s1", {"failover": False}).as_string(conn) == (
+        'ALTER_REPLICATION_SLOT "s1" ( FAILOVER false )'
+    )

@@ -389,13 +389,45 @@ def test_plan_slot_options_disable_first_then_outside_a_transaction():
     ("major", "kwargs", "message"),
     [
         (17, {"two_phase": True, "enabled": False}, "two_phase: ALTER SUBSCRIPTION can change it from PostgreSQL 18"),
-        (18, {"two_phase": True}, "two_phase: PostgreSQL changes it only while the subscription is disabled"),
-        (17, {"failover": True}, "failover: PostgreSQL changes it only while the subscription is disabled"),
+        (16, {"failover": True, "enabled": False}, "failover: ALTER SUBSCRIPTION can change it from PostgreSQL 17"),
     ],
 )
 def test_plan_unalterable(major, kwargs, message):
     with pytest.raises(Failed, match=message):
         plan(major, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("major", "kwargs", "altered"),
+    [
+        (17, {"failover": True}, [("slot", 'ALTER SUBSCRIPTION "sub1" SET (failover = true)', True)]),
+        (18, {"two_phase": True}, [("main", 'ALTER SUBSCRIPTION "sub1" SET (two_phase = true)', False)]),
+        (
+            18,
+            {"failover": True, "binary": True},
+            [
+                ("slot", 'ALTER SUBSCRIPTION "sub1" SET (failover = true)', True),
+                ("main", 'ALTER SUBSCRIPTION "sub1" SET (binary = true)', False),
+            ],
+        ),
+    ],
+)
+def test_plan_disabled_only_options_on_an_enabled_subscription(major, kwargs, altered):
+    """Disabled, workers stopped, changed, enabled again: one call, and the module knows to say so."""
+    steps, module = plan(major, **kwargs)
+    assert steps == [
+        ("disable", 'ALTER SUBSCRIPTION "sub1" DISABLE', False),
+        ("wait_stopped", None, False),
+        *altered,
+        ("main", 'ALTER SUBSCRIPTION "sub1" ENABLE', False),
+    ]
+    assert module.temporarily_disabled is True
+    # other options do not disable it; a subscription that stays disabled is not "temporarily" disabled
+    _steps, module = plan(major, binary=True)
+    assert module.temporarily_disabled is False
+    steps, module = plan(major, enabled=False, **kwargs)
+    assert module.temporarily_disabled is False
+    assert steps[-1][1] != 'ALTER SUBSCRIPTION "sub1" ENABLE'
 
 
 def test_plan_slot_name_rules():
@@ -447,7 +479,15 @@ def test_argument_spec_and_subscriptions_suboptions_match_documentation():
     assert spec["name"]["required"] is False
     yaml.safe_load(sub_module.EXAMPLES)
     returned = yaml.safe_load(sub_module.RETURN)
-    assert set(returned["subscriptions"]["contains"]) == {"name", "changed", "subscription", "sync", "queries", "diff"}
+    assert set(returned["subscriptions"]["contains"]) == {
+        "name",
+        "changed",
+        "temporarily_disabled",
+        "subscription",
+        "sync",
+        "queries",
+        "diff",
+    }
 
 
 def test_list_item_needs_one_connection_form():

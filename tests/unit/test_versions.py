@@ -100,3 +100,19 @@ def test_subscription_readers_share_their_columns():
         columns = ", ".join(_subscriptions.subscription_columns(major, True))
         assert columns in one
         assert columns in every
+
+
+def test_server_settings_names_the_major_of_a_newer_parameter():
+    from ansible_collections.inventium.logical_replication.plugins.module_utils import _settings
+
+    known = {"work_mem": object()}
+    names = ["sync_replication_slots", "Idle_Replication_Slot_Timeout", "work_mem", "wal_levl"]
+    errors, gated = _settings.version_errors(names, known, 16)
+    assert errors == [
+        "parameter sync_replication_slots requires PostgreSQL >= 17 (server is 16)",
+        "parameter idle_replication_slot_timeout requires PostgreSQL >= 18 (server is 16)",
+    ]
+    assert gated == {"sync_replication_slots", "Idle_Replication_Slot_Timeout"}
+    # a server that has it (even a newer one missing it from pg_settings is left to "unknown parameter")
+    assert _settings.version_errors(["sync_replication_slots"], {"sync_replication_slots": object()}, 17) == ([], set())
+    assert _settings.version_errors(["idle_replication_slot_timeout"], {}, 18) == ([], set())
