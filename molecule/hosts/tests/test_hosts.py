@@ -161,16 +161,51 @@ def test_schema_change_reached_every_host() -> None:
 
 
 def test_new_table_published_and_copied_to_its_subscriber_only() -> None:
+    # Three notes from the publisher, one written on subscriber1 while it took the writes (the switchover).
     leader, techie = (_host(name) for name in SUBSCRIBERS)
-    wait_for(lambda: psql(leader, "subscriber", "SELECT count(*) FROM public.hosts_notes") == [["3"]])
+    wait_for(lambda: psql(leader, "subscriber", "SELECT count(*) FROM public.hosts_notes") == [["4"]])
     assert psql(techie, "subscriber", "SELECT count(*) FROM public.hosts_notes") == [["0"]]
 
 
 def test_sequences_synced_to_the_subscriber_of_the_table() -> None:
+    # sync_sequences.yml copied 3 to subscriber1; its note made it 4 there; switchback.yml copied 4 back.
     query = "SELECT last_value FROM public.hosts_notes_id_seq"
     published = psql(_host(PUBLISHER), "publisher", query)
-    assert published == [["3"]]
+    assert published == [["4"]]
     assert psql(_host(next(iter(SUBSCRIBERS))), "subscriber", query) == published
+
+
+def test_switchover_and_switchback_of_the_notes() -> None:
+    """side_effect.yml moved the notes' writes to subscriber1 and back: the note written there reached the
+    publisher through the reverse replication, nothing of the switch is left behind, the role writes again."""
+    publisher, leader = _host(PUBLISHER), _host("lr-hosts-subscriber1")
+    written = "SELECT note FROM public.hosts_notes WHERE note LIKE 'written on %' ORDER BY note"
+    assert psql(publisher, "publisher", written) == [["written on lr-hosts-subscriber1 during the switchover"]]
+    assert psql(leader, "subscriber", written) == psql(publisher, "publisher", written)
+    # The reverse subscription and publication are gone, the forward subscription runs again.
+    assert psql(publisher, "publisher", "SELECT count(*) FROM pg_subscription") == [["0"]]
+    assert psql(leader, "subscriber", "SELECT count(*) FROM pg_publication") == [["0"]]
+    assert psql(leader, "subscriber", "SELECT count(*) FROM pg_replication_slots") == [["0"]]
+    assert psql(leader, "subscriber", "SELECT subenabled FROM pg_subscription") == [["t"]]
+    # app_writer is no longer fenced on either node: no setting, no fence record.
+    for host, dbname in ((publisher, "publisher"), (leader, "subscriber")):
+        fenced = psql(
+            host,
+            dbname,
+            "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+            "WHERE r.rolname = 'app_writer'",
+        )
+        assert fenced == [["0"]], host
+    # Replication flows again from the publisher to subscriber1 (the forward slot was moved past the switch);
+    # an explicit id keeps the sequence where test_sequences_synced_to_the_subscriber_of_the_table expects it.
+    psql(publisher, "publisher", "INSERT INTO public.hosts_notes (id, note) VALUES (1000, 'after the switchback')")
+    wait_for(
+        lambda: (
+            psql(leader, "subscriber", "SELECT count(*) FROM public.hosts_notes WHERE note = 'after the switchback'")
+            == [["1"]]
+        )
+    )
+    psql(publisher, "publisher", "DELETE FROM public.hosts_notes WHERE note = 'after the switchback'")
 
 
 def test_pause_and_resume_left_subscriber2_replicating_with_the_paused_row() -> None:
