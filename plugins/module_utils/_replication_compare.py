@@ -372,9 +372,10 @@ class TableReader:
         self.keyed = bool(key)
 
     def _order(self, side):
+        # Qualified: in ORDER BY a bare name would be the output column (the key as text), not the table's.
         out = []
         for column, _type, collatable in self.key[side]:
-            expr = sql.Identifier(column)
+            expr = sql.Identifier(self.schema, self.table, column)
             out.append(sql.SQL('{} COLLATE "C"').format(expr) if collatable else expr)
         return out
 
