@@ -544,8 +544,9 @@ def pick_subscription(subscriptions, name=None, database=None):
 
 
 def select_tables(published, tables, subscription):
-    """The published ``(schema, table)`` keys to compare: all, or the names in ``tables`` (each must be published)."""
-    if tables is None:
+    """The published ``(schema, table)`` keys to compare: all (``tables`` empty or ``None``), or the names in ``tables``
+    (each must be published)."""
+    if not tables:
         return sorted(published)
     wanted, unknown = [], []
     for text in tables:
@@ -577,12 +578,12 @@ def _describe(result):
     )
     first = result["first_difference"]
     if first:
-        text += "; first difference at key {} .. {} ({}): publisher {} row(s), subscriber {}".format(
-            first["from_key"],
-            first["to_key"],
-            ", ".join(result["key"]),
-            first["publisher_rows"],
-            first["subscriber_rows"],
+        columns = ", ".join(quote_ident(c) for c in result["key"])
+        keys = [", ".join(k) if k is not None else "unbounded" for k in (first["from_key"], first["to_key"])]
+        where = f"({columns})=({keys[0]})" if keys[0] == keys[1] else f"({columns}) from ({keys[0]}) to ({keys[1]})"
+        text += (
+            f"; first difference at key {where}: publisher {first['publisher_rows']} row(s), "
+            f"subscriber {first['subscriber_rows']}"
         )
     return text
 

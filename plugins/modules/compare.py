@@ -59,7 +59,7 @@ options:
       - Compare only these tables, as SQL names (V(books) is C(public.books), V(sales.orders),
         V('"Sales"."Order Items"')). Each must be published to the subscription, else the module fails naming it,
         having compared nothing.
-      - Default - every table of the subscription's publications.
+      - Default (also an empty list) - every table of the subscription's publications.
     type: list
     elements: str
   chunk_rows:

@@ -211,13 +211,21 @@ def test_rows_deleted_on_the_subscriber_are_found_by_key(dbs):
     assert (loose["publisher_rows"], loose["subscriber_rows"]) == (40, 39)
     problems = "\n".join(result["problems"])
     assert "public.items: 2 of 6 chunk(s) differ" in problems
-    assert "first difference at key ['1777'] .. ['1777'] (id)" in problems
+    assert "first difference at key (id)=(1777): publisher 1 row(s), subscriber 0" in problems
+    assert "first difference at key (a, b)=(3, k17)" in problems
     assert len(result["problems"]) == 4
 
     # only the tables asked for
     only = compare(dbs, tables=["pairs"], chunk_rows=500, retries=0)
     assert [t["table"] for t in only["tables"]] == ["public.pairs"]
     assert only["equal"] is False
+
+    # through ansible-playbook (the controller): the same answer, the fallback as an Ansible warning
+    args = {**dbs.subscriber.login_args(), "publisher": publisher_option(dbs.publisher), "tables": ["loose"]}
+    played = run_module(MODULE, args, through_playbook=True)
+    assert [(t["table"], t["method"], t["equal"]) for t in played["tables"]] == [("public.loose", "whole_table", False)]
+    assert any("public.loose has no primary key" in w for w in played["warnings"])
+    assert dbs.publisher.server.password not in played.output
 
 
 @MIXED_PAIR
@@ -384,7 +392,8 @@ def test_unreachable_publisher_fails_without_the_password(dbs):
     assert secret not in failed.output
     assert secret not in json.dumps(dict(failed))
     wrong = {**dbs.subscriber.login_args(), "publisher": publisher_option(dbs.publisher, password=secret)}
-    failed = run_module(MODULE, wrong, expect_fail=True)
+    failed = run_module(MODULE, wrong, expect_fail=True, verbosity=3)
+    assert "Unable to connect to the publisher" in failed["msg"]
     assert secret not in failed.output
 
 

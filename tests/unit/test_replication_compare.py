@@ -209,6 +209,7 @@ def test_pick_subscription():
 def test_select_tables():
     published = {("public", "books"): {}, ("Sales", "Orders"): {}}
     assert rc.select_tables(published, None, "s") == [("Sales", "Orders"), ("public", "books")]
+    assert rc.select_tables(published, [], "s") == [("Sales", "Orders"), ("public", "books")]
     assert rc.select_tables(published, ["books", '"Sales"."Orders"', "public.books"], "s") == [
         ("public", "books"),
         ("Sales", "Orders"),
