@@ -31,6 +31,7 @@ database (tests/unit/test_replication_compare.py); :class:`TableReader` is the S
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._catalog import fetch_rows
 from ansible_collections.inventium.logical_replication.plugins.module_utils._sequences import (
@@ -231,11 +232,18 @@ def _differs(pub, sub):
     return tuple(pub) != tuple(sub)
 
 
+def _digests(reader, lo, hi):
+    """``(publisher, subscriber)`` digests of ``(lo, hi]``: at once when the reader can (``digest_both``)."""
+    both = getattr(reader, "digest_both", None)
+    if both is not None:
+        return both(lo, hi)
+    return reader.digest(PUBLISHER, lo, hi), reader.digest(SUBSCRIBER, lo, hi)
+
+
 def _measure(reader, lo, hi, attempts, pause, sleep):
     """``(publisher, subscriber)`` ``(rows, checksum)`` of the range; re-read while they differ, ``attempts`` reads."""
     for attempt in range(max(attempts, 1)):
-        pub = reader.digest(PUBLISHER, lo, hi)
-        sub = reader.digest(SUBSCRIBER, lo, hi)
+        pub, sub = _digests(reader, lo, hi)
         if not _differs(pub, sub) or attempt >= attempts - 1:
             return pub, sub
         sleep(pause)
@@ -248,7 +256,7 @@ def _minus(whole, part):
 
 def _split(reader, lo, hi, pub, sub, mid):
     """The half of ``(lo, hi]`` split at ``mid`` that differs (lower first), with its digests; ``None``: neither."""
-    low_pub, low_sub = reader.digest(PUBLISHER, lo, mid), reader.digest(SUBSCRIBER, lo, mid)
+    low_pub, low_sub = _digests(reader, lo, mid)
     if _differs(low_pub, low_sub):
         return lo, mid, low_pub, low_sub
     high_pub, high_sub = _minus(pub, low_pub), _minus(sub, low_sub)
@@ -407,6 +415,13 @@ class TableReader:
         query = _digest_query(self.schema, self.table, self.columns, filters, where)
         count, checksum = _fetch(self.conns[side], query, params)[0]
         return count, int(checksum)
+
+    def digest_both(self, lo, hi):
+        # The two servers work at the same time: during a switchover this is write downtime.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            publisher = pool.submit(self.digest, PUBLISHER, lo, hi)
+            subscriber = self.digest(SUBSCRIBER, lo, hi)
+            return publisher.result(), subscriber
 
     def key_at(self, side, lo, hi, offset, descending=False):
         where, params = self._range(side, lo, hi)
