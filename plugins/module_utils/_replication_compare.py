@@ -258,11 +258,30 @@ def _split(reader, lo, hi, pub, sub, mid):
     """The half of ``(lo, hi]`` split at ``mid`` that differs (lower first), with its digests; ``None``: neither."""
     low_pub, low_sub = _digests(reader, lo, mid)
     if _differs(low_pub, low_sub):
-        return lo, mid, low_pub, low_sub
+        return {"lo": lo, "hi": mid, "pub": low_pub, "sub": low_sub}
     high_pub, high_sub = _minus(pub, low_pub), _minus(sub, low_sub)
     if _differs(high_pub, high_sub):
-        return mid, hi, high_pub, high_sub
+        return {"lo": mid, "hi": hi, "pub": high_pub, "sub": high_sub}
     return None  # the difference went away (a concurrent change): keep the range that showed it
+
+
+def _narrower(reader, lo, hi, pub, sub):
+    """One bisection step of :func:`narrow_difference`: the narrower differing range, or ``None``."""
+    rows = max(pub[0], sub[0])
+    if rows <= 1:
+        return None
+    side = PUBLISHER if pub[0] >= sub[0] else SUBSCRIBER
+    for offset in dict.fromkeys((rows // 2 - 1, 0)):
+        mid = reader.key_at(side, lo, hi, offset)
+        if mid is None:
+            return None
+        half = _split(reader, lo, hi, pub, sub, mid)
+        if half is None:
+            return None
+        if (half["pub"][0], half["sub"][0]) != (pub[0], sub[0]):
+            return half
+        # no narrower at the middle: every row from there on has the split key; try the first key
+    return None
 
 
 def narrow_difference(reader, lo, hi, pub, sub):
@@ -276,22 +295,10 @@ def narrow_difference(reader, lo, hi, pub, sub):
     the final range on either side (inclusive; the range's own bounds when it holds no row any more).
     """
     for _step in range(_BISECT_STEPS):
-        rows = max(pub[0], sub[0])
-        if rows <= 1:
+        narrower = _narrower(reader, lo, hi, pub, sub)
+        if not narrower:
             break
-        side = PUBLISHER if pub[0] >= sub[0] else SUBSCRIBER
-        step = None
-        for offset in dict.fromkeys((rows // 2 - 1, 0)):
-            mid = reader.key_at(side, lo, hi, offset)
-            if mid is None:
-                break
-            step = _split(reader, lo, hi, pub, sub, mid)
-            if step is None or (step[2][0], step[3][0]) != (pub[0], sub[0]):
-                break
-            step = None  # no narrower at the middle: every row from there on has the split key
-        if step is None:
-            break
-        lo, hi, pub, sub = step
+        lo, hi, pub, sub = narrower["lo"], narrower["hi"], narrower["pub"], narrower["sub"]
     first = _extreme_key(reader, lo, hi, descending=False)
     last = _extreme_key(reader, lo, hi, descending=True)
     return {

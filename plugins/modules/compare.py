@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Runs against a SUBSCRIBER (the C(login_*) options, database O(login_db)) and reads its publisher through
     O(publisher) - the module connects to both, from the host it runs on. Read-only - nothing is written on either
-    server (both sessions are C(default_transaction_read_only)); RV(changed) is always V(false).
+    server (both sessions are C(default_transaction_read_only)); C(changed) is always V(false).
   - For each table of the subscription's publications (or of O(tables)), the row count and a checksum on the
     publisher and on the subscriber, restricted to what the subscription should hold - only the published columns
     (column lists) and only the rows the row filters let through (ORed over the subscription's publications, as
