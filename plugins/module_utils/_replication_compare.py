@@ -60,7 +60,8 @@ else:  # pragma: no cover - the module reports the missing library
     sql = tuple_row = None
 
 _SESSION = (
-    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET IntervalStyle = 'postgres'"
+    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET IntervalStyle = 'postgres'; "
+    "SET bytea_output = 'hex'; SET lc_monetary = 'C'"
 )
 # Nothing the comparison runs writes; the sessions say so, so that a mistake cannot either.
 _READ_ONLY = "SET default_transaction_read_only = on"
@@ -113,6 +114,7 @@ ORDER BY s.subname
 """
 
 _EXISTING_PUBLICATIONS = "SELECT pubname::text FROM pg_catalog.pg_publication WHERE pubname = ANY(%s)"
+_SLOT = "SELECT database::text, current_database()::text FROM pg_catalog.pg_replication_slots WHERE slot_name = %s"
 
 # Columns of a table on one side: the key's types (cast of the bound values) and which are collatable.
 _COLUMNS = """
@@ -610,6 +612,23 @@ def _describe(result):
     return text
 
 
+def _slot_problems(pub_conn, subscription, slot):
+    """The subscription's slot missing on the publisher, or in another database: a wrong ``publisher`` (or a lost
+    slot) - found before waiting ``timeout`` for a walsender that will never come."""
+    if slot is None:
+        return []
+    rows = _fetch(pub_conn, _SLOT.replace("%s", _P), [slot])
+    if not rows:
+        return [
+            f"slot {quote_ident(slot)} of subscription {quote_ident(subscription)} does not exist on the publisher "
+            "(is the publisher option this subscription's publisher?)"
+        ]
+    database, current = rows[0]
+    if database != current:
+        return [f"slot {quote_ident(slot)} is in the publisher's database {database}, not in {current}"]
+    return []
+
+
 def _compare_one(pub_conn, sub_conn, key, entry, subscribed, chunk_rows, retries):
     schema, table = key
     if key not in subscribed:
@@ -654,6 +673,7 @@ def compare_subscription(
     existing = _fetch(pub_conn, _EXISTING_PUBLICATIONS.replace("%s", _P), [sub["publications"]])
     for publication in sorted(set(sub["publications"]) - {r[0] for r in existing}):
         problems.append(f"publication {quote_ident(publication)} does not exist on the publisher")
+    problems += _slot_problems(pub_conn, name, sub["slot"])
     not_ready = {k: s for k, s in sub["tables"].items() if s != "r" and k in selected}
     if not_ready:
         problems.append(

@@ -33,15 +33,15 @@ MIXED_PAIR = pytest.mark.parametrize(
 )
 
 SCHEMA = """
-CREATE TABLE items (id bigint PRIMARY KEY, v text, at timestamptz, amount numeric, f float8);
+CREATE TABLE items (id bigint PRIMARY KEY, v text, at timestamptz, amount numeric, f float8, b bytea);
 CREATE TABLE pairs (a int, b text, v text, PRIMARY KEY (a, b));
 CREATE TABLE uniq (code text NOT NULL, n int NOT NULL, v text);
 CREATE UNIQUE INDEX uniq_code_n ON uniq (n, code);
 CREATE TABLE loose (n int, v text)
 """
 LOAD = """
-INSERT INTO items SELECT g, 'item ' || g, timestamptz '2026-01-01 00:00+02' + g * interval '1 minute', g / 7.0, g / 3.0
-  FROM generate_series(1, 2500) g;
+INSERT INTO items SELECT g, 'item ' || g, timestamptz '2026-01-01 00:00+02' + g * interval '1 minute', g / 7.0, g / 3.0,
+  decode(md5(g::text), 'hex') FROM generate_series(1, 2500) g;
 INSERT INTO pairs SELECT g % 10, 'k' || (g / 10), 'p' || g FROM generate_series(1, 600) g;
 INSERT INTO uniq SELECT 'c' || g, g % 50, 'u' || g FROM generate_series(1, 300) g;
 INSERT INTO loose SELECT g % 5, 'l' || g FROM generate_series(1, 40) g
@@ -110,6 +110,13 @@ def dbs(pg_pair_db):
 
 def test_equal_tables_by_key_unique_index_and_whole(dbs):
     name = subscribe(dbs.publisher, dbs.subscriber, ["all_pub"])
+    # The subscriber's own output settings do not change a row's text (the comparison's sessions fix them).
+    for setting, value in (("bytea_output", "escape"), ("TimeZone", "Asia/Kolkata"), ("extra_float_digits", "0")):
+        dbs.subscriber.execute(
+            sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                sql.Identifier(dbs.subscriber.name), sql.Identifier(setting), sql.Literal(value)
+            )
+        )
     # no subscription named: the database's only one
     result = compare(dbs, chunk_rows=1000)
     assert result["equal"] is True, result["problems"]
@@ -412,7 +419,7 @@ def test_bad_input_fails_naming_it(dbs):
 
 
 @MIXED_PAIR
-def test_unreachable_publisher_fails_without_the_password(dbs):
+def test_wrong_or_unreachable_publisher(dbs):
     subscribe(dbs.publisher, dbs.subscriber, ["all_pub"])
     secret = f"pw-{secrets.token_hex(6)}"
     args = {
@@ -423,6 +430,16 @@ def test_unreachable_publisher_fails_without_the_password(dbs):
     assert "Unable to connect to the publisher" in failed["msg"]
     assert secret not in failed.output
     assert secret not in json.dumps(dict(failed))
+    # another database of the publisher's server: no publication, the slot elsewhere - found without waiting
+    started = time.monotonic()
+    other = compare(dbs, publisher=publisher_option(dbs.publisher, dbname="postgres"))
+    assert time.monotonic() - started < 30
+    assert other["equal"] is False
+    assert other["caught_up_seconds"] is None
+    assert "publication all_pub does not exist on the publisher" in other["problems"]
+    assert any(f"is in the publisher's database {dbs.publisher.name}, not in postgres" in p for p in other["problems"])
+    assert other["tables"] == []
+
     wrong = {**dbs.subscriber.login_args(), "publisher": publisher_option(dbs.publisher, password=secret)}
     failed = run_module(MODULE, wrong, expect_fail=True, verbosity=3)
     assert "Unable to connect to the publisher" in failed["msg"]
