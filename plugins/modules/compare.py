@@ -17,8 +17,8 @@ description:
     publisher and on the subscriber, restricted to what the subscription should hold - only the published columns
     (column lists) and only the rows the row filters let through (ORed over the subscription's publications, as
     PostgreSQL applies them). The checksum is the sum of the first 60 bits of each row's md5 over the row's text,
-    in sessions with the same C(TimeZone), C(DateStyle) and float output on both sides, so different majors give
-    the same text for the same row.
+    in sessions with the same C(TimeZone), C(DateStyle), C(IntervalStyle), float, C(bytea) and C(money) output on
+    both sides, so different majors (and the databases' own output settings) give the same text for the same row.
   - A table with a primary key - else a unique index over NOT NULL published columns without a predicate or an
     expression - is compared in chunks of O(chunk_rows) publisher rows along that key (method V(chunked)) - the
     chunk boundaries are found on the publisher by keyset, then each key range is counted and summed on both
@@ -35,8 +35,9 @@ description:
   - Bad input fails before anything is compared - an unknown O(subscription) (the message lists the database's
     subscriptions), none given while the database has several, a name in O(tables) that the subscription's
     publications do not publish. Everything found is reported instead - a table published but missing on the
-    subscriber or not in the subscription, published columns missing there, tables not C(ready), a subscription
-    that does not catch up in time - in RV(problems), with RV(equal) false.
+    subscriber or not in the subscription, published columns missing there, tables not C(ready), the subscription's
+    slot missing on the publisher (a wrong O(publisher)), a subscription that does not catch up in time - in
+    RV(problems), with RV(equal) false.
 author:
   - Inventium logical replication team (@inventium)
 options:
@@ -237,7 +238,8 @@ caught_up_seconds:
 problems:
   description:
     - One line per problem - each differing or uncompared table (with its first difference), the subscription
-      disabled, tables not C(ready), a publication missing on the publisher, not caught up within O(timeout).
+      disabled, tables not C(ready), a publication or the subscription's slot missing on the publisher, not caught
+      up within O(timeout).
   returned: always
   type: list
   elements: str
