@@ -207,17 +207,20 @@ def wait_caught_up(pub_conn, slot, timeout, application_name=None):
     """Wait until the node's walsender has replayed the publisher's current WAL position; seconds taken.
 
     The walsender is the one holding ``slot`` or, as a subscription's is named by default, the one whose
-    ``application_name`` is ``application_name`` (default ``slot``).
+    ``application_name`` is ``application_name`` (default ``slot``). The slot's ``confirmed_flush_lsn`` counts
+    too: a role without ``pg_read_all_stats`` sees no ``replay_lsn`` of another role's walsender, but every role
+    sees the slots.
     """
     start = time.monotonic()
     target = _fetch(pub_conn, "SELECT pg_current_wal_lsn()::text")[0][0]
     query = (
-        "SELECT bool_or(s.replay_lsn >= %s::pg_lsn) FROM pg_catalog.pg_stat_replication AS s"
-        " WHERE s.application_name = %s"
-        " OR s.pid = (SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = %s)"
+        "SELECT (SELECT bool_or(s.replay_lsn >= %s::pg_lsn) FROM pg_catalog.pg_stat_replication AS s"
+        "        WHERE s.application_name = %s"
+        "        OR s.pid = (SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = %s))"
+        " OR (SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = %s)"
     ).replace("%s", _P)
     while True:
-        row = _fetch(pub_conn, query, (target, application_name or slot, slot))
+        row = _fetch(pub_conn, query, (target, application_name or slot, slot, target, slot))
         if row and row[0][0]:
             return time.monotonic() - start
         if time.monotonic() - start > timeout:

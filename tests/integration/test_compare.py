@@ -337,6 +337,27 @@ def test_tables_not_subscribed_or_missing_columns_are_reported(dbs):
 
 
 @MIXED_PAIR
+def test_a_publisher_role_with_select_only(dbs):
+    """The publisher read as a role with SELECT on the tables and nothing else: it sees no replay_lsn of the
+    subscription's walsender (another role's) but the slot's confirmed position, so the wait still ends."""
+    pub = dbs.publisher
+    subscribe(pub, dbs.subscriber, ["all_pub"])
+    role, password = f"cmp_{secrets.token_hex(4)}", secrets.token_hex(12)
+    pub.server.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    try:
+        pub.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
+        pub.execute("INSERT INTO items (id, v) VALUES (100000, 'after the copy')")
+        option = publisher_option(pub, user=role, password=password)
+        result = compare(dbs, publisher=option, timeout=30)
+        assert result["equal"] is True, result["problems"]
+        assert result["caught_up_seconds"] is not None
+        assert password not in result.output
+    finally:
+        pub.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        pub.server.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@MIXED_PAIR
 def test_a_table_written_all_the_time_compares_equal(pg_pair_db):
     """A heartbeat row updated every 20 ms differs for the milliseconds each update takes to arrive: no false
     difference from a live writer. (Whether a read hits such a moment is timing; that a differing chunk is read
