@@ -47,7 +47,8 @@ options:
         the M(inventium.logical_replication.subscription) module's
         O(inventium.logical_replication.subscription#module:publisher) option). O(publisher.dbname) is the
         publisher's database of the published tables. The password never appears in the output.
-      - The role needs C(SELECT) on the published tables (and the catalogs).
+      - The role needs C(SELECT) on the published tables, nothing else (the wait reads the slot's confirmed position
+        in C(pg_replication_slots), which every role sees).
     type: dict
     required: true
   subscription:
@@ -101,6 +102,8 @@ attributes:
   diff_mode:
     support: none
 notes:
+  - Privileges - C(SELECT) on the tables on both sides; the catalogs the module reads (C(pg_subscription) without
+    the connection string, C(pg_publication_tables), C(pg_replication_slots)) are readable by every role.
   - Supports PostgreSQL 13 and later on both sides; row filters and column lists exist from PostgreSQL 15 (before,
     every column and row is published).
   - The chunk queries use the key's index on a side only when the index orders like the comparison - a text key
