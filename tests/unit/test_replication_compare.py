@@ -216,3 +216,70 @@ def test_select_tables():
     ]
     with pytest.raises(rc.CompareError, match=r"not published to subscription s .*: sales.orders, nope"):
         rc.select_tables(published, ["sales.orders", "nope"], "s")
+
+
+class RecordingConn:
+    """Enough of a psycopg connection for TableReader: records (query text, params), answers ``rows``."""
+
+    connection = None  # psycopg's as_string() context: no connection, UTF-8
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.executed = []
+
+    def cursor(self, row_factory=None):
+        conn = self
+
+        class Cursor:
+            description = ("column",)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def execute(self, query, params=None):
+                conn.executed.append((query, params))
+
+            def fetchall(self):
+                return conn.rows
+
+        return Cursor()
+
+
+def reader_for(key, row_filter=None):
+    conns = {rc.PUBLISHER: RecordingConn([(3, "12")]), rc.SUBSCRIBER: RecordingConn([(3, "12")])}
+    keys = {side: key for side in conns}
+    reader = rc.TableReader(conns, "Sales", "Order%s", ["id", "name"], row_filter, keys)
+    return reader, conns
+
+
+def test_text_keys_are_ordered_and_bounded_collate_c_on_both_sides():
+    reader, conns = reader_for([("region", "text", True), ("id", "bigint", False)])
+    conns[rc.PUBLISHER].rows = [("eu", "7")]
+    assert reader.key_at(rc.PUBLISHER, ["de", "5"], None, 99) == ["eu", "7"]
+    query, params = conns[rc.PUBLISHER].executed[-1]
+    column = '"Sales"."Order%%s"."region" COLLATE "C"'
+    assert f'ROW({column}, "Sales"."Order%%s"."id") > ROW(CAST(%s AS text), CAST(%s AS bigint))' in query
+    assert f'ORDER BY {column}, "Sales"."Order%%s"."id" OFFSET %s LIMIT 1' in query
+    assert params == ["de", "5", 99]
+    assert reader.digest(rc.SUBSCRIBER, ["de", "5"], ["eu", "7"]) == (3, 12)
+    query, params = conns[rc.SUBSCRIBER].executed[-1]
+    assert f"ROW({column}, " in query
+    assert ") <= ROW(CAST(%s AS text), CAST(%s AS bigint))" in query
+    assert params == ["de", "5", "eu", "7"]
+
+
+def test_the_row_filter_applies_on_the_publisher_only_and_its_percent_signs_are_kept():
+    reader, conns = reader_for([("id", "integer", False)], row_filter="(name ~~ 'a%'::text)")
+    reader.digest(rc.PUBLISHER, None, ["10"])
+    reader.digest(rc.SUBSCRIBER, None, ["10"])
+    pub_query, pub_params = conns[rc.PUBLISHER].executed[-1]
+    sub_query, sub_params = conns[rc.SUBSCRIBER].executed[-1]
+    # psycopg turns %% back into %: the filter reaches the server as PostgreSQL deparsed it
+    assert 'WHERE ((name ~~ \'a%%\'::text)) AND "Sales"."Order%%s"."id" <= CAST(%s AS integer)' in pub_query
+    assert "name" not in sub_query.split("WHERE", 1)[1]
+    assert pub_params == sub_params == ["10"]
+    # a single key column is compared as itself, not as a one-column ROW()
+    assert "ROW(" not in sub_query.split("WHERE", 1)[1]
