@@ -9,7 +9,7 @@ playbooks at their own servers. An application thread writes all the time throug
 INSERT was acknowledged. Then:
 
 - a NO-GO (a superuser named as the application role) stops before anything is fenced;
-- a failure after the fence (the subscriber's apply is blocked by a lock, so lag cannot reach 0)
+- a failure after the fence (the subscriber's apply waits for a row lock, so lag cannot reach 0)
   lifts the fence and leaves the forward subscription running: the application writes again;
 - the switchover moves the writes to the new node: equal tables, sequences copied (no duplicate
   key on the new node), the write-unavailable window measured and printed;
@@ -222,17 +222,23 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
         assert "GO tables_ready" in text
         app.wait_for_writes("old")
 
-        # Failure after the fence: the apply worker waits for a lock, so lag never reaches 0.
+        # Failure after the fence: the apply worker waits for a row lock (an UPDATE of a row the test holds on
+        # the new node), so every later change waits too and lag never reaches 0. A row lock, not a table lock:
+        # preparing the reverse publication before the fence needs the tables.
         with new_db.connect(autocommit=False) as blocker:
-            blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            blocker.execute("SELECT * FROM items WHERE sku = 'sku-1' FOR UPDATE")
+            old_db.execute("UPDATE items SET qty = qty + 1 WHERE sku = 'sku-1'")
             app.wait_for_writes("old", count=10)
             blocked = playbook("switchover.yml", *base, "-e", "switchover_catch_up_timeout=4")
             blocker.rollback()
         text = flat(blocked)
         assert blocked.rc != 0, text
         assert 'failed at "Wait until the target has confirmed it (lag 0)"' in text, text
-        assert "fence lifted on old" in text, text
-        assert "forward subscription enabled" in text, text
+        # Only the reverse publication (prepared before the fence) and the fence had been done: they are undone.
+        assert "lag did not reach 0 within 4 s after the fence" in text, text
+        assert "Undone: reverse publication dropped, fence lifted on old; the source takes writes as before" in text, (
+            text
+        )
         assert new_db.scalar("SELECT subenabled FROM pg_subscription WHERE subname = 'app_sub'") is True
         app.wait_for_writes("old")
 
@@ -253,7 +259,7 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
             "sync sequences",
             "compare",
             "stop forward",
-            "reverse replication",
+            "reverse subscription",
         ]
         assert 0 < float(measured["window_seconds"]) < 120
         assert old_db.scalar("SELECT count(*) FROM pg_subscription WHERE subname = 'inventium_switchback_sub'") == 1
@@ -286,4 +292,5 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
         f"\nswitchover {OLD_MAJOR}->{NEW_MAJOR}: window {measured['window_seconds']} s, "
         f"switchback window {measured_back['window_seconds']} s, longest gap seen by the application "
         f"{app.longest_gap:.2f} s, {len(acknowledged)} rows acknowledged ({len(on_new)} on the new node), none lost"
+        f"\n  switchover steps: {measured['steps']}\n  switchback steps: {measured_back['steps']}"
     )

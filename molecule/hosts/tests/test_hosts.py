@@ -187,15 +187,13 @@ def test_switchover_and_switchback_of_the_notes() -> None:
     assert psql(leader, "subscriber", "SELECT count(*) FROM pg_publication") == [["0"]]
     assert psql(leader, "subscriber", "SELECT count(*) FROM pg_replication_slots") == [["0"]]
     assert psql(leader, "subscriber", "SELECT subenabled FROM pg_subscription") == [["t"]]
-    # app_writer is no longer fenced on either node: no setting, no fence record.
-    for host, dbname in ((publisher, "publisher"), (leader, "subscriber")):
-        fenced = psql(
-            host,
-            dbname,
-            "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-            "WHERE r.rolname = 'app_writer'",
-        )
-        assert fenced == [["0"]], host
+    # app_writer writes on the publisher again; subscriber1, a subscriber again, stays fenced for it.
+    fenced = (
+        "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+        "WHERE r.rolname = 'app_writer' AND 'default_transaction_read_only=on' = ANY(s.setconfig)"
+    )
+    assert psql(publisher, "publisher", fenced) == [["0"]]
+    assert psql(leader, "subscriber", fenced) == [["1"]]
     # Replication flows again from the publisher to subscriber1 (the forward slot was moved past the switch);
     # an explicit id keeps the sequence where test_sequences_synced_to_the_subscriber_of_the_table expects it.
     psql(publisher, "publisher", "INSERT INTO public.hosts_notes (id, note) VALUES (1000, 'after the switchback')")
