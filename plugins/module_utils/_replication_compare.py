@@ -724,7 +724,8 @@ def compare_node(publisher, node, subscription, timeout=300.0):
     with connect(publisher) as pub_conn, connect(node) as node_conn:
         pub_conn.row_factory = node_conn.row_factory = tuple_row
         try:
-            result = compare_subscription(pub_conn, node_conn, subscription, timeout=timeout)
+            # The name as it is (compare_subscription parses SQL identifiers, which would fold its case).
+            result = compare_subscription(pub_conn, node_conn, quote_ident(subscription), timeout=timeout)
         except CompareError:
             return {"subscription": subscription, "equal": False, "tables": [], "problems": ["no such subscription"]}
         tables = [

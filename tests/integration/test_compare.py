@@ -295,6 +295,27 @@ def test_row_filters_and_column_lists_are_honoured(pg_pair_db):
 
 
 @MIXED_PAIR
+def test_partitioned_table_published_via_its_root(pg_pair_db):
+    """Published through the root (publish_via_partition_root): compared as one table by the partitioned
+    table's primary key on the publisher, a plain table on the subscriber."""
+    pub, sub = pg_pair_db.publisher, pg_pair_db.subscriber
+    pub.execute("CREATE TABLE parted (id int, k int, v text, PRIMARY KEY (k, id)) PARTITION BY RANGE (k)")
+    pub.execute("CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (5)")
+    pub.execute("CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (5) TO (10)")
+    sub.execute("CREATE TABLE parted (id int, k int, v text, PRIMARY KEY (k, id))")
+    pub.execute("INSERT INTO parted SELECT g, g % 10, 'v' || g FROM generate_series(1, 1000) g")
+    pub.execute("CREATE PUBLICATION parted_pub FOR TABLE parted WITH (publish_via_partition_root = true)")
+    subscribe(pub, sub, ["parted_pub"])
+    sub.execute("DELETE FROM parted WHERE id = 777")
+
+    result = compare(pg_pair_db, chunk_rows=300, retries=0)
+    (parted,) = result["tables"]
+    assert (parted["table"], parted["method"], parted["key"]) == ("public.parted", "chunked", ["k", "id"])
+    assert (parted["publisher_rows"], parted["subscriber_rows"]) == (1000, 999)
+    assert parted["first_difference"]["from_key"] == ["7", "777"]
+
+
+@MIXED_PAIR
 def test_text_key_sorted_differently_on_each_side(pg_pair_db):
     """The publisher's key column sorts by ICU's root collation (a < B < b), the subscriber's by C (B < a < b):
     chunks cut in either order would hold different rows on the two sides; in C order on both they agree."""
