@@ -20,6 +20,7 @@ INSERT was acknowledged. Then:
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sys
 import threading
@@ -220,6 +221,21 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
         assert "NO-GO fence_roles" in text, text
         assert "NO-GO, nothing changed" in text
         assert "GO tables_ready" in text
+        app.wait_for_writes("old")
+
+        # Check mode: the go/no-go table, all GO, and nothing fenced.
+        checked = playbook("switchover.yml", *base, "--check")
+        text = flat(checked)
+        assert checked.rc == 0, text
+        assert "GO fence_roles fence app_writer" in text
+        assert not re.search(r"NO-GO +[a-z_]+ ", text), text  # no NO-GO row (the task name has one)
+        assert (
+            old_db.scalar(
+                "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                "WHERE r.rolname = 'app_writer'"
+            )
+            == 0
+        )
         app.wait_for_writes("old")
 
         # Failure after the fence: the apply worker waits for a row lock (an UPDATE of a row the test holds on
