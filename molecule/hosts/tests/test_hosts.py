@@ -82,8 +82,11 @@ def test_listening_sockets(host) -> None:
         # listen_addresses = '*': the subscribers connect over the lr-hosts network.
         assert host.socket("tcp://0.0.0.0:5432").is_listening
     else:
+        # 127.0.0.1 and the lr-hosts address only (the publisher replicates back after a switchover).
         assert host.socket("tcp://127.0.0.1:5432").is_listening
         assert not host.socket("tcp://0.0.0.0:5432").is_listening
+        address = host.check_output("getent hosts %s", host.backend.get_hostname()).split()[0]
+        assert host.socket(f"tcp://{address}:5432").is_listening
 
 
 def test_no_port_published_on_the_docker_host() -> None:
