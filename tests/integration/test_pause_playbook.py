@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sys
 import threading
 import time
 
@@ -25,34 +24,11 @@ import pytest
 from pg_harness import pair_combos, selected_majors, wait_until
 from psycopg import sql
 from support.ansible import DEFAULT_CALLBACK, ansible_env, run_playbook
+from support.inventory import lab_shaped_inventory
 
 _MAJORS = selected_majors()
 # One pair: the subscriber of the lowest -> highest pair (the publisher is private).
 _CROSS = [c for c in pair_combos(_MAJORS) if c[0] != c[1]] or pair_combos(_MAJORS)[:1]
-
-
-def inventory_text(publisher, subscriber):
-    def host(values):
-        return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in values.items()) + "}"
-
-    return (
-        "\n".join(
-            [
-                "all:",
-                "  vars:",
-                "    ansible_connection: local",
-                f"    ansible_python_interpreter: {json.dumps(sys.executable)}",
-                "  children:",
-                "    publishers:",
-                "      hosts:",
-                f"        publisher: {host(publisher)}",
-                "    subscribers:",
-                "      hosts:",
-                f"        subscriber9: {host(subscriber)}",
-            ]
-        )
-        + "\n"
-    )
 
 
 def flat(run):
@@ -111,17 +87,21 @@ def test_pause_refused_guarded_paused_and_resumed(pg_pair, pg_server_factory, pg
     wait_until(lambda: count(sub) == 1000, timeout=60, message="initial copy")
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
-        inventory_text(
+        lab_shaped_inventory(
             {
-                "publisher_port": publisher.port,
-                "publisher_password": publisher.password,
-                "publisher_database": pub.name,
+                "publisher": {
+                    "publisher_port": publisher.port,
+                    "publisher_password": publisher.password,
+                    "publisher_database": pub.name,
+                }
             },
             {
-                "subscriber_port": pg_pair.subscriber.port,
-                "subscriber_password": pg_pair.subscriber.password,
-                "subscriber_database": sub.name,
-                "subscriber_subscription_name": name,
+                "subscriber9": {
+                    "subscriber_port": pg_pair.subscriber.port,
+                    "subscriber_password": pg_pair.subscriber.password,
+                    "subscriber_database": sub.name,
+                    "subscriber_subscription_name": name,
+                }
             },
         )
     )

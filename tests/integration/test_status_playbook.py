@@ -19,7 +19,6 @@ writing it is not reported as changed.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import pytest
 from pg_harness import free_port, wait_until
 from psycopg import sql
 from support.ansible import DEFAULT_CALLBACK, ansible_env, ansible_playbook
+from support.inventory import lab_shaped_inventory
 from support.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "status.sh"
@@ -41,28 +41,6 @@ TIMEOUT = 300
 def recap(output):
     """PLAY RECAP counters per host (of a whitespace-collapsed output)."""
     return {m.group(1): {"changed": int(m.group(3)), "failed": int(m.group(5))} for m in RECAP.finditer(output)}
-
-
-def inventory_text(publisher, subscribers):
-    """An inventory like inventory/lab's shape: groups publishers and subscribers, local connection."""
-
-    def host(values):
-        return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in values.items()) + "}"
-
-    lines = [
-        "all:",
-        "  vars:",
-        "    ansible_connection: local",
-        f"    ansible_python_interpreter: {json.dumps(sys.executable)}",
-        "  children:",
-        "    publishers:",
-        "      hosts:",
-        f"        publisher: {host(publisher)}",
-        "    subscribers:",
-        "      hosts:",
-    ]
-    lines += [f"        {name}: {host(values)}" for name, values in subscribers.items()]
-    return "\n".join(lines) + "\n"
 
 
 def run(command):
@@ -122,10 +100,13 @@ def test_status_degrades_and_exit_codes(nodes, tmp_path, monkeypatch):
     # subscriber3 lacks subscriber_port: its read task fails outright (not a connection error).
     subscriber3 = {"subscriber_password": sub.password}
     full.write_text(
-        inventory_text(publisher, {"subscriber1": subscriber1, "subscriber2": subscriber2, "subscriber3": subscriber3})
+        lab_shaped_inventory(
+            {"publisher": publisher},
+            {"subscriber1": subscriber1, "subscriber2": subscriber2, "subscriber3": subscriber3},
+        )
     )
     reachable = tmp_path / "reachable.yml"
-    reachable.write_text(inventory_text(publisher, {"subscriber1": subscriber1}))
+    reachable.write_text(lab_shaped_inventory({"publisher": publisher}, {"subscriber1": subscriber1}))
     # scripts/status.sh's verdict file goes to $TMPDIR: a directory of this test's own, so that a status.sh
     # another test runs meanwhile (CI's lab lane) cannot look like one this test left behind.
     status_tmp = tmp_path / "status-tmp"

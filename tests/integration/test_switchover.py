@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sys
 import threading
 import time
 
@@ -31,6 +30,7 @@ import pytest
 from pg_harness import selected_majors, wait_until
 from psycopg import errors, sql
 from support.ansible import DEFAULT_CALLBACK, ansible_env, run_playbook
+from support.inventory import lab_shaped_inventory
 
 _MAJORS = selected_majors()
 OLD_MAJOR = min(_MAJORS)
@@ -40,29 +40,6 @@ SCHEMA = """
 CREATE TABLE orders (id bigserial PRIMARY KEY, note text NOT NULL, at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE items (sku text PRIMARY KEY, qty integer NOT NULL);
 """
-
-
-def _host(values):
-    return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in values.items()) + "}"
-
-
-def inventory_text(old, new):
-    return "\n".join(
-        [
-            "all:",
-            "  vars:",
-            "    ansible_connection: local",
-            f"    ansible_python_interpreter: {json.dumps(sys.executable)}",
-            "  children:",
-            "    publishers:",
-            "      hosts:",
-            f"        old: {_host(old)}",
-            "    subscribers:",
-            "      hosts:",
-            f"        new: {_host(new)}",
-            "",
-        ]
-    )
 
 
 def flat(run):
@@ -171,26 +148,30 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
 
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
-        inventory_text(
+        lab_shaped_inventory(
             {
-                "publisher_port": old_server.port,
-                "publisher_password": old_server.password,
-                "publisher_database": old_db.name,
-                "publisher_replication_user": "replicator",
-                "publisher_replication_password": repl_password,
+                "old": {
+                    "publisher_port": old_server.port,
+                    "publisher_password": old_server.password,
+                    "publisher_database": old_db.name,
+                    "publisher_replication_user": "replicator",
+                    "publisher_replication_password": repl_password,
+                }
             },
             {
-                "subscriber_port": new_server.port,
-                "subscriber_password": new_server.password,
-                "subscriber_database": new_db.name,
-                "subscriber_subscription_name": "app_sub",
-                "subscriber_publisher": {
-                    "host": "127.0.0.1",
-                    "port": old_server.port,
-                    "dbname": old_db.name,
-                    "user": "replicator",
-                    "password": repl_password,
-                },
+                "new": {
+                    "subscriber_port": new_server.port,
+                    "subscriber_password": new_server.password,
+                    "subscriber_database": new_db.name,
+                    "subscriber_subscription_name": "app_sub",
+                    "subscriber_publisher": {
+                        "host": "127.0.0.1",
+                        "port": old_server.port,
+                        "dbname": old_db.name,
+                        "user": "replicator",
+                        "password": repl_password,
+                    },
+                }
             },
         )
     )
