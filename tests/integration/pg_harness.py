@@ -614,6 +614,44 @@ class PostgresServer:
             conf.write("\n# test harness settings (ALTER SYSTEM still overrides them)\ninclude 'harness.conf'\n")
         self._initialized = True
 
+    def clone_from(self, primary: PostgresServer, slot: str | None = None) -> None:
+        """Make this (not yet started) server a physical standby of ``primary``.
+
+        A cold copy: the primary stops for the copy and starts again. (``pg_basebackup`` would do it
+        online, but the PostgreSQL 17/18 binaries the harness fetches do not ship it, and one of
+        another major refuses a newer server.) The copy's replication slots are removed, as a base
+        backup leaves them out; ``standby.signal`` and ``primary_conninfo`` make it a standby that
+        connects through the primary's unix socket (``trust`` there, so no password is written
+        anywhere) with ``dbname=postgres``, which PostgreSQL 17+'s slot synchronization needs;
+        ``slot`` (a physical slot that exists on the primary) becomes ``primary_slot_name``. The
+        standby's superuser password is the primary's (it is a copy).
+        """
+        if self._initialized or self.data_dir.exists():
+            raise HarnessError(f"{self.name} is initialized already; a standby starts from an empty data directory")
+        primary.stop()
+        try:
+            self._server_user.run(["cp", "-a", primary.data_dir, self.data_dir], cwd=self.workdir, timeout=300)
+        finally:
+            primary.start()
+        for leftover in (self.data_dir / "pg_replslot").iterdir():
+            shutil.rmtree(leftover)
+        (self.data_dir / "postmaster.opts").unlink(missing_ok=True)
+        self._write_data_file("standby.signal", "")
+        conninfo = f"host={primary.socket_dir} port={primary.port} user={SUPERUSER} dbname=postgres"
+        recovery = f"primary_conninfo = '{conninfo}'\n" + (f"primary_slot_name = '{slot}'\n" if slot else "")
+        auto = self.data_dir / "postgresql.auto.conf"
+        self._write_data_file("postgresql.auto.conf", auto.read_text(encoding="utf-8") + recovery)
+        self.password = primary.password
+        self._initialized = True
+
+    def promote(self) -> None:
+        """``pg_ctl promote -w``: a standby becomes a primary."""
+        self._server_user.run(
+            [self.bin_dir / "pg_ctl", "promote", "-D", self.data_dir, "-w", "-t", "60", "-s"],
+            cwd=self.workdir,
+            timeout=90,
+        )
+
     def _write_data_file(self, name: str, text: str) -> None:
         path = self.data_dir / name
         path.write_text(text, encoding="utf-8")
@@ -1064,6 +1102,24 @@ class PgHarness:
             except BaseException:
                 server.destroy()
                 raise
+        return server
+
+    def new_standby(
+        self,
+        primary: PostgresServer,
+        *,
+        name: str | None = None,
+        slot: str | None = None,
+        settings: dict[str, str | int | bool] | None = None,
+    ) -> PostgresServer:
+        """A started physical standby of ``primary`` (see :meth:`PostgresServer.clone_from`)."""
+        server = self.new_server(primary.major, name=name or f"{primary.name}-standby", settings=settings, start=False)
+        try:
+            server.clone_from(primary, slot=slot)
+            server.start()
+        except BaseException:
+            server.destroy()
+            raise
         return server
 
     @staticmethod
