@@ -6,13 +6,13 @@
 
 What only the two servers together can tell, each from the file that owns it: the sequence gap
 (``_sequences``), schema drift (``_schema_drift``) and, for paused subscriptions, their slots on the
-publisher and its WAL rate (``_pause``). The findings are ``_checks.finding`` dicts like every other check.
+publisher and its WAL rate (``_pause_record``). The findings are ``_checks.finding`` dicts like every other check.
 """
 
 from __future__ import annotations
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import finding
-from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import (
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause_record import (
     measure_wal_rate,
     paused_subscriptions,
 )

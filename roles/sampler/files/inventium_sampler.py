@@ -68,7 +68,7 @@ sys.path.insert(0, str(_module_utils_path()))
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils import (  # noqa: E402
     _metrics,
-    _pause,
+    _pause_record,
     _slots,
     _subscriptions,
     connection,
@@ -355,7 +355,7 @@ def node_points(node, facts, ts):
             "seconds_since_last_msg": sub.get("seconds_since_last_msg_receipt"),
         }
         # A planned pause (playbooks/pause.yml) and how long past its plan: the "pause overdue" alert.
-        paused, overdue = _pause.pause_state(sub)
+        paused, overdue = _pause_record.pause_state(sub)
         fields["paused"] = _flag(paused)
         fields["pause_overdue_seconds"] = overdue
         for kind, count in sorted((sub.get("conflicts") or {}).items()):
