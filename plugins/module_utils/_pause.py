@@ -34,7 +34,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._che
     format_bytes,
     parse_bytes,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils._pause_record import (  # noqa: F401 - re-exported
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause_record import (  # see __all__
     RECORD_KEYS,
     RESYNC_HINT,
     UTC,
@@ -81,6 +81,36 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
     parse_identifier,
     quote_ident,
 )
+
+__all__ = [
+    "DEFAULT_DISK_RESERVE",
+    "GUARD_IDLE_FACTOR",
+    "MARKER_WORKLOAD",
+    "RECORD_KEYS",
+    "RESYNC_HINT",
+    "SETTINGS_QUERY",
+    "UTC",
+    "PauseModule",
+    "check_paused",
+    "compute_budget",
+    "current_lsn",
+    "format_duration",
+    "format_pause_record",
+    "guard_settings",
+    "iso_utc",
+    "lsn_to_int",
+    "make_pause_record",
+    "measure_wal_rate",
+    "parse_pause_record",
+    "parse_time",
+    "pause_state",
+    "pause_until",
+    "paused_subscriptions",
+    "pg_wal_free",
+    "read_slot",
+    "run_wal_budget",
+    "utc_now",
+]
 
 DEFAULT_DISK_RESERVE = "1GB"
 """Free space under ``pg_wal`` the budget never counts on (checkpoints, other slots, wal_keep_size)."""
