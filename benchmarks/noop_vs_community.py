@@ -41,6 +41,13 @@ write them (``(id > 1000 AND id < 1000000)``, ``(id BETWEEN 1 AND 5000)``) and t
 three of the four on every run (``changed`` > 0, as in the yardstick of ``docs/measurements.md``),
 while ours compares them as the server stores them and stays at ``changed=0``.
 
+With ``--floor`` a third side runs in the rounds: as many tasks as ours has, each calling a different
+minimal module of a collection the script writes into its temporary directory (``AnsibleModule``,
+``import psycopg``, connect to ours' publisher, ``SELECT 1``): what ours would cost if each of its calls
+did only what any PostgreSQL module must do (a distinct module per task, like ours, so Ansible builds
+each payload once per run as it does ours). Its ratio to the peer is the floor of ``ours/peer`` for
+modules of this kind.
+
 Prints a table per collection (runs, min, median, max seconds, median CPU seconds, tasks,
 ``changed`` per run), the ratio ``ours/peer`` of the minimums and of the medians (target <= 0.5
 with ``changed=0``) and of the median CPU seconds (steadier than the wall clock on a busy machine), the
@@ -51,7 +58,7 @@ absolute seconds move with the load of other jobs.
 
 Usage::
 
-    .venv/bin/python benchmarks/noop_vs_community.py [--runs 5] [--major 15] [--natural-filters] [--profile]
+    .venv/bin/python benchmarks/noop_vs_community.py [--runs 5] [--major 15] [--natural-filters] [--profile] [--floor]
 """
 
 from __future__ import annotations
@@ -206,6 +213,51 @@ def peer_tasks(pair: Pair, natural: bool) -> list[dict[str, object]]:
     return tasks
 
 
+FLOOR_COLLECTION = "floor.bench"
+FLOOR_MODULE = """\
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            login_host=dict(type="str"),
+            login_port=dict(type="int"),
+            login_user=dict(type="str"),
+            login_db=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    import psycopg
+
+    p = module.params
+    login = dict(host=p["login_host"], port=p["login_port"], user=p["login_user"], dbname=p["login_db"])
+    with psycopg.connect(**login) as conn:
+        conn.execute("SELECT 1").fetchone()
+    module.exit_json(changed=False)
+
+
+if __name__ == "__main__":
+    main()
+"""
+"""A minimal PostgreSQL module: Ansible's argument handling, psycopg imported, one connection, one query."""
+
+
+def write_floor_collection(directory: Path, count: int) -> Path:
+    """``count`` copies of :data:`FLOOR_MODULE` (``m1`` ...) as collection ``floor.bench``; returns its path root."""
+    modules = directory / "floor" / "ansible_collections" / "floor" / "bench" / "plugins" / "modules"
+    modules.mkdir(parents=True)
+    for index in range(count):
+        (modules / f"m{index + 1}.py").write_text(FLOOR_MODULE)
+    return directory / "floor"
+
+
+def floor_tasks(pair: Pair, count: int) -> list[dict[str, object]]:
+    return [task(f"floor {i + 1}", f"{FLOOR_COLLECTION}.m{i + 1}", login(pair.publisher)) for i in range(count)]
+
+
 def ping_tasks(count: int) -> list[dict[str, object]]:
     return [task(f"ping {index + 1}", "ansible.builtin.ping", {}) for index in range(count)]
 
@@ -240,6 +292,7 @@ class Side:
     verbose_password_tasks: dict[str, int] = field(default_factory=dict)
     verbose_changed: int | None = None
     profile: list[tuple[float, str]] = field(default_factory=list)
+    collections: Path | None = None  # a collections root to add (the floor's)
 
 
 class RunFailed(RuntimeError):
@@ -259,9 +312,11 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_once(playbook: Path, *args: str, profile: bool = False) -> Run:
+def run_once(playbook: Path, *args: str, profile: bool = False, collections: Path | None = None) -> Run:
     """Run the playbook and read its PLAY RECAP; raises RunFailed when it failed."""
     env = ansible_env(callback=None, drop=LAB_DROP)  # ansible.cfg's text callback: the recap is parsed
+    if collections is not None:
+        env["ANSIBLE_COLLECTIONS_PATH"] = f"{collections}:{ROOT / 'collections'}"
     if profile:
         env.update({"ANSIBLE_CALLBACKS_ENABLED": "profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "20"})
     cpu_before = children_cpu()  # the PostgreSQL servers are not our children: their CPU is not counted
@@ -287,7 +342,7 @@ def count_per_task(output: str, secrets: list[str]) -> dict[str, int]:
 
 
 def timed(side: Side) -> None:
-    run = run_once(side.playbook)
+    run = run_once(side.playbook, collections=side.collections)
     side.seconds.append(run.seconds)
     side.cpu.append(run.cpu)
     side.changed.append(run.changed)
@@ -321,7 +376,8 @@ def peer_version() -> str:
         return "?"
 
 
-def report(sides: list[Side], pings: list[Side]) -> None:
+def report(sides: list[Side], pings: list[Side], floor: Side | None = None) -> None:
+    pings = [*pings, floor] if floor else pings
     width = max(len(side.label) for side in [*sides, *pings])
     header = f"{'runs':>4}  {'min s':>6}  {'median s':>8}  {'max s':>6}  {'cpu median s':>12}  {'tasks':>5}"
     print(f"\n{'':<{width}}  {header}  changed per run")
@@ -338,7 +394,15 @@ def report(sides: list[Side], pings: list[Side]) -> None:
     ratio_cpu = statistics.median(ours.cpu) / statistics.median(peer.cpu)
     print(f"\nours/peer min {ratio_min:.2f} median {ratio_median:.2f} (target <= 0.5)")
     print(f"ours/peer CPU seconds, median {ratio_cpu:.2f} (less disturbed by other jobs than the wall clock)")
-    ping, peer_ping = pings
+    if floor:
+        print(
+            f"module floor ({floor.tasks} minimal PostgreSQL modules, one call each)/peer: min "
+            f"{min(floor.seconds) / min(peer.seconds):.2f} median "
+            f"{statistics.median(floor.seconds) / statistics.median(peer.seconds):.2f} cpu "
+            f"{statistics.median(floor.cpu) / statistics.median(peer.cpu):.2f} (ours/peer if each of our calls "
+            "did only what any PostgreSQL module must)"
+        )
+    ping, peer_ping = pings[:2]
     print(
         f"ping floor ({ping.tasks} ping tasks, ours has {ours.tasks}): min {min(ping.seconds):.2f} s "
         f"median {statistics.median(ping.seconds):.2f} s (cpu {statistics.median(ping.cpu):.2f} s); ours above it: "
@@ -373,6 +437,7 @@ def main() -> int:
         "--natural-filters", action="store_true", help="write the row filters as people do (the peer re-applies them)"
     )
     parser.add_argument("--profile", action="store_true", help="one more run per side with profile_tasks")
+    parser.add_argument("--floor", action="store_true", help="also time minimal PostgreSQL modules (see above)")
     args = parser.parse_args()
 
     install_sigterm_handler()  # an interrupted run still removes its clusters
@@ -396,6 +461,11 @@ def main() -> int:
                 write_playbook(directory, "ping_peer", ping_tasks(len(theirs)), passfile),
                 len(theirs),
             )
+            floor = None
+            if args.floor:
+                tasks = floor_tasks(ours_pair, len(mine))
+                floor = Side("module floor", write_playbook(directory, "floor", tasks, passfile), len(mine))
+                floor.collections = write_floor_collection(directory, len(mine))
             print(
                 f"PostgreSQL {ours_pair.publisher.version}: two pairs of clusters; preparing both sides "
                 f"(settings, restart, first run)",
@@ -405,7 +475,7 @@ def main() -> int:
             prepare(peer, peer_pair.publisher)
             for index in range(args.runs):
                 print(f"round {index + 1}/{args.runs}", flush=True)
-                for side in (ours, peer, ping, peer_ping):
+                for side in (ours, peer, ping, peer_ping, *([floor] if floor else [])):
                     timed(side)
             for side in (ours, peer):
                 verbose = run_once(side.playbook, "-v")
@@ -415,7 +485,7 @@ def main() -> int:
                 if args.profile:
                     recap = run_once(side.playbook, profile=True).output.split("TASKS RECAP", 1)[-1]
                     side.profile = [(float(m["seconds"]), m["task"].strip()) for m in PROFILE_LINE.finditer(recap)]
-            report([ours, peer], [ping, peer_ping])
+            report([ours, peer], [ping, peer_ping], floor)
     except RunFailed as exc:
         print(f"FAIL: {exc}", file=sys.stderr)
         return 1

@@ -442,19 +442,25 @@ def time_queries(run, rounds):
 
 
 def round_durations(run, points_path, since):
+    """``{node: [(time, duration_ms, turn_wait_ms or None)]}`` of the sampler's rounds (older samplers: no wait)."""
     durations = {}
     if run["client"] is not None:
-        query = f"SELECT duration_ms FROM sampler_round WHERE time > {int(since * 1e9)} GROUP BY node"  # noqa: S608
+        query = (
+            f"SELECT duration_ms, turn_wait_ms FROM sampler_round WHERE time > {int(since * 1e9)}"  # noqa: S608
+            " GROUP BY node"
+        )
         for row in run["client"].query(query):
             at = datetime.datetime.fromisoformat(row["time"]).timestamp()  # RFC 3339 text
-            durations.setdefault(row["node"], []).append((at, row["duration_ms"]))
+            durations.setdefault(row["node"], []).append((at, row["duration_ms"], row.get("turn_wait_ms")))
         return durations
     for line in points_path.read_text().splitlines():
         if line.startswith("sampler_round,"):
             tags, fields, ts = line.split(" ")
             node = dict(t.split("=") for t in tags.split(",")[1:])["node"]
-            value = dict(f.split("=") for f in fields.split(","))["duration_ms"]
-            durations.setdefault(node, []).append((int(ts) / 1e9, float(value)))
+            values = dict(f.split("=") for f in fields.split(","))
+            wait = values.get("turn_wait_ms")
+            entry = (int(ts) / 1e9, float(values["duration_ms"]), None if wait is None else float(wait))
+            durations.setdefault(node, []).append(entry)
     return durations
 
 
@@ -528,11 +534,14 @@ def report(args, run, quiet, phases, progress, durations, queries):
     print("\nsampler round latency (all queries of one node, persistent connection; target <= 5 ms under load):")
     for label, windows in (("before the load", [quiet]), ("under load", on_phases)):
         for name, values in sorted(durations.items()):
-            settled = [ms for ts, ms in values for p in windows if p["t0"] + args.settle <= ts <= p["t1"]]
+            settled = [entry for entry in values for p in windows if p["t0"] + args.settle <= entry[0] <= p["t1"]]
             if settled:
+                ms = [duration for _at, duration, _wait in settled]
+                waits = [wait for _at, _duration, wait in settled if wait is not None]
+                turn = f"; waited for its turn: median {statistics.median(waits):.2f} ms" if waits else ""
                 print(
-                    f"  {label:<16} {name:<12} median {statistics.median(settled):6.2f} ms"
-                    f"  p90 {percentile(settled, 0.9):6.2f} ms  ({len(settled)} rounds)"
+                    f"  {label:<16} {name:<12} median {statistics.median(ms):6.2f} ms"
+                    f"  p90 {percentile(ms, 0.9):6.2f} ms  ({len(ms)} rounds{turn})"
                 )
     for label, timed in queries.items():
         if not timed:

@@ -5,7 +5,8 @@
 
 """What the metrics sampler measures besides slots and subscriptions: WAL senders, locks, sessions,
 the database, checkpoints, statements and the replicated heartbeat (one query each), and the sampler's
-round: the queries of every tick sent together in one pipeline (:func:`collect_round`).
+round: the queries of every tick sent together in one pipeline (:func:`collect_round`), the optional
+ones (heartbeat, statements: :func:`heartbeat_beat_piece` and co.) in the same pipeline.
 """
 
 from __future__ import annotations
@@ -203,8 +204,15 @@ def collect_checkpoints(conn, major):
 
 def statements_schema(conn):
     """The schema of ``pg_stat_statements`` in the connected database, or ``None`` when it is not installed."""
-    rows = fetch_rows(conn, STATEMENTS_SCHEMA_QUERY)
+    return run_piece(conn, STATEMENTS_SCHEMA_PIECE)
+
+
+def _schema_or_none(rows):
     return rows[0]["schema"] if rows else None
+
+
+STATEMENTS_SCHEMA_PIECE = (STATEMENTS_SCHEMA_QUERY, None, _schema_or_none)
+""":func:`statements_schema` as a piece of a round (see :func:`collect_round`)."""
 
 
 def collect_statements(conn, major, schema):
@@ -213,7 +221,13 @@ def collect_statements(conn, major, schema):
     Raises psycopg's error when the extension is installed but not loaded
     (``shared_preload_libraries``).
     """
-    return dict(fetch_rows(conn, statements_query(schema))[0])
+    return run_piece(conn, statements_piece(conn, schema))
+
+
+def statements_piece(conn, schema):
+    """:func:`collect_statements` as a piece of a round (see :func:`collect_round`), its SQL rendered once
+    for ``conn`` (psycopg would render the composed query again on every execution)."""
+    return (statements_query(schema).as_string(conn), None, _first)
 
 
 HEARTBEAT_TABLE = "public.replication_heartbeat"
@@ -243,7 +257,15 @@ fallback when it does not know when that beat was written."""
 
 def heartbeat_present(conn):
     """True when the connected database has ``public.replication_heartbeat``."""
-    return bool(fetch_rows(conn, HEARTBEAT_EXISTS_QUERY)[0]["present"])
+    return run_piece(conn, HEARTBEAT_PRESENT_PIECE)
+
+
+def _present(rows):
+    return bool(rows[0]["present"])
+
+
+HEARTBEAT_PRESENT_PIECE = (HEARTBEAT_EXISTS_QUERY, None, _present)
+""":func:`heartbeat_present` as a piece of a round (see :func:`collect_round`)."""
 
 
 def heartbeat_beat(conn, node):
@@ -251,7 +273,16 @@ def heartbeat_beat(conn, node):
 
     Returns the ``seq`` of the beat just written.
     """
-    return fetch_rows(conn, HEARTBEAT_BEAT_QUERY, (node,))[0]["seq"]
+    return run_piece(conn, heartbeat_beat_piece(node))
+
+
+def heartbeat_beat_piece(node):
+    """:func:`heartbeat_beat` as a piece of a round (see :func:`collect_round`)."""
+    return (HEARTBEAT_BEAT_QUERY, (node,), _beat_seq)
+
+
+def _beat_seq(rows):
+    return rows[0]["seq"]
 
 
 def collect_heartbeat(conn, major):
@@ -259,23 +290,52 @@ def collect_heartbeat(conn, major):
 
     ``node`` is the publisher that wrote the row.
     """
-    return [dict(row) for row in fetch_rows(conn, HEARTBEAT_LAG_QUERY)]
+    return run_piece(conn, HEARTBEAT_READ_PIECE)
 
 
-def round_queries(major, size=True):
+def _dicts(rows):
+    return [dict(row) for row in rows]
+
+
+HEARTBEAT_READ_PIECE = (HEARTBEAT_LAG_QUERY, None, _dicts)
+""":func:`collect_heartbeat` as a piece of a round (see :func:`collect_round`)."""
+
+
+def run_piece(conn, piece):
+    """One piece ``(query, params, parse)`` of a round run on its own: ``parse`` of its rows."""
+    query, params, parse = piece
+    return parse(fetch_rows(conn, query, params))
+
+
+def round_queries(major, size=True, extra=None):
     """The queries of one sampler round: ``{fact: (query, params, parse)}``, ``parse`` turning the query's rows
     into what the single-query reader of the fact returns (:func:`collect_locks`, ..., ``collect_slots``,
     ``collect_subscriptions(...)["subscriptions"]`` without connection strings). ``size``: see
-    :func:`collect_database`."""
-    return {
+    :func:`collect_database`. ``extra``: more pieces of the same shape, after these (e.g.
+    :func:`heartbeat_beat_piece`)."""
+    queries = dict(_core_queries(major, bool(size)))
+    queries.update(extra or {})
+    return queries
+
+
+@memoize
+def _core_queries(major, size):
+    """The every-tick pieces of :func:`round_queries` with their SQL as text: rendered once per major (psycopg
+    renders a composed query on every execution; these are plain ``sql.SQL``, which renders without a
+    connection)."""
+    queries = {
         "locks": (LOCKS_QUERY, None, locks_from_rows),
         "activity": (ACTIVITY_QUERY, None, _first),
-        "database": (DATABASE_QUERY, {"size": bool(size)}, _first_or_empty),
+        "database": (DATABASE_QUERY, {"size": size}, _first_or_empty),
         "checkpoints": (checkpoints_query(major), None, _first),
         "senders": (senders_query(major), None, senders_from_rows),
         "slots": (slots_query(major), None, _slot_states),
         "subscriptions": (subscriptions_query(major, False), None, _subscription_states(major)),
     }
+    return tuple(
+        (fact, (query if isinstance(query, str) else query.as_string(None), params, parse))
+        for fact, (query, params, parse) in queries.items()
+    )
 
 
 def _slot_states(rows):
@@ -289,12 +349,14 @@ def _subscription_states(major):
     return parse
 
 
-def collect_round(conn, major, size=True):
+def collect_round(conn, major, size=True, extra=None):
     """Every fact of :func:`round_queries` in one pipeline (one round trip): ``{fact: value}``.
 
     The same values as the single-query readers, for a fraction of the round's latency on a busy server.
+    The pipeline is one implicit transaction: when any of its queries fails, psycopg raises that error and
+    nothing of it is kept (a heartbeat beat in ``extra`` included); the connection stays usable.
     """
-    queries = round_queries(major, size)
+    queries = round_queries(major, size, extra)
     results = fetch_pipelined(conn, [(query, params) for query, params, _parse in queries.values()])
     pairs = zip(queries.items(), results)  # noqa: B905 (runs on Python < 3.10 too; one result per query)
     return {fact: parse(rows) for (fact, (_query, _params, parse)), rows in pairs}

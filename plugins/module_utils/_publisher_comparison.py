@@ -6,7 +6,7 @@
 
 What only the two servers together can tell, each from the file that owns it: the sequence gap
 (``_sequences``), schema drift (``_schema_drift``) and, for paused subscriptions, their slots on the
-publisher and its WAL rate (``_pause``), the failover flag of failover subscriptions' slots and two-way
+publisher and its WAL rate (``_pause_record``), the failover flag of failover subscriptions' slots and two-way
 replication without ``origin = none`` (``_checks``). The findings are ``_checks.finding`` dicts like every other check.
 """
 
@@ -17,7 +17,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._che
     check_two_way_origin,
     finding,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import (
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause_record import (
     measure_wal_rate,
     paused_subscriptions,
 )

@@ -235,7 +235,7 @@ def subscription_state(row, major):
     }
     state["publications"] = list(row["publications"] or ())
     state["conninfo"] = redact(row["conninfo"]) if row.get("conninfo") is not None else None
-    # The subscription's comment; a pause record (subscription_pause) is JSON in it (_pause.parse_pause_record).
+    # The subscription's comment; a pause record (subscription_pause) is JSON in it (_pause_record.parse_pause_record).
     state["comment"] = row.get("comment")
     if major >= BINARY_STREAMING_MAJOR:
         state["binary"] = row["binary"]

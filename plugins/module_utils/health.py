@@ -72,7 +72,7 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils._met
     statements_query,
     statements_schema,
 )
-from ansible_collections.inventium.logical_replication.plugins.module_utils._pause import (
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause_record import (
     check_paused,
     paused_subscriptions,
 )

@@ -8,6 +8,7 @@ failing inside a pipeline must leave the connection usable for the next round.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -117,3 +118,44 @@ def test_a_failing_query_in_the_pipeline_leaves_the_connection_usable(pg_db):
             [{"two": 2}],
         ]
         assert _metrics.collect_activity(conn, conn.info.server_version // 10000)["connections"] >= 1
+
+
+HEARTBEAT_SQL = (Path(__file__).resolve().parents[2] / "roles/publisher/files/schema/heartbeat.sql").read_text()
+
+
+def test_the_sampler_s_optional_pieces_ride_in_the_pipeline(pg_db):
+    """The heartbeat (beat and read), the existence checks and the statements go in the round's pipeline; a
+    failing piece undoes the whole pipeline, the beat included (one implicit transaction)."""
+    pg_db.execute(HEARTBEAT_SQL)
+    with sampler_connection(pg_db) as conn:
+        major = conn.info.server_version // 10000
+        pieces = {
+            "beat": _metrics.heartbeat_beat_piece("pub"),
+            "present": _metrics.HEARTBEAT_PRESENT_PIECE,
+            "schema": _metrics.STATEMENTS_SCHEMA_PIECE,
+        }
+        facts = _metrics.collect_round(conn, major, size=False, extra=pieces)
+        assert (facts["beat"], facts["present"], facts["schema"]) == (1, True, None)
+        assert {"locks", "activity", "database", "checkpoints", "senders", "slots", "subscriptions"} < set(facts)
+        facts = _metrics.collect_round(conn, major, size=False, extra={"read": _metrics.HEARTBEAT_READ_PIECE})
+        assert [(row["node"], row["seq"]) for row in facts["read"]] == [("pub", 1)]
+        failing = {"beat": _metrics.heartbeat_beat_piece("pub"), "boom": ("SELECT 1 / 0 AS boom", None, list)}
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            _metrics.collect_round(conn, major, size=False, extra=failing)
+        assert _metrics.collect_heartbeat(conn, major)[0]["seq"] == 1  # the failed pipeline's beat was undone
+        assert _metrics.heartbeat_beat(conn, "pub") == 2  # and the connection is usable
+
+
+def test_the_statements_piece_fails_when_the_extension_is_not_preloaded(pg_db):
+    try:
+        pg_db.execute("CREATE EXTENSION pg_stat_statements")
+    except psycopg.Error as exc:  # a server built without contrib
+        pytest.skip(f"pg_stat_statements is not available: {exc}")
+    with sampler_connection(pg_db) as conn:
+        major = conn.info.server_version // 10000
+        schema = _metrics.statements_schema(conn)
+        assert schema == "public"
+        piece = _metrics.statements_piece(conn, schema)
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            _metrics.collect_round(conn, major, size=False, extra={"statements": piece})
+        assert _metrics.collect_round(conn, major, size=False)["activity"]["connections"] >= 1

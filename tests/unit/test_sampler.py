@@ -386,24 +386,78 @@ def test_nodes_share_the_sampler_s_beat_log(tmp_path):
     assert all(node.beats is instance.beats for node in instance.nodes)
 
 
+class FakeServer:
+    """What NodeSampler.collect gets from the server, without one: every piece of a round (``_metrics``'s
+    ``(query, params, parse)`` triples) answered from Python, in the round's pipeline (``collect_round``) or
+    on its own (``run_piece``). ``failing``: pieces whose query fails (a pipeline holding one fails whole)."""
+
+    def __init__(self, monkeypatch, heartbeat=True, schema=None, failing=()):
+        self.heartbeat, self.schema, self.failing = heartbeat, schema, set(failing)
+        self.written = iter(range(8, 100))  # the beats' RETURNING seq
+        self.seen = {"seq": 7}  # the newest beat a subscriber has
+        self.pipelines = []  # the pieces of each pipeline sent (beside the tick's queries)
+        self.alone = []  # the pieces run on their own
+        monkeypatch.setattr(sampler._metrics, "collect_round", self.collect_round)
+        monkeypatch.setattr(sampler._metrics, "run_piece", self.run_piece)
+        monkeypatch.setattr(sampler._metrics, "statements_piece", lambda conn, schema: ("statements of", schema))
+
+    def kind(self, piece):
+        metrics = sampler._metrics
+        if piece is metrics.HEARTBEAT_READ_PIECE:
+            return "heartbeat_read"
+        if piece is metrics.STATEMENTS_SCHEMA_PIECE:
+            return "statements_schema"
+        if piece is metrics.HEARTBEAT_PRESENT_PIECE:
+            return "heartbeat_present"
+        if piece[0] == "statements of":
+            return "statements"
+        assert piece[0] == metrics.HEARTBEAT_BEAT_QUERY
+        return "heartbeat_beat"
+
+    def answer(self, piece):
+        kind = self.kind(piece)
+        if kind in self.failing:
+            raise RuntimeError(f"{kind} failed")
+        return {
+            "heartbeat_read": lambda: [row(self.seen["seq"], age=1.2)],
+            "heartbeat_beat": lambda: next(self.written),
+            "statements_schema": lambda: self.schema,
+            "heartbeat_present": lambda: self.heartbeat,
+            "statements": lambda: {"calls": 5},
+        }[kind]()
+
+    def collect_round(self, conn, major, size, extra=None):
+        extra = extra or {}
+        self.pipelines.append(sorted(self.kind(piece) for piece in extra.values()))
+        answers = {fact: self.answer(piece) for fact, piece in extra.items()}  # one failure fails it all
+        return {"database": {}, **answers}
+
+    def run_piece(self, conn, piece):
+        self.alone.append(self.kind(piece))
+        return self.answer(piece)
+
+
+class FakeConnection:
+    closed = broken = False
+
+
+def node_samplers(*kinds, beats=None, errors=None):
+    beats = sampler.BeatLog() if beats is None else beats
+    nodes = {}
+    for name, kind in kinds:
+        node = {"name": name, "kind": kind}
+        errors_of = errors if errors is not None else sampler.ErrorCounter()
+        nodes[name] = sampler.NodeSampler(node, dict(sampler.DEFAULTS), sampler.PointBuffer(10), errors_of, None, beats)
+        nodes[name].conn, nodes[name].major = FakeConnection(), 16
+    return nodes
+
+
 def test_a_round_records_the_publishers_beat_and_reads_the_subscribers_lag(monkeypatch):
     """The wiring of NodeSampler.collect: the beat's RETURNING seq goes into the shared log, the subscriber's rows
-    come out as lags against it (the pipelined round of the other queries is stubbed: it needs a server)."""
-    monkeypatch.setattr(sampler._metrics, "collect_round", lambda conn, major, size: {"database": {}})
-    monkeypatch.setattr(sampler._metrics, "statements_schema", lambda conn: None)
-    monkeypatch.setattr(sampler._metrics, "heartbeat_present", lambda conn: True)
-    written = iter([8, 9])
-    monkeypatch.setattr(sampler._metrics, "heartbeat_beat", lambda conn, node: next(written))
-    seen = {"seq": 7}
-    monkeypatch.setattr(sampler._metrics, "collect_heartbeat", lambda conn, major: [row(seen["seq"], age=1.2)])
-
+    come out as lags against it (the round's pipeline is stubbed: it needs a server)."""
+    server = FakeServer(monkeypatch)
     beats = sampler.BeatLog()
-    settings = dict(sampler.DEFAULTS)
-    nodes = {}
-    for name, kind in (("publisher", "publisher"), ("subscriber1", "subscriber")):
-        node = {"name": name, "kind": kind}
-        nodes[name] = sampler.NodeSampler(node, settings, sampler.PointBuffer(10), sampler.ErrorCounter(), None, beats)
-        nodes[name].conn, nodes[name].major = object(), 16
+    nodes = node_samplers(("publisher", "publisher"), ("subscriber1", "subscriber"), beats=beats)
 
     facts = nodes["subscriber1"].collect(now=1000.0)
     assert facts["heartbeat"] == [{"node": "publisher", "lag_seconds": 1.2, "seq": 7, "estimated": True}]
@@ -411,10 +465,106 @@ def test_a_round_records_the_publishers_beat_and_reads_the_subscribers_lag(monke
     lag = nodes["subscriber1"].collect(now=1000.0)["heartbeat"][0]
     assert lag["estimated"] is False
     assert 0.0 <= lag["lag_seconds"] < 1.0  # beat 8, just written, is the oldest unseen
-    seen["seq"] = 8
+    server.seen["seq"] = 8
     assert nodes["subscriber1"].collect(now=1000.0)["heartbeat"][0]["lag_seconds"] == 0.0
     nodes["publisher"].collect(now=1000.0)  # beat 9
     assert len(beats) == 2
+
+
+def test_the_heartbeat_and_statements_ride_in_the_round_s_pipeline(monkeypatch):
+    server = FakeServer(monkeypatch, schema="public")
+    node = node_samplers(("publisher", "publisher"))["publisher"]
+    facts = node.collect(now=1000.0)
+    # The first round of a connection asks whether the table and the extension exist on their own ...
+    assert sorted(server.alone) == ["heartbeat_present", "statements_schema"]
+    # ... and sends everything else in one pipeline: the tick's queries, the beat and the statements.
+    assert server.pipelines == [["heartbeat_beat", "statements"]]
+    assert facts["statements"] == {"calls": 5}
+    assert len(node.beats) == 1
+    node.collect(now=1001.0)
+    assert server.pipelines[-1] == ["heartbeat_beat", "statements"]
+    assert len(server.alone) == 2  # nothing on its own after the first round
+
+
+def test_the_existence_checks_ride_in_the_pipeline_and_answer_for_the_next_round(monkeypatch):
+    server = FakeServer(monkeypatch, heartbeat=False)
+    node = node_samplers(("subscriber1", "subscriber"))["subscriber1"]
+    assert "heartbeat" not in node.collect(now=1000.0)  # no table yet
+    assert server.pipelines == [[]]
+    server.heartbeat = True  # the table is created
+    node.collect(now=1000.0 + sampler.HEARTBEAT_RECHECK_SECONDS)
+    assert server.pipelines[-1] == ["heartbeat_present"]  # the recheck, in the round's pipeline
+    facts = node.collect(now=1001.0 + sampler.HEARTBEAT_RECHECK_SECONDS)
+    assert server.pipelines[-1] == ["heartbeat_read"]
+    assert facts["heartbeat"][0]["seq"] == 7
+    node.collect(now=1000.0 + sampler.STATEMENTS_RECHECK_SECONDS)
+    assert server.pipelines[-1] == ["heartbeat_present", "heartbeat_read", "statements_schema"]
+    assert sorted(server.alone) == ["heartbeat_present", "statements_schema"]  # the first round's only
+
+
+def test_a_failing_piece_costs_only_its_own_measurement(monkeypatch, caplog):
+    """The pipeline is one transaction: a failing heartbeat undoes the whole round, which is read again without
+    it; the heartbeat is counted as failed and left out until its next check, the statements are kept."""
+    server = FakeServer(monkeypatch, schema="public", failing={"heartbeat_beat"})
+    errors = sampler.ErrorCounter()
+    node = node_samplers(("publisher", "publisher"), errors=errors)["publisher"]
+    with caplog.at_level(logging.WARNING, logger="inventium-sampler"):
+        facts = node.collect(now=1000.0)
+    assert server.pipelines == [["heartbeat_beat", "statements"], []]  # the failed one, then the tick's alone
+    assert server.alone[-2:] == ["statements", "heartbeat_beat"]
+    assert facts["statements"] == {"calls": 5}
+    assert "database" in facts
+    assert errors.counts() == {("publisher", "heartbeat"): 1}
+    assert "heartbeat_beat failed" in caplog.text
+    assert len(node.beats) == 0
+    node.collect(now=1001.0)
+    assert server.pipelines[-1] == ["statements"]  # the heartbeat is off until its next check
+    server.failing.clear()
+    node.collect(now=1000.0 + sampler.HEARTBEAT_RECHECK_SECONDS)
+    assert server.pipelines[-1] == ["heartbeat_present", "statements"]
+    node.collect(now=1001.0 + sampler.HEARTBEAT_RECHECK_SECONDS)
+    assert server.pipelines[-1] == ["heartbeat_beat", "statements"]
+    assert len(node.beats) == 1
+    assert errors.failing() == {}  # the heartbeat recovered
+
+
+def test_a_round_that_fails_without_optional_pieces_raises(monkeypatch):
+    server = FakeServer(monkeypatch, heartbeat=False)
+    node = node_samplers(("subscriber1", "subscriber"))["subscriber1"]
+    node.collect(now=1000.0)
+
+    def broken(conn, major, size, extra=None):
+        raise RuntimeError("statement timeout")
+
+    monkeypatch.setattr(sampler._metrics, "collect_round", broken)
+    with pytest.raises(RuntimeError, match="statement timeout"):
+        node.collect(now=1001.0)
+    assert server.pipelines == [[]]
+
+
+def test_rounds_take_turns_and_wait_for_each_other_at_most_the_turn_s_wait():
+    turn = sampler.Turn(0.05)
+    with turn.take() as waited:
+        assert waited < 0.05
+        with turn.take() as second:  # the turn is held: the second goes ahead after the wait
+            assert second >= 0.05
+    with turn.take() as third:  # released once, not twice: the next takes it at once
+        assert third < 0.05
+        with turn.take() as fourth:
+            assert fourth >= 0.05
+
+
+def test_a_round_writes_its_duration_and_its_wait_for_the_turn(monkeypatch):
+    FakeServer(monkeypatch, heartbeat=False)
+    node = node_samplers(("subscriber1", "subscriber"))["subscriber1"]
+    node.turn = sampler.Turn(0.01)
+    with node.turn.take():
+        node.round(TS / 1e9)
+    (line,) = [line for line in node.sink.take(100) if line.startswith("sampler_round,")]
+    fields = parse([line])[("sampler_round", frozenset({"node=subscriber1"}))]
+    assert float(fields["turn_wait_ms"]) >= 10.0
+    assert float(fields["duration_ms"]) < 10.0  # the round's own time: the wait for the turn is not in it
+    assert fields["points"].endswith("i")
 
 
 def test_disabled_subscription_before_pg15_has_no_error_counts():

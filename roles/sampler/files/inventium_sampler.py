@@ -9,9 +9,10 @@ One thread per PostgreSQL node keeps ONE persistent connection, opened by the co
 ``statement_timeout``), and runs the replication core's collectors - ``_slots.py`` and
 ``_subscriptions.py`` (the same SQL as the modules and ``replication_info``) and ``_metrics.py``
 (what the sampler measures besides) - on every tick of the wall clock (``--interval`` seconds,
-ticks aligned to multiples of it, so points of all nodes share timestamps). The queries of a tick
-go to the server in one pipeline (``_metrics.collect_round``: one round trip); the heartbeat and
-``pg_stat_statements`` follow as statements of their own. A writer thread
+ticks aligned to multiples of it, so points of all nodes share timestamps). The queries of a tick,
+the heartbeat and ``pg_stat_statements`` included, go to the server in one pipeline
+(``_metrics.collect_round``: one round trip); the nodes' rounds of a tick take turns (:class:`Turn`).
+A writer thread
 sends the points in batches with ``plugins/module_utils/_influx.py`` (InfluxDB API v1 or v2). A
 container thread reads the containers' CPU, memory, I/O and process counts from their cgroup files
 (``docker.cgroup``: a read-only copy of the host's ``/sys/fs/cgroup``, cgroup v1 or v2, and the
@@ -67,7 +68,7 @@ sys.path.insert(0, str(_module_utils_path()))
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
 from ansible_collections.inventium.logical_replication.plugins.module_utils import (  # noqa: E402
     _metrics,
-    _pause,
+    _pause_record,
     _slots,
     _subscriptions,
     connection,
@@ -93,6 +94,8 @@ HEARTBEAT_RECHECK_SECONDS = 10.0
 HEARTBEAT_BEATS_KEPT = 3600
 """Beats whose write time the sampler remembers per publisher (an hour at 1 s): a node further behind, or
 behind since before the sampler started, gets the fallback value flagged ``estimated``."""
+TURN_WAIT_FRACTION = 0.1
+"""How long a node's round waits for the round before it (see :class:`Turn`), as a fraction of the interval."""
 DATABASE_SIZE_SECONDS = 30.0
 """pg_database_size() stats every file of the database: measured every 30 s, the last value written every round."""
 
@@ -352,7 +355,7 @@ def node_points(node, facts, ts):
             "seconds_since_last_msg": sub.get("seconds_since_last_msg_receipt"),
         }
         # A planned pause (playbooks/pause.yml) and how long past its plan: the "pause overdue" alert.
-        paused, overdue = _pause.pause_state(sub)
+        paused, overdue = _pause_record.pause_state(sub)
         fields["paused"] = _flag(paused)
         fields["pause_overdue_seconds"] = overdue
         for kind, count in sorted((sub.get("conflicts") or {}).items()):
@@ -786,13 +789,39 @@ def query_calls(conn, node_name, beat=False):
     return queries
 
 
+class Turn:
+    """The nodes' rounds of a tick take turns: one at a time, each waiting at most ``wait`` seconds for the one
+    before it (a node whose query hangs holds the others back no longer than that).
+
+    Rounds running side by side in one process on a busy host wait for each other's CPU time and the GIL:
+    taking turns keeps each round as short as it would be alone, the price being that a node is read a few
+    milliseconds after the one before it (the points keep the tick's timestamp).
+    """
+
+    def __init__(self, wait):
+        self.wait = float(wait)
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def take(self):
+        """Hold the turn for a block (or go ahead after ``wait``); yields the seconds waited."""
+        start = time.perf_counter()
+        held = self._lock.acquire(timeout=self.wait)
+        try:
+            yield time.perf_counter() - start
+        finally:
+            if held:
+                self._lock.release()
+
+
 class NodeSampler(threading.Thread):
     """One node: a persistent connection, reconnected with backoff; one round per tick."""
 
-    def __init__(self, node, settings, sink, errors, ticker, beats=None):
+    def __init__(self, node, settings, sink, errors, ticker, beats=None, turn=None):
         super().__init__(name=f"node-{node['name']}", daemon=True)
         self.node = node
         self.beats = BeatLog() if beats is None else beats  # shared by all nodes: publishers write, subscribers read
+        self.turn = Turn(0.0) if turn is None else turn  # shared by all nodes: their rounds one at a time
         self.settings = settings
         self.sink = sink
         self.errors = errors
@@ -802,6 +831,8 @@ class NodeSampler(threading.Thread):
         self.conn = None
         self.major = None
         self.statements_schema = None
+        self.statements = None  # the round's statements piece, for statements_schema
+        self.checked = False  # whether this connection's existence checks have answered
         self.statements_checked = 0.0
         self.heartbeat = False
         self.heartbeat_checked = 0.0
@@ -836,6 +867,7 @@ class NodeSampler(threading.Thread):
         )
         self.conn = conn
         self.major = conn.info.server_version // 10000
+        self.checked = False
         self.statements_checked = 0.0
         self.heartbeat_checked = 0.0
         self.size_checked = 0.0
@@ -847,48 +879,86 @@ class NodeSampler(threading.Thread):
         self.conn = None
 
     def collect(self, now):
-        conn, major = self.conn, self.major
-        # The every-tick queries go in one pipeline: one round trip (see _catalog.fetch_pipelined).
+        conn, major, name = self.conn, self.major, self.node["name"]
+        # Whether pg_stat_statements and the heartbeat table exist, rechecked on their cadence: alone before
+        # the first round of a connection, later inside the round's pipeline, answering for the next round.
+        checks = {}
+        if now - self.statements_checked >= STATEMENTS_RECHECK_SECONDS:
+            self.statements_checked = now
+            checks["statements_schema"] = _metrics.STATEMENTS_SCHEMA_PIECE
+        if now - self.heartbeat_checked >= HEARTBEAT_RECHECK_SECONDS:
+            self.heartbeat_checked = now
+            checks["heartbeat_present"] = _metrics.HEARTBEAT_PRESENT_PIECE
+        if not self.checked:
+            self._checked({check: _metrics.run_piece(conn, piece) for check, piece in checks.items()})
+            checks = {}
+        # Optional pieces: their failure (pg_stat_statements not preloaded, no privilege on the heartbeat
+        # table) is counted and retried after the next check, the rest of the round is kept.
+        optional = {}
+        if self.statements_schema:
+            optional["statements"] = self.statements
+        if self.heartbeat:
+            publisher = self.node["kind"] == "publisher"
+            optional["heartbeat"] = _metrics.heartbeat_beat_piece(name) if publisher else _metrics.HEARTBEAT_READ_PIECE
+        # Every query of the tick goes in one pipeline: one round trip (see _catalog.fetch_pipelined).
         measure_size = now - self.size_checked >= DATABASE_SIZE_SECONDS
-        facts = _metrics.collect_round(conn, major, size=measure_size)
+        try:
+            facts = _metrics.collect_round(conn, major, size=measure_size, extra={**optional, **checks})
+            answered = time.monotonic()
+            pieces = {piece: facts.pop(piece) for piece in optional}
+            self._checked({check: facts.pop(check) for check in checks})
+        except Exception:
+            if not optional and not checks:
+                raise
+            self._raise_if_broken()
+            # The pipeline is one transaction: a failing piece undid it all (a beat too). The tick's queries
+            # again, then the rest one by one, so that a failing piece costs only its own measurement.
+            facts = _metrics.collect_round(conn, major, size=measure_size)
+            self._checked({check: _metrics.run_piece(conn, piece) for check, piece in checks.items()})
+            pieces = {}
+            for piece, query in optional.items():
+                try:
+                    pieces[piece] = _metrics.run_piece(conn, query)
+                except Exception as exc:
+                    self._piece_failed(piece, exc)
+            answered = time.monotonic()
         if measure_size:
             self.size_checked = now
             self.size_bytes = facts["database"].get("size_bytes")
         elif facts["database"]:
             facts["database"]["size_bytes"] = self.size_bytes
-        if now - self.statements_checked >= STATEMENTS_RECHECK_SECONDS:
-            self.statements_checked = now
-            self.statements_schema = _metrics.statements_schema(conn)
-        name = self.node["name"]
-        # Optional pieces: their failure (pg_stat_statements not preloaded, no privilege on the
-        # heartbeat table) is counted and retried later, the rest of the round is kept.
-        if self.statements_schema:
-            try:
-                facts["statements"] = _metrics.collect_statements(conn, major, self.statements_schema)
-                self.errors.ok(f"{name}:statements")
-            except Exception as exc:
-                self.statements_schema = None
-                self.errors.record(name, "statements", exc, source=f"{name}:statements")
-                self._raise_if_broken()
-        if now - self.heartbeat_checked >= HEARTBEAT_RECHECK_SECONDS:
-            self.heartbeat_checked = now
-            self.heartbeat = _metrics.heartbeat_present(conn)
-        if self.heartbeat:
-            try:
-                if self.node["kind"] == "publisher":
-                    seq = _metrics.heartbeat_beat(conn, name)
-                    # Recorded when the answer came: the beat is committed (autocommit) by then.
-                    self.beats.record(name, seq, time.monotonic())
-                else:
-                    rows = _metrics.collect_heartbeat(conn, major)
-                    seen_at = time.monotonic()  # after the read returned: the seq it saw was current before
-                    facts["heartbeat"] = [heartbeat_lag(row, name, self.beats, seen_at) for row in rows]
-                self.errors.ok(f"{name}:heartbeat")
-            except Exception as exc:
-                self.heartbeat = False
-                self.errors.record(name, "heartbeat", exc, source=f"{name}:heartbeat")
-                self._raise_if_broken()
+        if "statements" in pieces:
+            facts["statements"] = pieces["statements"]
+            self.errors.ok(f"{name}:statements")
+        if "heartbeat" in pieces:
+            if self.node["kind"] == "publisher":
+                # Recorded when the answer came: the beat is committed (the pipeline's end) by then.
+                self.beats.record(name, pieces["heartbeat"], answered)
+            else:
+                # `answered` follows the read: the seq it saw was current before.
+                facts["heartbeat"] = [heartbeat_lag(row, name, self.beats, answered) for row in pieces["heartbeat"]]
+            self.errors.ok(f"{name}:heartbeat")
         return facts
+
+    def _checked(self, answers):
+        """Take the answers of the existence checks (``statements_schema``, ``heartbeat_present``)."""
+        if "statements_schema" in answers:
+            schema = answers["statements_schema"]
+            self.statements_schema = schema
+            self.statements = _metrics.statements_piece(self.conn, schema) if schema else None
+        if "heartbeat_present" in answers:
+            self.heartbeat = answers["heartbeat_present"]
+        self.checked = True
+
+    def _piece_failed(self, piece, exc):
+        """An optional piece failed on its own: off until its next check, counted; the round goes on."""
+        name = self.node["name"]
+        if piece == "statements":
+            self.statements_schema = None
+        else:
+            self.heartbeat = False
+        self.errors.record(name, piece, exc, source=f"{name}:{piece}")
+        self._raise_if_broken()
 
     def _raise_if_broken(self):
         if self.conn is None or self.conn.closed or self.conn.broken:
@@ -909,9 +979,11 @@ class NodeSampler(threading.Thread):
                 self.retry_at = time.time() + self.backoff.fail()
                 self.errors.record(name, "connect", exc)
                 return
-        start = time.perf_counter()
         try:
-            facts = self.collect(now)
+            with self.turn.take() as waited:
+                start = time.perf_counter()
+                facts = self.collect(now)
+                elapsed = time.perf_counter() - start
         except Exception as exc:
             broken = self.conn is None or self.conn.closed or self.conn.broken
             self.errors.record(name, "connection_lost" if broken else "query", exc)
@@ -919,12 +991,12 @@ class NodeSampler(threading.Thread):
                 self.close()
                 self.retry_at = time.time() + self.backoff.fail()
             return
-        elapsed = time.perf_counter() - start
         self.backoff.reset()
         self.errors.ok(name)
         ts = round(tick * 1e9)
         lines = node_points(name, facts, ts)
-        lines += _point("sampler_round", {"node": name}, {"duration_ms": elapsed * 1000.0, "points": len(lines)}, ts)
+        fields = {"duration_ms": elapsed * 1000.0, "turn_wait_ms": waited * 1000.0, "points": len(lines)}
+        lines += _point("sampler_round", {"node": name}, fields, ts)
         self.rounds += 1
         self.round_seconds.append(elapsed)
         self.sink.add(lines)
@@ -1030,8 +1102,10 @@ class Sampler:
         self.errors = ErrorCounter()
         self.ticker = Ticker(float(self.settings["interval"]), self.stop)
         self.beats = BeatLog()
+        self.turn = Turn(self.ticker.interval * TURN_WAIT_FRACTION)
         self.nodes = [
-            NodeSampler(n, self.settings, self.buffer, self.errors, self.ticker, self.beats) for n in config["nodes"]
+            NodeSampler(n, self.settings, self.buffer, self.errors, self.ticker, self.beats, self.turn)
+            for n in config["nodes"]
         ]
         self.containers = None
         if config["containers"]:
