@@ -22,7 +22,8 @@ import secrets
 import pytest
 from pg_harness import selected_majors, wait_until
 from psycopg import sql
-from support.ansible import run_module
+from support.ansible import DEFAULT_CALLBACK, ansible_env, run_module, run_playbook
+from support.inventory import lab_shaped_inventory
 
 MAJORS = [m for m in selected_majors() if m >= 17]
 pytestmark = pytest.mark.skipif(not MAJORS, reason="failover slots need PostgreSQL 17+ (PG_MAJORS)")
@@ -181,5 +182,125 @@ def test_failover_slot_synced_then_used_after_promotion(major, pg_harness, pg_se
         assert subscriber.scalar("SELECT count(DISTINCT id) FROM items", dbname=dbname) == 2000
         assert subscriber.scalar("SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'", dbname=dbname) == 0
         assert subscriber.scalar("SELECT count(*) FROM items WHERE v = 'promoted'", dbname=dbname) == 500
+    finally:
+        standby.destroy()
+
+
+def _flat(run):
+    return " ".join((run.stdout + "\n" + run.stderr).split())
+
+
+@pytest.mark.parametrize("major", MAJORS[-1:])
+def test_failover_playbook_refuses_then_fails_over(major, pg_harness, pg_server_factory, tmp_path):
+    """``playbooks/failover.yml`` on the servers of an inventory: refused while the subscription's slot is no
+    failover slot and the primary still runs; after both are fixed, the standby is promoted and followed."""
+    primary = pg_server_factory(major, name=f"primary{major}")
+    run_module(
+        "inventium.logical_replication.replication_slot",
+        {**primary.login_args("postgres"), "name": SLOT, "slot_type": "physical"},
+    )
+    standby = pg_harness.new_standby(
+        primary, slot=SLOT, settings={"hot_standby_feedback": "on", "sync_replication_slots": "on"}
+    )
+    subscriber = pg_server_factory(major, name=f"sub{major}")
+    try:
+        dbname = f"app_{secrets.token_hex(3)}"
+        for server in (primary, subscriber):
+            server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            server.execute("CREATE TABLE items (id bigint PRIMARY KEY, v text)", dbname=dbname)
+        primary.execute("INSERT INTO items SELECT g, 'before' FROM generate_series(1, 1000) g", dbname=dbname)
+        primary.execute("CREATE PUBLICATION items_pub FOR TABLE items", dbname=dbname)
+        run_module(
+            "inventium.logical_replication.server_settings",
+            {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": SLOT}},
+        )
+        subscription = {
+            **subscriber.login_args(dbname),
+            "name": "items_sub",
+            "publications": ["items_pub"],
+            "publisher": _publisher_option(primary, dbname),
+            "wait_for_sync": True,
+        }
+        run_module("inventium.logical_replication.subscription", {**subscription, "failover": False})
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(
+            lab_shaped_inventory(
+                {
+                    "primary": {
+                        "publisher_port": primary.port,
+                        "publisher_password": primary.password,
+                        "publisher_database": dbname,
+                    }
+                },
+                {
+                    "sub": {
+                        "subscriber_port": subscriber.port,
+                        "subscriber_password": subscriber.password,
+                        "subscriber_database": dbname,
+                        "subscriber_publisher": _publisher_option(primary, dbname),
+                    }
+                },
+                standbys={"standby": {"standby_port": standby.port, "standby_password": standby.password}},
+            )
+        )
+        env = ansible_env(DEFAULT_CALLBACK)
+
+        def failover():
+            run = run_playbook("playbooks/failover.yml", inventory=inventory, env=env, callback=DEFAULT_CALLBACK)
+            for secret in (primary.password, subscriber.password):
+                assert secret not in run.stdout + run.stderr
+            return run
+
+        refused = failover()
+        text = _flat(refused)
+        assert refused.rc != 0, text
+        assert "NOT a failover slot" in text, text
+        assert "STILL ACCEPTS CONNECTIONS" in text, text
+        assert "NO-GO, nothing changed" in text
+        assert standby.scalar("SELECT pg_is_in_recovery()") is True
+
+        # Fixed: failover = true in place (the slot becomes a failover slot, the standby syncs it), primary down.
+        run_module("inventium.logical_replication.subscription", {**subscription, "failover": True})
+        wait_until(
+            lambda: (
+                standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced")
+                == 1
+            ),
+            timeout=120,
+            message="the failover slot to be synced to the standby",
+        )
+        primary.execute("INSERT INTO items SELECT g, 'primary' FROM generate_series(1001, 1500) g", dbname=dbname)
+        wait_until(
+            lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1500,
+            timeout=60,
+            message="rows written on the primary to arrive",
+        )
+        confirmed = primary.scalar(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'items_sub'"
+        )
+        wait_until(
+            lambda: standby.scalar(
+                "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'items_sub'",
+                [confirmed],
+            ),
+            timeout=120,
+            message="the synced slot to reach the primary's confirmed position",
+        )
+        primary.stop("fast")
+
+        done = failover()
+        text = _flat(done)
+        assert done.rc == 0, text
+        assert "GO slot sub/items_sub failover slot items_sub synced on the standby" in text, text
+        assert f"sub/items_sub follows 127.0.0.1:{standby.port}" in text, text
+        assert "1 of 1 tables equal" in text, text
+        assert standby.scalar("SELECT pg_is_in_recovery()") is False
+        standby.execute("INSERT INTO items SELECT g, 'promoted' FROM generate_series(1501, 1600) g", dbname=dbname)
+        wait_until(
+            lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1600,
+            timeout=60,
+            message="rows written on the promoted standby to arrive",
+        )
+        assert subscriber.scalar("SELECT count(DISTINCT id) FROM items", dbname=dbname) == 1600
     finally:
         standby.destroy()

@@ -16,8 +16,8 @@ def _host_vars(values):
     return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in values.items()) + "}"
 
 
-def lab_shaped_inventory(publishers, subscribers):
-    """YAML text; ``publishers`` and ``subscribers`` map host names to their variables."""
+def lab_shaped_inventory(publishers, subscribers, standbys=None):
+    """YAML text; ``publishers``, ``subscribers`` (and ``standbys``) map host names to their variables."""
     lines = [
         "all:",
         "  vars:",
@@ -25,7 +25,9 @@ def lab_shaped_inventory(publishers, subscribers):
         f"    ansible_python_interpreter: {json.dumps(sys.executable)}",
         "  children:",
     ]
-    for group, hosts in (("publishers", publishers), ("subscribers", subscribers)):
+    for group, hosts in (("publishers", publishers), ("subscribers", subscribers), ("standbys", standbys or {})):
+        if not hosts:
+            continue
         lines += [f"    {group}:", "      hosts:"]
         lines += [f"        {name}: {_host_vars(values)}" for name, values in hosts.items()]
     return "\n".join(lines) + "\n"
