@@ -223,13 +223,13 @@ def test_check_mode_changes_nothing_and_diff(pg_db, make_role):
 
 @pytest.mark.parametrize("kind", ["superuser", "replication", "unknown"])
 def test_refusals_apply_nothing(pg_db, make_role, kind):
-    valid, _ = make_role()
+    valid, _password = make_role()
     initial = role_facts(pg_db.server, valid)
     if kind == "unknown":
         bad = f"no_such_{secrets.token_hex(3)}"
         expected = f"role {bad} does not exist"
     else:
-        bad, _ = make_role(kind.upper())
+        bad, _password = make_role(kind.upper())
         expected = {"superuser": "is a superuser", "replication": "never fence the replication role"}[kind]
     result = run_module(MODULE, args(pg_db, [valid, bad]), expect_fail=True)
     assert expected in result["msg"]
@@ -242,7 +242,7 @@ def test_refusals_apply_nothing(pg_db, make_role, kind):
 
 def test_connected_user_is_refused(pg_db, make_role):
     role, password = make_role("CREATEROLE")
-    other, _ = make_role()
+    other, _other_password = make_role()
     login = {**pg_db.login_args(), "login_user": role, "login_password": password}
     result = run_module(MODULE, {**login, "roles": [other, role]}, expect_fail=True)
     assert "is the user this module connects as" in result["msg"]
