@@ -7,8 +7,8 @@ test. A failing stage does not stop the later ones, so one run shows every
 problem; the exit status is non-zero when anything failed.
 
 When the lab's stages (integration-lab, molecule-lab) run together with
-stages that do not touch the lab, the latter run in two more processes beside
-them (see LANES_BESIDE_THE_LAB); --serial or TEST_SERIAL=1 runs one after the other.
+stages that do not touch the lab, the latter run in a second process beside
+them (see BESIDE_THE_LAB); --serial or TEST_SERIAL=1 runs one after the other.
 
 Usage: tests/run_all.py [--stages ruff,ansible-lint,...] [--serial]
 """
@@ -259,13 +259,7 @@ GROUPS = {
 # ~15 site.yml runs, then `molecule-lab` converges it again; one lab at a time, so that path is
 # serial. These stages share nothing with the lab (their own servers on random ports, their own
 # containers, network and InfluxDB, files under .build/), so they run beside it in a second process.
-# In two processes of their own: one lane of servers and linters, one of containers. (In one
-# lane they took 1,296 s in CI on 2026-12-04, longer than the lab's 1,098 s: the whole run 1,353 s.)
-LANES_BESIDE_THE_LAB = (
-    ("integration-servers", "unit", "ansible-lint", "sanity"),
-    ("integration-docker", "molecule-hosts"),
-)
-BESIDE_THE_LAB = tuple(name for lane in LANES_BESIDE_THE_LAB for name in lane)
+BESIDE_THE_LAB = ("integration-servers", "unit", "ansible-lint", "sanity", "integration-docker", "molecule-hosts")
 # ...which starts once these are done: molecule-hosts runs containers of the images prepare builds.
 BEFORE_THE_SECOND_LANE = ("ruff", "prepare")
 SERIAL_ENV = "TEST_SERIAL"
@@ -292,46 +286,40 @@ def run_stages(names: list[str]) -> list[StageResult]:
     return results
 
 
-def run_in_lanes(names: list[str]) -> list[StageResult]:
-    """The lab's stages here, the others in `run_all.py --serial` processes beside them (LANES_BESIDE_THE_LAB).
+def run_in_two_lanes(names: list[str]) -> list[StageResult]:
+    """The lab's stages here, the others in a second `run_all.py --serial` process beside them.
 
-    Each lane's output goes to .build/lane-<n>.log, printed when it ends, so the lab's output stays
-    readable live; its results come back as JSON. An interrupted run stops them too.
+    The second lane's output goes to .build/second-lane.log, printed when it ends, so the lab's
+    output stays readable live; its results come back as JSON. An interrupted run stops it too.
     """
-    lanes = [[n for n in lane if n in names] for lane in LANES_BESIDE_THE_LAB]
-    lanes = [lane for lane in lanes if lane]
+    second = [n for n in names if n in BESIDE_THE_LAB]
     first = [n for n in names if n not in BESIDE_THE_LAB]
     before = [n for n in first if n in BEFORE_THE_SECOND_LANE]
     after = [n for n in first if n not in BEFORE_THE_SECOND_LANE]
     results = run_stages(before)
+    log, results_file = BUILD / "second-lane.log", BUILD / "second-lane.json"
     BUILD.mkdir(parents=True, exist_ok=True)
-    started = []
-    try:
-        for number, lane in enumerate(lanes, start=2):
-            log, results_file = BUILD / f"lane-{number}.log", BUILD / f"lane-{number}.json"
-            results_file.unlink(missing_ok=True)
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--serial", "--stages", ",".join(lane)]
-            cmd += ["--results-json", str(results_file)]
-            print(f"\n$ {' '.join(cmd)} > {log.relative_to(ROOT)} (beside the lab's stages)", flush=True)
-            with log.open("w") as out:
-                process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-            started.append((number, lane, log, results_file, process))
-        results += run_stages(after)
-        for number, lane, log, results_file, process in started:
-            if process.poll() is None:
-                print(f"\n(waiting for lane {number}: {', '.join(lane)})", flush=True)
-            lane_rc = process.wait()
-            print(f"\n----- lane {number} ({log.relative_to(ROOT)}) -----", flush=True)
-            print(log.read_text(), flush=True)
-            if results_file.exists():
-                results += [StageResult(**item) for item in json.loads(results_file.read_text())]
-            else:
-                results.append(single(f"lane-{number}", lane_rc or 1, f"lane {number} wrote no results"))
-    finally:
-        for _number, _lane, _log, _results_file, process in started:
-            if process.poll() is None:
-                process.terminate()
-                process.wait()
+    results_file.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serial", "--stages", ",".join(second)]
+    cmd += ["--results-json", str(results_file)]
+    print(f"\n$ {' '.join(cmd)} > {log.relative_to(ROOT)} (beside the lab's stages)", flush=True)
+    with log.open("w") as out:
+        lane = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            results += run_stages(after)
+            if lane.poll() is None:
+                print(f"\n(waiting for the second lane: {', '.join(second)})", flush=True)
+            lane_rc = lane.wait()
+        finally:
+            if lane.poll() is None:
+                lane.terminate()
+                lane.wait()
+    print(f"\n----- second lane ({log.relative_to(ROOT)}) -----", flush=True)
+    print(log.read_text(), flush=True)
+    if results_file.exists():
+        results += [StageResult(**item) for item in json.loads(results_file.read_text())]
+    else:
+        results.append(single("second-lane", lane_rc or 1, "the second lane wrote no results"))
     order = list(STAGES)
     return sorted(results, key=lambda r: order.index(r.name) if r.name in order else len(order))
 
@@ -344,9 +332,9 @@ def main() -> int:
         "--serial",
         action="store_true",
         default=os.environ.get(SERIAL_ENV, "") not in ("", "0"),
-        help=f"one stage after the other (also {SERIAL_ENV}=1); default: three lanes when the lab's stages run",
+        help=f"one stage after the other (also {SERIAL_ENV}=1); default: two lanes when the lab's stages run",
     )
-    parser.add_argument("--results-json", type=Path, help=argparse.SUPPRESS)  # a lane's answer
+    parser.add_argument("--results-json", type=Path, help=argparse.SUPPRESS)  # the second lane's answer
     args = parser.parse_args()
     asked = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in asked if s not in choices]
@@ -356,7 +344,7 @@ def main() -> int:
 
     lab_stages = [n for n in wanted if n not in BESIDE_THE_LAB and n not in BEFORE_THE_SECOND_LANE]
     lanes = not args.serial and lab_stages and any(n in BESIDE_THE_LAB for n in wanted)
-    results = run_in_lanes(wanted) if lanes else run_stages(wanted)
+    results = run_in_two_lanes(wanted) if lanes else run_stages(wanted)
     if args.results_json:
         args.results_json.write_text(json.dumps([asdict(r) for r in results]))
         return 1 if any(r.failed for r in results) else 0
