@@ -18,6 +18,7 @@ A private primary, a physical standby made from it with ``pg_basebackup -R`` (th
 from __future__ import annotations
 
 import secrets
+from types import SimpleNamespace
 
 import pytest
 from pg_harness import selected_majors, wait_until
@@ -45,22 +46,27 @@ def _checks(result, code):
     return [c for c in result["checks"] if c["code"] == code]
 
 
-@pytest.mark.parametrize("major", MAJORS)
-def test_failover_slot_synced_then_used_after_promotion(major, pg_harness, pg_server_factory, tmp_path):
-    primary = pg_server_factory(major, name=f"primary{major}")
-    run_module(
-        "inventium.logical_replication.replication_slot",
-        {**primary.login_args("postgres"), "name": SLOT, "slot_type": "physical"},
-    )
-    standby = pg_harness.new_standby(
-        primary, slot=SLOT, settings={"hot_standby_feedback": "on", "sync_replication_slots": "on"}
-    )
-    subscriber = pg_server_factory(major, name=f"sub{major}")
-    try:
+@pytest.fixture
+def failover_topology(pg_harness, pg_server_factory):
+    """``make(major)``: a primary with a physical slot, its standby (hot_standby_feedback, sync_replication_slots),
+    a subscriber, and on the primary a database with ``items`` (1000 rows) in publication ``items_pub`` (the
+    table also on the subscriber). The standby is destroyed after the test (the factory's servers by it)."""
+    standbys = []
+
+    def make(major):
+        primary = pg_server_factory(major, name=f"primary{major}")
+        run_module(
+            "inventium.logical_replication.replication_slot",
+            {**primary.login_args("postgres"), "name": SLOT, "slot_type": "physical"},
+        )
+        standby = pg_harness.new_standby(
+            primary, slot=SLOT, settings={"hot_standby_feedback": "on", "sync_replication_slots": "on"}
+        )
+        standbys.append(standby)
+        subscriber = pg_server_factory(major, name=f"sub{major}")
         dbname = f"app_{secrets.token_hex(3)}"
-        primary.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-        subscriber.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         for server in (primary, subscriber):
+            server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
             server.execute("CREATE TABLE items (id bigint PRIMARY KEY, v text)", dbname=dbname)
         primary.execute("INSERT INTO items SELECT g, 'before' FROM generate_series(1, 1000) g", dbname=dbname)
         primary.execute("CREATE PUBLICATION items_pub FOR TABLE items", dbname=dbname)
@@ -69,121 +75,129 @@ def test_failover_slot_synced_then_used_after_promotion(major, pg_harness, pg_se
             timeout=60,
             message="the standby to replay the new database",
         )
+        return SimpleNamespace(primary=primary, standby=standby, subscriber=subscriber, dbname=dbname)
 
-        # The standby's slot is listed: the primary sends no change to a failover slot's consumer before the
-        # standby has it.
-        settings = run_module(
+    yield make
+    for standby in standbys:
+        standby.destroy()
+
+
+@pytest.mark.parametrize("major", MAJORS)
+def test_failover_slot_synced_then_used_after_promotion(major, failover_topology):
+    topology = failover_topology(major)
+    primary, standby, subscriber, dbname = topology.primary, topology.standby, topology.subscriber, topology.dbname
+
+    # The standby's slot is listed: the primary sends no change to a failover slot's consumer before the
+    # standby has it.
+    settings = run_module(
+        "inventium.logical_replication.server_settings",
+        {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": SLOT}},
+    )
+    assert settings["changed"] is True
+    assert settings["restart_required"] is False
+
+    created = run_module(
+        "inventium.logical_replication.subscription",
+        {
+            **subscriber.login_args(dbname),
+            "name": "items_sub",
+            "publications": ["items_pub"],
+            "publisher": _publisher_option(primary, dbname),
+            "failover": True,
+            "wait_for_sync": True,
+        },
+    )
+    assert created["changed"] is True
+    assert primary.scalar("SELECT failover FROM pg_replication_slots WHERE slot_name = 'items_sub'") is True
+
+    # The standby's slot synchronization copies the failover slot (its worker polls; up to ~30 s idle).
+    wait_until(
+        lambda: (
+            standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced") == 1
+        ),
+        timeout=120,
+        message="the failover slot to be synced to the standby",
+    )
+    on_standby = run_module(
+        "inventium.logical_replication.replication_info", {**standby.login_args(dbname), "gather": ["slots"]}
+    )
+    synced = {s["name"]: s for s in on_standby["slots"]}["items_sub"]
+    assert synced["failover"] is True
+    assert synced["synced"] is True
+
+    # The primary's checks: the standby is listed and connected, nothing to report about it.
+    checked = run_module(
+        "inventium.logical_replication.replication_info", {**primary.login_args(dbname), "gather": ["checks"]}
+    )
+    for code in (
+        "synchronized_standby_slots_broken",
+        "standby_slot_inactive",
+        "standby_not_in_synchronized_standby_slots",
+    ):
+        assert not _checks(checked, code), checked["checks"]
+
+    # Left out of synchronized_standby_slots, the standby is reported (and listed again afterwards).
+    for value, expected in (("", 1), (SLOT, 0)):
+        run_module(
             "inventium.logical_replication.server_settings",
-            {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": SLOT}},
+            {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": value}},
         )
-        assert settings["changed"] is True
-        assert settings["restart_required"] is False
-
-        created = run_module(
-            "inventium.logical_replication.subscription",
-            {
-                **subscriber.login_args(dbname),
-                "name": "items_sub",
-                "publications": ["items_pub"],
-                "publisher": _publisher_option(primary, dbname),
-                "failover": True,
-                "wait_for_sync": True,
-            },
-        )
-        assert created["changed"] is True
-        assert primary.scalar("SELECT failover FROM pg_replication_slots WHERE slot_name = 'items_sub'") is True
-
-        # The standby's slot synchronization copies the failover slot (its worker polls; up to ~30 s idle).
         wait_until(
-            lambda: (
-                standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced")
-                == 1
-            ),
-            timeout=120,
-            message="the failover slot to be synced to the standby",
+            lambda value=value: primary.scalar("SHOW synchronized_standby_slots") == value,
+            timeout=30,
+            message="the reload",
         )
-        on_standby = run_module(
-            "inventium.logical_replication.replication_info", {**standby.login_args(dbname), "gather": ["slots"]}
-        )
-        synced = {s["name"]: s for s in on_standby["slots"]}["items_sub"]
-        assert synced["failover"] is True
-        assert synced["synced"] is True
-
-        # The primary's checks: the standby is listed and connected, nothing to report about it.
         checked = run_module(
             "inventium.logical_replication.replication_info", {**primary.login_args(dbname), "gather": ["checks"]}
         )
-        for code in (
-            "synchronized_standby_slots_broken",
-            "standby_slot_inactive",
-            "standby_not_in_synchronized_standby_slots",
-        ):
-            assert not _checks(checked, code), checked["checks"]
+        assert len(_checks(checked, "standby_not_in_synchronized_standby_slots")) == expected, checked["checks"]
 
-        # Left out of synchronized_standby_slots, the standby is reported (and listed again afterwards).
-        for value, expected in (("", 1), (SLOT, 0)):
-            run_module(
-                "inventium.logical_replication.server_settings",
-                {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": value}},
-            )
-            wait_until(
-                lambda value=value: primary.scalar("SHOW synchronized_standby_slots") == value,
-                timeout=30,
-                message="the reload",
-            )
-            checked = run_module(
-                "inventium.logical_replication.replication_info", {**primary.login_args(dbname), "gather": ["checks"]}
-            )
-            assert len(_checks(checked, "standby_not_in_synchronized_standby_slots")) == expected, checked["checks"]
+    # Rows written before the failover arrive, through the standby's confirmation.
+    primary.execute("INSERT INTO items SELECT g, 'primary' FROM generate_series(1001, 1500) g", dbname=dbname)
+    wait_until(
+        lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1500,
+        timeout=60,
+        message="rows written on the primary to arrive",
+    )
+    # The synced slot must have caught up with what the subscriber confirmed before the primary goes.
+    wait_until(
+        lambda: standby.scalar(
+            "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'items_sub'",
+            [
+                primary.scalar(
+                    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'items_sub'"
+                )
+            ],
+        ),
+        timeout=120,
+        message="the synced slot to reach the primary's confirmed position",
+    )
 
-        # Rows written before the failover arrive, through the standby's confirmation.
-        primary.execute("INSERT INTO items SELECT g, 'primary' FROM generate_series(1001, 1500) g", dbname=dbname)
-        wait_until(
-            lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1500,
-            timeout=60,
-            message="rows written on the primary to arrive",
-        )
-        # The synced slot must have caught up with what the subscriber confirmed before the primary goes.
-        wait_until(
-            lambda: standby.scalar(
-                "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'items_sub'",
-                [
-                    primary.scalar(
-                        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'items_sub'"
-                    )
-                ],
-            ),
-            timeout=120,
-            message="the synced slot to reach the primary's confirmed position",
-        )
-
-        # The failover: the primary goes, the standby is promoted, the subscription follows it.
-        primary.stop("fast")
-        standby.promote()
-        repointed = run_module(
-            "inventium.logical_replication.subscription",
-            {
-                **subscriber.login_args(dbname),
-                "name": "items_sub",
-                "publications": ["items_pub"],
-                "publisher": _publisher_option(standby, dbname),
-                "failover": True,
-            },
-        )
-        assert repointed["changed"] is True
-        assert any("CONNECTION" in q for q in repointed["queries"]), repointed["queries"]
-        standby.execute("INSERT INTO items SELECT g, 'promoted' FROM generate_series(1501, 2000) g", dbname=dbname)
-        wait_until(
-            lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 2000,
-            timeout=120,
-            message="rows written on the promoted standby to arrive",
-        )
-        # Every row once (a re-copy would have failed on the key or doubled nothing silently: check both).
-        assert subscriber.scalar("SELECT count(DISTINCT id) FROM items", dbname=dbname) == 2000
-        assert subscriber.scalar("SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'", dbname=dbname) == 0
-        assert subscriber.scalar("SELECT count(*) FROM items WHERE v = 'promoted'", dbname=dbname) == 500
-    finally:
-        standby.destroy()
+    # The failover: the primary goes, the standby is promoted, the subscription follows it.
+    primary.stop("fast")
+    standby.promote()
+    repointed = run_module(
+        "inventium.logical_replication.subscription",
+        {
+            **subscriber.login_args(dbname),
+            "name": "items_sub",
+            "publications": ["items_pub"],
+            "publisher": _publisher_option(standby, dbname),
+            "failover": True,
+        },
+    )
+    assert repointed["changed"] is True
+    assert any("CONNECTION" in q for q in repointed["queries"]), repointed["queries"]
+    standby.execute("INSERT INTO items SELECT g, 'promoted' FROM generate_series(1501, 2000) g", dbname=dbname)
+    wait_until(
+        lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 2000,
+        timeout=120,
+        message="rows written on the promoted standby to arrive",
+    )
+    # Every row once (a re-copy would have failed on the key or doubled nothing silently: check both).
+    assert subscriber.scalar("SELECT count(DISTINCT id) FROM items", dbname=dbname) == 2000
+    assert subscriber.scalar("SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'", dbname=dbname) == 0
+    assert subscriber.scalar("SELECT count(*) FROM items WHERE v = 'promoted'", dbname=dbname) == 500
 
 
 def _flat(run):
@@ -191,116 +205,99 @@ def _flat(run):
 
 
 @pytest.mark.parametrize("major", MAJORS[-1:])
-def test_failover_playbook_refuses_then_fails_over(major, pg_harness, pg_server_factory, tmp_path):
+def test_failover_playbook_refuses_then_fails_over(major, failover_topology, tmp_path):
     """``playbooks/failover.yml`` on the servers of an inventory: refused while the subscription's slot is no
     failover slot and the primary still runs; after both are fixed, the standby is promoted and followed."""
-    primary = pg_server_factory(major, name=f"primary{major}")
+    topology = failover_topology(major)
+    primary, standby, subscriber, dbname = topology.primary, topology.standby, topology.subscriber, topology.dbname
     run_module(
-        "inventium.logical_replication.replication_slot",
-        {**primary.login_args("postgres"), "name": SLOT, "slot_type": "physical"},
+        "inventium.logical_replication.server_settings",
+        {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": SLOT}},
     )
-    standby = pg_harness.new_standby(
-        primary, slot=SLOT, settings={"hot_standby_feedback": "on", "sync_replication_slots": "on"}
+    subscription = {
+        **subscriber.login_args(dbname),
+        "name": "items_sub",
+        "publications": ["items_pub"],
+        "publisher": _publisher_option(primary, dbname),
+        "wait_for_sync": True,
+    }
+    run_module("inventium.logical_replication.subscription", {**subscription, "failover": False})
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        lab_shaped_inventory(
+            {
+                "primary": {
+                    "publisher_port": primary.port,
+                    "publisher_password": primary.password,
+                    "publisher_database": dbname,
+                }
+            },
+            {
+                "sub": {
+                    "subscriber_port": subscriber.port,
+                    "subscriber_password": subscriber.password,
+                    "subscriber_database": dbname,
+                    "subscriber_publisher": _publisher_option(primary, dbname),
+                }
+            },
+            standbys={"standby": {"standby_port": standby.port, "standby_password": standby.password}},
+        )
     )
-    subscriber = pg_server_factory(major, name=f"sub{major}")
-    try:
-        dbname = f"app_{secrets.token_hex(3)}"
-        for server in (primary, subscriber):
-            server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-            server.execute("CREATE TABLE items (id bigint PRIMARY KEY, v text)", dbname=dbname)
-        primary.execute("INSERT INTO items SELECT g, 'before' FROM generate_series(1, 1000) g", dbname=dbname)
-        primary.execute("CREATE PUBLICATION items_pub FOR TABLE items", dbname=dbname)
-        run_module(
-            "inventium.logical_replication.server_settings",
-            {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": SLOT}},
-        )
-        subscription = {
-            **subscriber.login_args(dbname),
-            "name": "items_sub",
-            "publications": ["items_pub"],
-            "publisher": _publisher_option(primary, dbname),
-            "wait_for_sync": True,
-        }
-        run_module("inventium.logical_replication.subscription", {**subscription, "failover": False})
-        inventory = tmp_path / "hosts.yml"
-        inventory.write_text(
-            lab_shaped_inventory(
-                {
-                    "primary": {
-                        "publisher_port": primary.port,
-                        "publisher_password": primary.password,
-                        "publisher_database": dbname,
-                    }
-                },
-                {
-                    "sub": {
-                        "subscriber_port": subscriber.port,
-                        "subscriber_password": subscriber.password,
-                        "subscriber_database": dbname,
-                        "subscriber_publisher": _publisher_option(primary, dbname),
-                    }
-                },
-                standbys={"standby": {"standby_port": standby.port, "standby_password": standby.password}},
-            )
-        )
-        env = ansible_env(DEFAULT_CALLBACK)
+    env = ansible_env(DEFAULT_CALLBACK)
 
-        def failover():
-            run = run_playbook("playbooks/failover.yml", inventory=inventory, env=env, callback=DEFAULT_CALLBACK)
-            for secret in (primary.password, subscriber.password):
-                assert secret not in run.stdout + run.stderr
-            return run
+    def failover():
+        run = run_playbook("playbooks/failover.yml", inventory=inventory, env=env, callback=DEFAULT_CALLBACK)
+        for secret in (primary.password, subscriber.password):
+            assert secret not in run.stdout + run.stderr
+        return run
 
-        refused = failover()
-        text = _flat(refused)
-        assert refused.rc != 0, text
-        assert "NOT a failover slot" in text, text
-        assert "STILL ACCEPTS CONNECTIONS" in text, text
-        assert "NO-GO, nothing changed" in text
-        assert standby.scalar("SELECT pg_is_in_recovery()") is True
+    refused = failover()
+    text = _flat(refused)
+    assert refused.rc != 0, text
+    assert "NOT a failover slot" in text, text
+    assert "STILL ACCEPTS CONNECTIONS" in text, text
+    assert "NO-GO, nothing changed" in text
+    assert standby.scalar("SELECT pg_is_in_recovery()") is True
 
-        # Fixed: failover = true in place (the slot becomes a failover slot, the standby syncs it), primary down.
-        run_module("inventium.logical_replication.subscription", {**subscription, "failover": True})
-        wait_until(
-            lambda: (
-                standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced")
-                == 1
-            ),
-            timeout=120,
-            message="the failover slot to be synced to the standby",
-        )
-        primary.execute("INSERT INTO items SELECT g, 'primary' FROM generate_series(1001, 1500) g", dbname=dbname)
-        wait_until(
-            lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1500,
-            timeout=60,
-            message="rows written on the primary to arrive",
-        )
-        confirmed = primary.scalar(
-            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'items_sub'"
-        )
-        wait_until(
-            lambda: standby.scalar(
-                "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'items_sub'",
-                [confirmed],
-            ),
-            timeout=120,
-            message="the synced slot to reach the primary's confirmed position",
-        )
-        primary.stop("fast")
+    # Fixed: failover = true in place (the slot becomes a failover slot, the standby syncs it), primary down.
+    run_module("inventium.logical_replication.subscription", {**subscription, "failover": True})
+    wait_until(
+        lambda: (
+            standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced") == 1
+        ),
+        timeout=120,
+        message="the failover slot to be synced to the standby",
+    )
+    primary.execute("INSERT INTO items SELECT g, 'primary' FROM generate_series(1001, 1500) g", dbname=dbname)
+    wait_until(
+        lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1500,
+        timeout=60,
+        message="rows written on the primary to arrive",
+    )
+    confirmed = primary.scalar(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'items_sub'"
+    )
+    wait_until(
+        lambda: standby.scalar(
+            "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'items_sub'",
+            [confirmed],
+        ),
+        timeout=120,
+        message="the synced slot to reach the primary's confirmed position",
+    )
+    primary.stop("fast")
 
-        done = failover()
-        text = _flat(done)
-        assert done.rc == 0, text
-        assert "GO slot sub/items_sub failover slot items_sub synced on the standby" in text, text
-        assert f"sub/items_sub follows 127.0.0.1:{standby.port}" in text, text
-        assert "1 of 1 tables equal" in text, text
-        assert standby.scalar("SELECT pg_is_in_recovery()") is False
-        standby.execute("INSERT INTO items SELECT g, 'promoted' FROM generate_series(1501, 1600) g", dbname=dbname)
-        wait_until(
-            lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1600,
-            timeout=60,
-            message="rows written on the promoted standby to arrive",
-        )
-        assert subscriber.scalar("SELECT count(DISTINCT id) FROM items", dbname=dbname) == 1600
-    finally:
-        standby.destroy()
+    done = failover()
+    text = _flat(done)
+    assert done.rc == 0, text
+    assert "GO slot sub/items_sub failover slot items_sub synced on the standby" in text, text
+    assert f"sub/items_sub follows 127.0.0.1:{standby.port}" in text, text
+    assert "1 of 1 tables equal" in text, text
+    assert standby.scalar("SELECT pg_is_in_recovery()") is False
+    standby.execute("INSERT INTO items SELECT g, 'promoted' FROM generate_series(1501, 1600) g", dbname=dbname)
+    wait_until(
+        lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1600,
+        timeout=60,
+        message="rows written on the promoted standby to arrive",
+    )
+    assert subscriber.scalar("SELECT count(DISTINCT id) FROM items", dbname=dbname) == 1600
