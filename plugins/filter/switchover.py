@@ -14,8 +14,10 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._switchover import (
     DEFAULT_MAX_LAG_BYTES,
+    application_summary,
     format_rows,
     preflight,
+    rehearsal_lines,
     report_lines,
     step_times,
 )
@@ -51,6 +53,22 @@ def switchover_report(result):
         raise AnsibleFilterError(f"switchover_report: {exc}") from exc
 
 
+def rehearsal_application(writes):
+    """The measurements of the ``application_writes`` module's result (``lost`` None when not proven)."""
+    try:
+        return application_summary(writes)
+    except (TypeError, AttributeError) as exc:
+        raise AnsibleFilterError(f"rehearsal_application: {exc}") from exc
+
+
+def rehearsal_report(result):
+    """The upgrade rehearsal's report: both windows, their steps and proofs, the application's proof."""
+    try:
+        return rehearsal_lines(result)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise AnsibleFilterError(f"rehearsal_report: {exc}") from exc
+
+
 class FilterModule:
     """The collection's switchover filters."""
 
@@ -60,4 +78,6 @@ class FilterModule:
             "switchover_lines": switchover_lines,
             "switchover_steps": switchover_steps,
             "switchover_report": switchover_report,
+            "rehearsal_application": rehearsal_application,
+            "rehearsal_report": rehearsal_report,
         }

@@ -305,3 +305,69 @@ def report_lines(result):
     )
     lines.append(f"write-unavailable window: {float(result['window_seconds']):.2f} s (fence -> ready)")
     return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# the upgrade rehearsal (playbooks/upgrade_rehearsal.yml)
+# ----------------------------------------------------------------------------------------------
+
+_APPLICATION_KEYS = (
+    "run_id",
+    "acknowledged",
+    "acknowledged_by_node",
+    "errors",
+    "longest_gap_seconds",
+    "writing_seconds",
+    "nodes",
+    "lost",
+)
+
+
+def application_summary(writes):
+    """The measurements of an ``application_writes`` result (as ``async_status`` returns it).
+
+    A writer that never finished (``finished`` false) or failed before reading its rows back has no
+    ``nodes``: its ``lost`` is then None, "not proven" - never 0.
+    """
+    summary = {key: writes.get(key) for key in _APPLICATION_KEYS}
+    summary["failed"] = bool(writes.get("failed")) or not writes.get("finished", True)
+    summary["msg"] = writes.get("msg") if summary["failed"] else None
+    if not summary.get("nodes"):
+        summary["lost"] = None
+    return summary
+
+
+def _counts(by_node):
+    return ", ".join(f"{node} {count:,}" for node, count in (by_node or {}).items())
+
+
+def _node(measured, end):
+    major = measured.get(f"{end}_major")
+    return f"{measured[end]} (PostgreSQL {major})" if major not in (None, "") else measured[end]
+
+
+def rehearsal_lines(result):
+    """The rehearsal's report: both windows with their steps and proofs, then the application's own proof."""
+    lines = [f"upgrade rehearsal {result['run_id']}: {result['source']} -> {result['target']} -> {result['source']}"]
+    for direction in ("switchover", "switchback"):
+        measured = result[direction]
+        lines.append(
+            f"{direction} {_node(measured, 'source')} -> {_node(measured, 'target')}: write-unavailable window "
+            f"{float(measured['window_seconds']):.2f} s (fence -> ready)"
+        )
+        lines += report_lines(measured)[:-1]
+    app = result["application"]
+    lines.append(
+        f"application: {app['acknowledged'] or 0:,} writes acknowledged ({_counts(app['acknowledged_by_node'])}); "
+        f"longest time without an acknowledged write {float(app['longest_gap_seconds'] or 0):.2f} s "
+        "(from the fence until it was pointed at the other node)"
+    )
+    if app["errors"]:
+        lines.append("  failed attempts, retried: " + _counts(app["errors"]))
+    if app["lost"] is None:
+        lines.append(f"proof: NOT MADE - {app['msg'] or 'the application did not finish'}")
+    else:
+        nodes = ", ".join(f"{n['node']} {n['rows']:,} rows, {n['missing']} missing" for n in app["nodes"])
+        verdict = "none lost" if app["lost"] == 0 else f"{app['lost']} LOST"
+        lines.append(f"proof: every acknowledged row read back from each node ({nodes}): {verdict}")
+    return lines

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._switchover import (
+    application_summary,
     format_rows,
     preflight,
+    rehearsal_lines,
     report_lines,
     step_times,
 )
@@ -224,3 +226,89 @@ def test_lines_and_report():
 def test_report_needs_its_fields(bad):
     with pytest.raises((KeyError, TypeError)):
         report_lines(bad)
+
+
+def measured(direction, source, target, window):
+    return {
+        "direction": direction,
+        "source": source,
+        "target": target,
+        "source_major": {"pub": "15", "sub2": "17"}[source],
+        "target_major": {"pub": "15", "sub2": "17"}[target],
+        "steps": [{"step": "fence writes", "seconds": 0.3}, {"step": "compare", "seconds": window - 0.3}],
+        "window_seconds": window,
+        "tables": 2,
+        "tables_equal": 2,
+        "sequences": 1,
+        "terminated": 1,
+        "fenced_roles": ["app_writer"],
+    }
+
+
+WRITES = {
+    "finished": 1,
+    "changed": True,
+    "run_id": "r1",
+    "acknowledged": 2650,
+    "acknowledged_by_node": {"pub": 2300, "sub2": 350},
+    "errors": {"pub: ReadOnlySqlTransaction": 41},
+    "longest_gap_seconds": 4.21,
+    "writing_seconds": 30.5,
+    "nodes": [
+        {"node": "pub", "rows": 2650, "missing": 0, "missing_sample": [], "unacknowledged": 0},
+        {"node": "sub2", "rows": 2650, "missing": 0, "missing_sample": [], "unacknowledged": 0},
+    ],
+    "lost": 0,
+    "ansible_job_id": "j1",
+}
+
+
+def rehearsal(application):
+    return {
+        "run_id": "r1",
+        "source": "pub",
+        "target": "sub2",
+        "switchover": measured("switchover", "pub", "sub2", 2.71),
+        "switchback": measured("switchback", "sub2", "pub", 2.5),
+        "application": application,
+    }
+
+
+def test_rehearsal_report_with_the_proof():
+    app = application_summary(WRITES)
+    assert app["lost"] == 0
+    assert app["failed"] is False
+    assert "ansible_job_id" not in app
+    lines = rehearsal_lines(rehearsal(app))
+    assert lines[0] == "upgrade rehearsal r1: pub -> sub2 -> pub"
+    assert "switchover pub (PostgreSQL 15) -> sub2 (PostgreSQL 17): write-unavailable window 2.71 s" in lines[1]
+    assert any(
+        line.startswith("switchback sub2 (PostgreSQL 17) -> pub (PostgreSQL 15): write-unavailable window 2.50 s")
+        for line in lines
+    )
+    assert (
+        "application: 2,650 writes acknowledged (pub 2,300, sub2 350); "
+        "longest time without an acknowledged write 4.21 s" in " ".join(lines)
+    )
+    assert "  failed attempts, retried: pub: ReadOnlySqlTransaction 41" in lines
+    assert lines[-1] == (
+        "proof: every acknowledged row read back from each node "
+        "(pub 2,650 rows, 0 missing, sub2 2,650 rows, 0 missing): none lost"
+    )
+
+
+def test_rehearsal_report_names_what_was_lost():
+    lost = dict(WRITES, failed=True, msg="acknowledged writes missing", lost=3)
+    lost["nodes"] = [dict(WRITES["nodes"][0]), dict(WRITES["nodes"][1], rows=2647, missing=3)]
+    lines = rehearsal_lines(rehearsal(application_summary(lost)))
+    assert lines[-1].endswith("sub2 2,647 rows, 3 missing): 3 LOST")
+
+
+@pytest.mark.parametrize(
+    "writes", [{"finished": 0, "ansible_job_id": "j1"}, {"failed": True, "msg": "boom", "acknowledged": 5}]
+)
+def test_rehearsal_without_a_read_back_is_not_proven(writes):
+    app = application_summary(writes)
+    assert app["lost"] is None  # never 0 without the read-back
+    lines = rehearsal_lines(rehearsal(app))
+    assert lines[-1].startswith("proof: NOT MADE")
