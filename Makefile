@@ -45,6 +45,10 @@ lab: venv ## build or reconfigure the lab (ansible-playbook site.yml)
 lab-down: venv ## tear the lab down (volumes kept; PURGE=1 removes them and .lab/)
 	$(VENV)/bin/ansible-playbook playbooks/teardown.yml -i $(INVENTORY) $(BECOME) $(if $(PURGE),-e teardown_purge=true) $(ANSIBLE_ARGS)
 
+.PHONY: rehearse-upgrade
+rehearse-upgrade: venv ## rehearse a 15 -> 17 upgrade on the lab: switchover + switchback under writes, downtime, proof
+	$(VENV)/bin/ansible-playbook playbooks/upgrade_rehearsal.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
+
 # scripts/status.sh exits 0 healthy, 1 warnings, 2 critical; make turns any non-zero exit of a
 # recipe into its own exit 2, so `make status` exits 0 when healthy and 2 otherwise.
 status: venv ## replication status of every node; exit 0 healthy, else 2 (scripts/status.sh: 0/1/2)
