@@ -49,7 +49,7 @@ STOPPED = "subscriber2"
 # ----------------------------------------------------------------------------------------------
 
 
-def test_sampler_on_a_pair(pg_pair_db, tmp_path):
+def test_sampler_on_a_pair(pg_pair_db, tmp_path, request):
     pub, sub = pg_pair_db.publisher, pg_pair_db.subscriber
     pub_major, sub_major = pub.server.major, sub.server.major
     ddl = HEARTBEAT_SQL.read_text()
@@ -60,6 +60,9 @@ def test_sampler_on_a_pair(pg_pair_db, tmp_path):
     if statements:  # installed, not in shared_preload_libraries: reading it fails, the sampler counts that
         pub.execute("CREATE EXTENSION pg_stat_statements")
     sub.execute(f"CREATE SUBSCRIPTION sampler_sub CONNECTION '{pub.conninfo()}' PUBLICATION heartbeat_pub")
+    if pub_major >= 17:  # a failover slot nothing uses: the sync state fields of an inactive slot
+        pub.execute("SELECT pg_create_logical_replication_slot('sampler_failover', 'pgoutput', failover => true)")
+        request.addfinalizer(lambda: pub.execute("SELECT pg_drop_replication_slot('sampler_failover')"))
     config = sampler_config(
         tmp_path, {"pub": ("publisher", pub.server, pub.name), "sub": ("subscriber", sub.server, sub.name)}
     )
@@ -93,10 +96,22 @@ def test_sampler_on_a_pair(pg_pair_db, tmp_path):
 
     publisher = by_node["pub"]
     assert any(t["application_name"] == "sampler_sub" for t, _f in publisher["replication"])
-    slot_tags, slot = publisher["replication_slot"][-1]
-    assert slot_tags["slot_name"] == "sampler_sub"
+    slots = {tags["slot_name"]: fields for tags, fields in publisher["replication_slot"]}  # the last round's
+    slot = slots["sampler_sub"]
     assert slot["active"] == 1
     assert slot["retained_wal_bytes"] >= 0
+    sync_state = {"conflicting", "failover", "synced", "inactive_seconds", "invalidation_reason"}
+    if pub_major >= 17:
+        assert set(slots) == {"sampler_sub", "sampler_failover"}
+        assert (slot["failover"], slot["synced"], slot["conflicting"]) == (0, 0, 0)
+        assert "inactive_seconds" not in slot  # in use: inactive_since is NULL
+        failover = slots["sampler_failover"]
+        assert (failover["active"], failover["failover"], failover["synced"], failover["conflicting"]) == (0, 1, 0, 0)
+        assert 0 <= failover["inactive_seconds"] < 60  # created a few seconds before the sampler started
+        assert "invalidation_reason" not in failover
+    else:
+        assert set(slots) == {"sampler_sub"}
+        assert not sync_state & set(slot), slot
     assert "subscription" not in publisher
     assert "heartbeat_lag" not in publisher
     assert "statements" not in publisher
