@@ -233,8 +233,10 @@ class Report:
             "Failover slots",
             "`replication_slot.synced` and `replication_slot.inactive_seconds` per `node`/`slot_name` "
             "(PostgreSQL 17+; older servers' slots have neither). Healthy: every failover slot of the primary "
-            "(`failover` = 1, in use) is listed on its physical standby with `synced` = 1; a failover slot the "
-            "standby lacks is lost when the standby is promoted.",
+            "(`failover` = 1, in use) is listed on its physical standby with `synced` = 1, where its inactive "
+            "seconds are the time since its last synchronization (back near 0 every cycle of the slot sync worker, "
+            "at most 30 s apart while idle: a line that keeps rising means synchronization stopped); a failover "
+            "slot the standby lacks is lost when the standby is promoted.",
             image,
             "no slot of a PostgreSQL 17+ node in the period (failover, synced and inactive_since are 17+ columns)",
         )
