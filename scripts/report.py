@@ -12,7 +12,11 @@ writes into ``--out`` (default ``.lab/report``):
 - ``retained_wal.png`` WAL retained per replication slot
 - ``locks.png``        locks by mode, one panel per node (the seed's Grafana panel)
 - ``tps.png``          transactions per second per node (derivative of xact_commit)
-- ``report.md``        the page: time range, latest values, the four images
+- ``failover_slots.png`` failover slots (PostgreSQL 17+): synced flag and inactive seconds per node and slot
+- ``conflicts.png``    conflicts per type (PostgreSQL 18+ subscribers, cumulative), one panel per type
+- ``report.md``        the page: time range, latest values, the images
+
+The last two exist only when the lab has such servers; without, their sections say "No data".
 
 Usage: scripts/report.py [--endpoints .lab/endpoints.json] [--minutes 15] [--out .lab/report]
 Exit status 0 when the report was written (plots without data say so), 2 when InfluxDB cannot
@@ -36,6 +40,7 @@ from support.paths import use_checkout  # noqa: E402
 use_checkout()  # tests/support: the collection, tests/ and tests/integration/ on sys.path
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
+from ansible_collections.inventium.logical_replication.plugins.module_utils._versions import CONFLICT_TYPES  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MPLCONFIGDIR", str(Path(tempfile.gettempdir()) / "inventium-matplotlib"))
@@ -44,6 +49,8 @@ os.environ.setdefault("MPLCONFIGDIR", str(Path(tempfile.gettempdir()) / "inventi
 SEED_LOCK_MODES = ("AccessShareLock", "ExclusiveLock", "RowExclusiveLock", "ShareLock", "ShareUpdateExclusiveLock")
 FIGURE_SIZE = (11, 4.2)
 DPI = 110
+IMAGES = ("lag", "retained_wal", "locks", "tps", "failover_slots", "conflicts")
+"""The plots a report can have (``<name>.png``); a new report first removes the old ones."""
 
 
 def bucket_seconds(minutes: float) -> int:
@@ -55,14 +62,17 @@ def parse_time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def series(rows: list[dict], tag: str, field: str) -> dict[str, tuple[list[dt.datetime], list[float]]]:
-    """Rows of a GROUP BY tag query -> {tag value: (times, values)} without nulls."""
+def series(
+    rows: list[dict], tag: str | tuple[str, ...], field: str
+) -> dict[str, tuple[list[dt.datetime], list[float]]]:
+    """Rows of a GROUP BY tag query -> {tag value: (times, values)} without nulls (several tags: ``a/b``)."""
     out: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    tags = (tag,) if isinstance(tag, str) else tag
     for row in rows:
         value = row.get(field)
         if value is None:
             continue
-        times, values = out[str(row.get(tag, ""))]
+        times, values = out["/".join(str(row.get(t, "")) for t in tags)]
         times.append(parse_time(row["time"]))
         values.append(float(value))
     return dict(out)
@@ -207,18 +217,81 @@ class Report:
             "no `database` points in the period (or a single one: a rate needs two)",
         )
 
+    def failover_slots(self) -> list[str]:
+        tags = '"node", "slot_name"'
+        synced = series(self.grouped("synced", "replication_slot", tags), ("node", "slot_name"), "value")
+        inactive = series(self.grouped("inactive_seconds", "replication_slot", tags), ("node", "slot_name"), "value")
+        image = self.plot(
+            "failover_slots",
+            "Failover slots (PostgreSQL 17+) per node/slot",
+            [
+                ("synced: 1 on a standby's synchronized copy of a failover slot", "synced (0/1)", synced),
+                ("inactive seconds (no point while the slot is in use)", "seconds", inactive),
+            ],
+        )
+        self.add(
+            "Failover slots",
+            "`replication_slot.synced` and `replication_slot.inactive_seconds` per `node`/`slot_name` "
+            "(PostgreSQL 17+; older servers' slots have neither). Healthy: every failover slot of the primary "
+            "(`failover` = 1, in use) is listed on its physical standby with `synced` = 1, where its inactive "
+            "seconds are the time since its last synchronization (back near 0 every cycle of the slot sync worker, "
+            "at most 30 s apart while idle: a line that keeps rising means synchronization stopped); a failover "
+            "slot the standby lacks is lost when the standby is promoted.",
+            image,
+            "no slot of a PostgreSQL 17+ node in the period (failover, synced and inactive_since are 17+ columns)",
+        )
+        # One selector: the other fields come from the same (last) point, so inactive_seconds is empty
+        # for a slot in use now rather than its last value from an earlier inactive spell.
+        latest = self.query(
+            'SELECT last("failover") AS "failover", "synced", "active", "inactive_seconds", "invalidation_reason" '  # noqa: S608
+            f'FROM "replication_slot" WHERE {self.where} GROUP BY "node", "slot_name"'
+        )
+        if not latest:
+            return ["_No failover sync state: no slot of a PostgreSQL 17+ node in the period._"]
+        rows = [
+            "| node | slot | failover | synced | active | inactive (s) | invalidation_reason |",
+            "|---|---|---|---|---|---:|---|",
+        ]
+        for row in sorted(latest, key=lambda r: (r.get("node", ""), r.get("slot_name", ""))):
+            inactive_seconds = row.get("inactive_seconds")
+            rows.append(
+                f"| {row.get('node')} | {row.get('slot_name')} | {row.get('failover')} | {row.get('synced')} | "
+                f"{row.get('active')} | {'' if inactive_seconds is None else f'{inactive_seconds:.0f}'} | "
+                f"{row.get('invalidation_reason') or ''} |"
+            )
+        return rows
+
+    def conflicts(self) -> None:
+        columns = ", ".join(f'max("confl_{kind}") AS "{kind}"' for kind in CONFLICT_TYPES)
+        rows = self.query(
+            f'SELECT {columns} FROM "subscription" WHERE {self.where} '  # noqa: S608
+            f'GROUP BY time({self.step}s), "node", "subscription" fill(none)'
+        )
+        panels = [(kind, "conflicts", series(rows, ("node", "subscription"), kind)) for kind in CONFLICT_TYPES]
+        image = self.plot("conflicts", "Conflicts per type (cumulative) per node/subscription", panels)
+        self.add(
+            "Conflicts per type",
+            "`subscription.confl_<type>` per `node`/`subscription`: the conflicts the apply worker met "
+            "(pg_stat_subscription_stats, PostgreSQL 18+), cumulative, one panel per type. A rising line is a "
+            "conflict of that type in the period; the server log names the rows.",
+            image,
+            "no conflict counters in the period (they exist on PostgreSQL 18+ subscribers only)",
+        )
+
     def write(self) -> Path:
         # Private like the rest of .lab (0700 / 0600): the page names the lab's nodes and values.
         self.out.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.out.chmod(0o700)
-        for stale in ("lag.png", "retained_wal.png", "locks.png", "tps.png"):
-            (self.out / stale).unlink(missing_ok=True)
+        for stale in IMAGES:
+            (self.out / f"{stale}.png").unlink(missing_ok=True)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         start = now - dt.timedelta(minutes=self.minutes)
         lag_rows = self.lag()
         slot_rows = self.retained_wal()
         self.locks()
         self.tps()
+        failover_rows = self.failover_slots()
+        self.conflicts()
         page = [
             "# Logical replication lab report",
             "",
@@ -231,6 +304,8 @@ class Report:
             "",
             *slot_rows,
             "",
+            *failover_rows,
+            "",
             *self.sections,
             "Generated by `make report` (scripts/report.py). Measurements: roles/sampler/README.md; "
             "the same queries drive the Grafana dashboards in roles/grafana/files/dashboards.",
@@ -238,7 +313,7 @@ class Report:
         ]
         path = self.out / "report.md"
         path.write_text("\n".join(page))
-        for written in [path, *(self.out / f"{name}.png" for name in ("lag", "retained_wal", "locks", "tps"))]:
+        for written in [path, *(self.out / f"{name}.png" for name in IMAGES)]:
             if written.exists():
                 written.chmod(0o600)
         return path

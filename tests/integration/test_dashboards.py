@@ -9,9 +9,12 @@ values), and each must return rows from this sampling run. The template variable
 must list values too. No mock is involved there; the last test runs the grafana role against a
 MOCK of Grafana's server (named so) to check the role's plumbing.
 
-The one exception is stated, not hidden: the conflict counters ``confl_*`` of
+The exceptions are stated, not hidden: the conflict counters ``confl_*`` of
 pg_stat_subscription_stats exist on PostgreSQL 18+ only; that target must return data when a
-lab subscriber runs 18+, and no error otherwise.
+lab subscriber runs 18+, and no error otherwise. Likewise the slots' failover sync state
+(``failover``, ``synced``: the "Failover slots" panel) exists on PostgreSQL 17+ only: that target
+must return data when a lab node of 17+ has a replication slot, and nothing otherwise (the
+default lab's slots are on its PostgreSQL 15 publisher; a 17+ lab such as lab18 has them).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
 DASHBOARDS = sorted((REPO_ROOT / "roles" / "grafana" / "files" / "dashboards").glob("*.json"))
 SAMPLE_SECONDS = 20
 PG18_ONLY = re.compile(r"/\^confl_/")
+PG17_SLOTS_ONLY = re.compile(r'"(failover|synced)"')
 
 pytestmark = [
     pytest.mark.docker,
@@ -80,7 +84,7 @@ def sampled() -> dict:
     started = time.monotonic()
     log = run_sampler(SAMPLE_SECONDS)
     print(f"sampler ran {time.monotonic() - started:.1f} s", flush=True)
-    majors = {}
+    majors, slots = {}, {}
     for node, spec in endpoints["postgresql"].items():
         password = Path(spec["password_file"]).read_text().strip()
         with psycopg.connect(
@@ -92,7 +96,8 @@ def sampled() -> dict:
             connect_timeout=10,
         ) as conn:
             majors[node] = conn.info.server_version // 10000
-    return {"since": since, "log": log, "majors": majors, "client": influx_client()}
+            slots[node] = conn.execute("SELECT count(*) FROM pg_catalog.pg_replication_slots").fetchone()[0]
+    return {"since": since, "log": log, "majors": majors, "slots": slots, "client": influx_client()}
 
 
 def test_there_are_dashboards() -> None:
@@ -106,6 +111,11 @@ def test_panel_query_returns_data(sampled: dict, dashboard: str, panel: str, ref
         subscribers18 = [n for n, major in sampled["majors"].items() if major >= 18 and n != "publisher"]
         if not subscribers18:
             assert rows == [], f"{dashboard} / {panel} {ref}: confl_* points without a PostgreSQL 18 node"
+            return
+    if PG17_SLOTS_ONLY.search(query):
+        slots17 = [n for n, major in sampled["majors"].items() if major >= 17 and sampled["slots"][n]]
+        if not slots17:
+            assert rows == [], f"{dashboard} / {panel} {ref}: failover/synced points without a 17+ node with slots"
             return
     assert rows, f"{dashboard} / {panel} {ref} returned no data for the sampling run:\n{query}"
     values = [v for row in rows for k, v in row.items() if k not in ("time", "_measurement") and v is not None]

@@ -4,7 +4,9 @@ The lab's InfluxDB (playbooks/metrics.yml) must hold points of the last minutes 
 sampler; when it does not (a fresh machine, this test run alone), the sampler samples the lab for
 a few seconds first. The report is written into a temporary directory, then: exit status 0, four
 PNG files (PNG signature, a plotted size, not the "no data" page), and a markdown page that
-references each of them and lists the lab's subscriptions and slots. A missing database or a
+references each of them and lists the lab's subscriptions and slots. The failover-slot and conflict
+sections are plotted when the period has points of 17+ slots / 18+ subscribers and say "No data"
+otherwise (the default lab). A missing database or a
 missing influxdb section ends with exit status 2 and a clear message (no secret in it).
 """
 
@@ -27,6 +29,11 @@ pytestmark = [
 
 REPORT = REPO_ROOT / "scripts" / "report.py"
 IMAGES = ("lag.png", "retained_wal.png", "locks.png", "tps.png")
+# Sections whose fields exist on newer servers only: an image when the period has such points, else "No data".
+VERSIONED = {
+    "Failover slots": ("failover_slots.png", "replication_slot", "synced"),  # PostgreSQL 17+ slots
+    "Conflicts per type": ("conflicts.png", "subscription", "confl_insert_exists"),  # 18+ subscribers
+}
 MINUTES = 5
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -90,6 +97,18 @@ def test_report_from_the_lab(lab: dict, tmp_path: Path) -> None:
         assert height >= 300
         assert path.stat().st_size > 10_000, f"{image} is suspiciously small (an empty plot?)"
         assert f"]({image})" in page, f"report.md does not reference {image}"
+    for heading, (image, measurement, field) in VERSIONED.items():
+        section = page.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+        counted = influx_client().query(
+            f'SELECT count("{field}") FROM "{measurement}" WHERE time > now() - {MINUTES}m'  # noqa: S608
+        )
+        if counted:  # the lab has such servers: plotted like the others
+            assert f"]({image})" in section, section
+            assert png_size(out / image)[0] >= 800
+        else:  # the default lab (a 15 publisher, 15/17 subscribers): said, not plotted
+            assert "_No data" in section, section
+            assert not (out / image).exists()
+        page = page.replace(section, "")
     assert "_No data" not in page
     # private like the rest of .lab: directory 0700, files 0600
     assert out.stat().st_mode & 0o777 == 0o700

@@ -7,7 +7,10 @@
   the version-dependent ones (``checkpoints`` from ``pg_stat_checkpointer`` on 17+, PostgreSQL 18's
   conflict counters), the heartbeat (the sampler beats on the publisher, reads the lag on the
   subscriber: under 0.5 s on the idle, caught-up pair) and the error count of the unreadable
-  ``pg_stat_statements``.
+  ``pg_stat_statements``. A 17+ publisher also has an idle failover slot (``failover``, ``synced``,
+  ``inactive_seconds`` of the ``replication_slot`` points); the pair's points then go into a real
+  InfluxDB 1.x where the Replication dashboard's "Failover slots" query and ``make report``'s
+  failover-slot and conflict sections must read them (and say "No data" on 15 / before 18).
 * ``test_sampler_survives_a_subscriber_outage``: the sampler runs against the lab
   (``.lab/endpoints.json``) writing to an InfluxDB 1.x the fixture starts (Debian's ``influxd``
   on free loopback ports, data in a temporary directory); the container ``subscriber2`` is stopped
@@ -19,6 +22,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -37,6 +41,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 from lab_client import lab_lock  # noqa: E402
 from sampler_support import HEARTBEAT_SQL, PROGRAM, parse_lines, running_influxd, sampler_config  # noqa: E402
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils import _influx as influx  # noqa: E402
+
+
+def _load_report():
+    spec = importlib.util.spec_from_file_location("lab_report", REPO_ROOT / "scripts" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+report = _load_report()  # `make report`'s Report, on the test's own InfluxDB
+
 pytestmark = pytest.mark.docker  # the integration stage runs these in its Docker group
 
 ENDPOINTS = REPO_ROOT / ".lab" / "endpoints.json"
@@ -49,7 +65,7 @@ STOPPED = "subscriber2"
 # ----------------------------------------------------------------------------------------------
 
 
-def test_sampler_on_a_pair(pg_pair_db, tmp_path):
+def test_sampler_on_a_pair(pg_pair_db, tmp_path, request, influxdb):
     pub, sub = pg_pair_db.publisher, pg_pair_db.subscriber
     pub_major, sub_major = pub.server.major, sub.server.major
     ddl = HEARTBEAT_SQL.read_text()
@@ -60,6 +76,9 @@ def test_sampler_on_a_pair(pg_pair_db, tmp_path):
     if statements:  # installed, not in shared_preload_libraries: reading it fails, the sampler counts that
         pub.execute("CREATE EXTENSION pg_stat_statements")
     sub.execute(f"CREATE SUBSCRIPTION sampler_sub CONNECTION '{pub.conninfo()}' PUBLICATION heartbeat_pub")
+    if pub_major >= 17:  # a failover slot nothing uses: the sync state fields of an inactive slot
+        pub.execute("SELECT pg_create_logical_replication_slot('sampler_failover', 'pgoutput', failover => true)")
+        request.addfinalizer(lambda: pub.execute("SELECT pg_drop_replication_slot('sampler_failover')"))
     config = sampler_config(
         tmp_path, {"pub": ("publisher", pub.server, pub.name), "sub": ("subscriber", sub.server, sub.name)}
     )
@@ -93,10 +112,22 @@ def test_sampler_on_a_pair(pg_pair_db, tmp_path):
 
     publisher = by_node["pub"]
     assert any(t["application_name"] == "sampler_sub" for t, _f in publisher["replication"])
-    slot_tags, slot = publisher["replication_slot"][-1]
-    assert slot_tags["slot_name"] == "sampler_sub"
+    slots = {tags["slot_name"]: fields for tags, fields in publisher["replication_slot"]}  # the last round's
+    slot = slots["sampler_sub"]
     assert slot["active"] == 1
     assert slot["retained_wal_bytes"] >= 0
+    sync_state = {"conflicting", "failover", "synced", "inactive_seconds", "invalidation_reason"}
+    if pub_major >= 17:
+        assert set(slots) == {"sampler_sub", "sampler_failover"}
+        assert (slot["failover"], slot["synced"], slot["conflicting"]) == (0, 0, 0)
+        assert "inactive_seconds" not in slot  # in use: inactive_since is NULL
+        failover = slots["sampler_failover"]
+        assert (failover["active"], failover["failover"], failover["synced"], failover["conflicting"]) == (0, 1, 0, 0)
+        assert 0 <= failover["inactive_seconds"] < 60  # created a few seconds before the sampler started
+        assert "invalidation_reason" not in failover
+    else:
+        assert set(slots) == {"sampler_sub"}
+        assert not sync_state & set(slot), slot
     assert "subscription" not in publisher
     assert "heartbeat_lag" not in publisher
     assert "statements" not in publisher
@@ -125,6 +156,44 @@ def test_sampler_on_a_pair(pg_pair_db, tmp_path):
     assert beats[-1][1].get("estimated") == 0, f"the latest heartbeat lag is still estimated: {beats}"
     assert len(exact) >= len(beats) - 1, beats
     assert all(0 <= fields["lag_seconds"] < 0.5 for fields in exact), beats
+    failover_panel_and_report(influxdb, result.stdout, pub_major, sub_major, tmp_path)
+
+
+FAILOVER_PANEL = next(
+    panel
+    for panel in json.loads((REPO_ROOT / "roles/grafana/files/dashboards/replication.json").read_text())["panels"]
+    if panel["title"] == "Failover slots"
+)
+
+
+def failover_panel_and_report(influxdb, line_protocol, pub_major, sub_major, tmp_path):
+    """The pair's points in a real InfluxDB (a database of its own): the dashboard's "Failover slots" query and
+    `make report`'s failover-slot and conflict sections read what the sampler wrote, nothing on older servers."""
+    database = f"pair_{pub_major}_{sub_major}_{os.getpid()}"
+    client = influx.InfluxClient(influxdb.url, api=1, database=database)
+    client.query(f'DROP DATABASE "{database}"')
+    client.query(f'CREATE DATABASE "{database}"')
+    client.write([line for line in line_protocol.splitlines() if line and not line.startswith("#")])
+    (target,) = FAILOVER_PANEL["targets"]
+    rows = client.query(target["query"].replace("$timeFilter", "time > now() - 5m"))
+    latest = {(row["node"], row["slot_name"]): row for row in rows}
+    if pub_major >= 17:
+        assert set(latest) == {("pub", "sampler_sub"), ("pub", "sampler_failover")}, rows
+        in_use, idle = latest[("pub", "sampler_sub")], latest[("pub", "sampler_failover")]
+        assert (in_use["failover"], in_use["synced"], in_use["active"], in_use["inactive_seconds"]) == (0, 0, 1, None)
+        assert (idle["failover"], idle["synced"], idle["active"]) == (1, 0, 0)
+        assert 0 <= idle["inactive_seconds"] < 60
+        assert idle["invalidation_reason"] is None
+    else:
+        assert rows == []
+    page = report.Report(client, 5.0, tmp_path / "report").write().read_text()
+    failover = page.split("## Failover slots\n", 1)[1].split("\n## ", 1)[0]
+    conflicts = page.split("## Conflicts per type\n", 1)[1].split("\n## ", 1)[0]
+    assert ("](failover_slots.png)" in failover) == (pub_major >= 17), failover
+    assert ("_No data" in failover) == (pub_major < 17), failover
+    assert ("| pub | sampler_failover | 1 | 0 | 0 |" in page) == (pub_major >= 17)
+    assert ("](conflicts.png)" in conflicts) == (sub_major >= 18), conflicts
+    assert ("_No data" in conflicts) == (sub_major < 18), conflicts
 
 
 def test_sampler_reads_pg_stat_statements_when_preloaded(pg_server_factory, pg_majors, tmp_path):

@@ -6,6 +6,7 @@ The program is loaded from ``roles/sampler/files/inventium_sampler.py`` as the r
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
@@ -235,6 +236,69 @@ def test_publisher_points():
     assert inactive["active"] == "0i"
     assert inactive["safe_wal_size"] == "1024i"
     assert not any(m == "subscription" for m, _tags in points)
+
+
+NEW_SLOT_FIELDS = {"conflicting", "failover", "synced", "inactive_seconds", "invalidation_reason"}
+
+
+def slot_points(slots):
+    points = parse(sampler.node_points("node1", {"slots": slots}, TS))
+    return {dict(tag.split("=", 1) for tag in tags)["slot_name"]: fields for (_m, tags), fields in points.items()}
+
+
+def test_slot_sync_state_on_pg17_and_later():
+    """A primary's failover slot in use, a standby's synchronized copy (inactive for 12.5 s) and an invalidated slot."""
+    tick = TS / 1e9
+    slots = [
+        {"name": "in_use", "slot_type": "logical", "active": True, "conflicting": False, "failover": True},
+        {"name": "copy", "slot_type": "logical", "active": False, "conflicting": False, "failover": True},
+        {"name": "lost", "slot_type": "logical", "active": False, "conflicting": True, "failover": False},
+        {"name": "physical", "slot_type": "physical", "active": True, "conflicting": None, "failover": False},
+    ]
+    extra = {
+        "in_use": {"synced": False, "inactive_since": None, "invalidation_reason": None},
+        "copy": {"synced": True, "inactive_since": _iso(tick - 12.5), "invalidation_reason": None},
+        "lost": {"synced": False, "inactive_since": _iso(tick - 3600), "invalidation_reason": "rows_removed"},
+        "physical": {"synced": False, "inactive_since": None, "invalidation_reason": None},
+    }
+    points = slot_points([{**slot, **extra[slot["name"]]} for slot in slots])
+    assert points["in_use"] == {"active": "1i", "conflicting": "0i", "failover": "1i", "synced": "0i"}
+    assert points["copy"] == {
+        "active": "0i",
+        "conflicting": "0i",
+        "failover": "1i",
+        "synced": "1i",
+        "inactive_seconds": "12.5",
+    }
+    assert points["lost"]["conflicting"] == "1i"
+    assert points["lost"]["inactive_seconds"] == "3600.0"
+    assert points["lost"]["invalidation_reason"] == '"rows_removed"'
+    assert points["physical"] == {"active": "1i", "failover": "0i", "synced": "0i"}  # conflicting is NULL there
+
+
+def test_inactive_seconds_are_never_negative():
+    """``inactive_since`` on the server's clock a little after the sampler's tick (clocks a few ms apart)."""
+    slot = {"name": "s", "slot_type": "logical", "active": False, "inactive_since": _iso(TS / 1e9 + 0.2)}
+    assert slot_points([slot])["s"]["inactive_seconds"] == "0.0"
+
+
+def test_slots_of_pg15_have_no_sync_state_fields():
+    """The slot columns of a PostgreSQL 15 server (no conflicting, failover, synced, inactive_since, ...)."""
+    points = slot_points(PUBLISHER_FACTS["slots"])
+    assert set(points) == {"subscriber1_sub", "gone_sub"}
+    for fields in points.values():
+        assert not NEW_SLOT_FIELDS & set(fields)
+        assert "null" not in fields.values()
+        assert "None" not in str(fields.values())
+
+
+def test_a_pg16_slot_has_conflicting_only():
+    slot = {"name": "s", "slot_type": "logical", "active": True, "conflicting": False, "retained_wal_bytes": 1}
+    assert NEW_SLOT_FIELDS & set(slot_points([slot])["s"]) == {"conflicting"}
+
+
+def _iso(epoch):
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
 
 
 def subscription(**overrides):

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import datetime as dt
 import http.client
 import json
 import logging
@@ -297,6 +298,14 @@ def _flag(value):
     return None if value is None else int(bool(value))
 
 
+def _seconds_since(stamp, ts):
+    """Seconds from ``stamp`` (ISO 8601 text with a time zone, as ``_slots.slot_state`` returns ``inactive_since``)
+    to the tick ``ts`` (ns); None without a stamp. The server's clock against the sampler's: never negative."""
+    if stamp is None:
+        return None
+    return max(0.0, ts / 1e9 - dt.datetime.fromisoformat(stamp).timestamp())
+
+
 def _point(measurement, tags, fields, ts):
     try:
         return [influx.line(measurement, tags, fields, ts)]
@@ -340,6 +349,12 @@ def node_points(node, facts, ts):
             "confirmed_flush_lag_bytes": _int(slot.get("confirmed_flush_lag_bytes")),
             "wal_status": slot.get("wal_status"),
             "safe_wal_size": _int(slot.get("safe_wal_size")),
+            # Columns of newer servers only (_slots.slot_columns): absent on older ones, not written as nulls.
+            "conflicting": _flag(slot.get("conflicting")),
+            "failover": _flag(slot.get("failover")),
+            "synced": _flag(slot.get("synced")),
+            "inactive_seconds": _seconds_since(slot.get("inactive_since"), ts),
+            "invalidation_reason": slot.get("invalidation_reason"),
         }
         tags = {"node": node, "slot_name": slot.get("name"), "slot_type": slot.get("slot_type")}
         lines += _point("replication_slot", tags, fields, ts)
