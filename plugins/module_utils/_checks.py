@@ -684,17 +684,19 @@ def _check_publications(issues):
     by_pub = {}
     for item in issues.get("no_replica_identity", ()):
         by_pub.setdefault(item["publication"], []).append(table_display(item["schema"], item["table"]))
+    # "tables" carries the names as data: the message's listing is shortened for many tables, and a caller that
+    # needs them (the switchover's go/no-go) must not parse text.
     for publication, tables in sorted(by_pub.items()):
-        found.append(
-            finding(
-                "error",
-                "replica_identity_missing",
-                f"publication {quote_ident(publication)} publishes UPDATE/DELETE but these tables have neither a "
-                f"primary key nor a replica identity, so PostgreSQL refuses UPDATE/DELETE on them: {_listing(tables)}",
-                "Add a primary key, set REPLICA IDENTITY (USING INDEX or FULL), or leave update and delete out of "
-                "the publication's publish option.",
-            )
+        item = finding(
+            "error",
+            "replica_identity_missing",
+            f"publication {quote_ident(publication)} publishes UPDATE/DELETE but these tables have neither a "
+            f"primary key nor a replica identity, so PostgreSQL refuses UPDATE/DELETE on them: {_listing(tables)}",
+            "Add a primary key, set REPLICA IDENTITY (USING INDEX or FULL), or leave update and delete out of "
+            "the publication's publish option.",
         )
+        item["tables"] = sorted(set(tables))
+        found.append(item)
     for kind, problem in (
         ("row_filter_outside_replica_identity", "the row filter uses column(s) outside the replica identity"),
         ("column_list_lacks_replica_identity", "the column list lacks replica identity column(s)"),
@@ -704,16 +706,16 @@ def _check_publications(issues):
             for i in issues.get(kind, ())
         ]
         if items:
-            found.append(
-                finding(
-                    "error",
-                    kind,
-                    f"UPDATE/DELETE are published but {problem}, so PostgreSQL refuses UPDATE/DELETE on these "
-                    f"tables: {_listing(items)}",
-                    "Filter on replica identity columns only and keep them in column lists, set REPLICA IDENTITY "
-                    "FULL (for row filters), or leave update and delete out of the publication's publish option.",
-                )
+            item = finding(
+                "error",
+                kind,
+                f"UPDATE/DELETE are published but {problem}, so PostgreSQL refuses UPDATE/DELETE on these "
+                f"tables: {_listing(items)}",
+                "Filter on replica identity columns only and keep them in column lists, set REPLICA IDENTITY "
+                "FULL (for row filters), or leave update and delete out of the publication's publish option.",
             )
+            item["tables"] = sorted({table_display(i["schema"], i["table"]) for i in issues.get(kind, ())})
+            found.append(item)
     sequences = sorted({item["detail"] for item in issues.get("owned_sequence", ())})
     if sequences:
         found.append(

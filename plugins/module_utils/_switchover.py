@@ -140,7 +140,7 @@ def check_replica_identity(source_info, tables):
     found = [
         c
         for c in source_info.get("checks") or []
-        if c.get("code") in codes and (not tables or any(t in (c.get("message") or "") for t in tables))
+        if c.get("code") in codes and (not tables or set(c.get("tables") or ()) & set(tables))
     ]
     return _row(
         "replica_identity",

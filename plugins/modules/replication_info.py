@@ -1159,6 +1159,15 @@ checks:
       description: What to do about it.
       type: str
       sample: Enable with ALTER SUBSCRIPTION ... ENABLE (after fixing the error that disabled it).
+    tables:
+      description:
+        - The tables concerned (C(schema.table), quoted where needed), as data - the message's listing is shortened
+          when there are many.
+      type: list
+      elements: str
+      returned: >-
+        for V(replica_identity_missing), V(row_filter_outside_replica_identity) and
+        V(column_list_lacks_replica_identity)
     diagnoses:
       description:
         - The last error of each subscription concerned, from the server log.

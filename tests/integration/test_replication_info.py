@@ -269,16 +269,23 @@ def test_facts_and_checks_on_a_pair(replicated):
     assert "column_list_lacks_replica_identity" not in found
     messages = {c["code"]: c for c in result["checks"]}
     assert "public.nopk" in messages["replica_identity_missing"]["message"]
+    assert "public.nopk" in messages["replica_identity_missing"]["tables"]  # as data too
     assert messages["replica_identity_missing"]["severity"] == "error"
     if row_filter:
         assert "public.books" in messages["row_filter_outside_replica_identity"]["message"]
         assert "(topic)" in messages["row_filter_outside_replica_identity"]["message"]
+        assert messages["row_filter_outside_replica_identity"]["tables"] == ["public.books"]
     assert "public.counters_id_seq" in messages["sequences_not_replicated"]["message"]
     assert messages["sequences_not_replicated"]["severity"] == "info"
     # One finding per slot: the disabled subscriptions' slots may retain more than 1kB too, by timing.
     slot_findings = [c["message"] for c in result["checks"] if c["code"] == "slot_inactive_retaining_wal"]
     assert any(idle_slot in message for message in slot_findings), slot_findings
-    assert all(set(c) == {"severity", "code", "message", "hint"} and c["hint"] for c in result["checks"])
+    with_tables = {"replica_identity_missing", "row_filter_outside_replica_identity"}
+    assert all(
+        set(c) == {"severity", "code", "message", "hint", *(["tables"] if c["code"] in with_tables else [])}
+        and c["hint"]
+        for c in result["checks"]
+    )
 
     result = info(sub, gather=["subscriptions", "checks"])
     assert [k for k in SUBSET_KEYS if k in result] == ["subscriptions", "subscription_counts", "checks"]

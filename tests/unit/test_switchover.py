@@ -312,3 +312,17 @@ def test_rehearsal_without_a_read_back_is_not_proven(writes):
     assert app["lost"] is None  # never 0 without the read-back
     lines = rehearsal_lines(rehearsal(app))
     assert lines[-1].startswith("proof: NOT MADE")
+
+
+def test_replica_identity_reads_the_tables_not_the_message():
+    """A long listing is shortened in the message; the finding's tables decide, and other tables do not count."""
+    shortened = {
+        "code": "replica_identity_missing",
+        "message": "publication app_pub publishes UPDATE/DELETE but these tables ...: public.a, public.b and 40 more",
+        "hint": "Add a primary key",
+        "tables": ["public.a", "public.b", "public.items"],
+    }
+    elsewhere = dict(shortened, message="... public.orders_archive", tables=["public.orders_archive"])
+    assert run(source(checks=[shortened]))["replica_identity"]["go"] is False
+    assert run(source(checks=[elsewhere]))["replica_identity"]["go"] is True
+    assert run(source(checks=[shortened]), scope=["public.orders"])["replica_identity"]["go"] is True
