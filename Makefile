@@ -98,6 +98,10 @@ unit: test-venv ## unit tests only
 integration: test-venv ## integration tests only (real PostgreSQL servers)
 	$(VENV)/bin/python tests/run_all.py --stages prepare,integration
 
+.PHONY: test-lab18
+test-lab18: test-venv ## opt-in: build the PostgreSQL 18 lab (inventory/lab18) and fail it over (tests marked lab18)
+	$(VENV)/bin/python tests/run_all.py --stages integration-lab18
+
 molecule: test-venv ## Molecule scenarios only
 	$(VENV)/bin/python tests/run_all.py --stages prepare,molecule
 
