@@ -124,7 +124,8 @@ def cases(table=DEFAULT_TABLE, winner="winner", loser="loser", repair_origin=DEF
     """The cases, in order: ``name``, ``title``, ``expect`` (per role: conflict type -> least counter increase),
     ``exact`` (LOG conflicts: exactly that increase), ``stops`` (ERROR: both apply workers stop until resolved),
     ``writes`` (per role: statements, one transaction), ``repair`` (the loser's statements under the repair
-    origin, ``stops`` cases), ``fix`` (the winner's statements after a divergence), ``diverges`` and ``outcome``."""
+    origin, ``stops`` cases), ``change`` (what the loser then applies, ``stops`` cases), ``fix`` (the winner's
+    statements after a divergence), ``diverges`` and ``outcome``."""
     repair_prefix = [
         render("SELECT pg_catalog.pg_replication_origin_session_setup({origin})", table, origin=repair_origin)
     ]
@@ -132,8 +133,9 @@ def cases(table=DEFAULT_TABLE, winner="winner", loser="loser", repair_origin=DEF
     def sql(*templates):
         return [render(t, table, w=winner, lo=loser) for t in templates]
 
-    def case(key, title, expect, writes, stops=False, repair=(), fix=(), outcome=""):
+    def case(key, title, expect, writes, stops=False, repair=(), fix=(), outcome="", change=None):
         return {
+            "change": change,
             "name": key,
             "title": title,
             "expect": expect,
@@ -157,6 +159,7 @@ def cases(table=DEFAULT_TABLE, winner="winner", loser="loser", repair_origin=DEF
             },
             stops=True,
             repair=sql("DELETE FROM {table} WHERE id = 10"),
+            change="insert",
             outcome=f"row 10 = {winner}'s on both",
         ),
         case(
@@ -200,6 +203,7 @@ def cases(table=DEFAULT_TABLE, winner="winner", loser="loser", repair_origin=DEF
             },
             stops=True,
             repair=sql("UPDATE {table} SET u = 33 WHERE id = 32"),
+            change="update",
             outcome=f"u = 34 on row 30 ({winner}'s change) on both",
         ),
         case(
@@ -212,6 +216,7 @@ def cases(table=DEFAULT_TABLE, winner="winner", loser="loser", repair_origin=DEF
             },
             stops=True,
             repair=sql("DELETE FROM {table} WHERE id = 20"),
+            change="insert",
             outcome=f"row 20 = {winner}'s on both",
         ),
     ]
@@ -417,11 +422,10 @@ def observe(info, subscription, expect=None, before=None, since_lsn=None):
 def _resolution(case, records, winner, loser):
     by_role = {r["role"]: r for r in records}
     if case["stops"]:
-        kind = next(iter(case["expect"][WINNER]))
         lsn = (by_role.get(WINNER) or {}).get("skip_lsn") or "?"
         return (
             f"{winner} skipped {loser}'s transaction (skip_lsn {lsn}); {loser} fixed its row under a replication "
-            f"origin (not sent back), then applied {winner}'s {kind.split('_')[0]}"
+            f"origin (not sent back), then applied {winner}'s {case['change']}"
         )
     if case["diverges"]:
         diverged = (by_role.get(WINNER) or {}).get("diverged_equal")
@@ -440,7 +444,7 @@ def report(records, cases_list, peers, final_equal=None):
     case). ``peers``: ``[winner, loser]``.
     """
     winner, loser = peers[0], peers[1]
-    header = ("conflict", "counter before→after", "log line", "resolution", "equal")
+    header = ("conflict", "counter before->after", "log line", "resolution", "equal")
     rows = []
     for case in cases_list:
         mine = [r for r in records if r["case"] == case["name"]]
@@ -457,7 +461,7 @@ def report(records, cases_list, peers, final_equal=None):
                 if record is None:
                     counters.append(f"{host} -")
                     continue
-                counters.append(f"{host} {record['before'].get(kind, 0)}→{record['after'].get(kind, 0)}")
+                counters.append(f"{host} {record['before'].get(kind, 0)}->{record['after'].get(kind, 0)}")
                 if kind in (case["expect"].get(record["role"]) or {}):
                     entry = (record.get("log") or {}).get(kind)
                     if entry:
@@ -480,7 +484,7 @@ def report(records, cases_list, peers, final_equal=None):
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     if final_equal is not None:
         lines.append(
-            f"pair {winner} ⇄ {loser}: "
+            f"pair {winner} <-> {loser}: "
             + ("equal in both directions (compare: counts and checksums)" if final_equal else "NOT EQUAL")
         )
     return lines

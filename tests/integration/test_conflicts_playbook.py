@@ -179,7 +179,7 @@ def test_conflicts_playbook_provokes_resolves_and_repeats(pg_server_factory, tmp
 
     first = _run(inventory, result_file, servers)
     text = _check_run(first, result_file, servers, before, list(CASES), ALL_CASES_ROWS)
-    assert "| insert_exists | a 0→" in text, text[-3000:]
+    assert "| insert_exists | a 0->" in text, text[-3000:]
 
     # Second run: the pair exists (nothing re-created), the seed resets the rows, the conflicts come again and
     # the log lines of this run are told from the first run's.
