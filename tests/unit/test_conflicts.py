@@ -59,7 +59,7 @@ def _context(kind, xid, lsn):
     )
 
 
-# As PostgreSQL 18.1 wrote them on a harness server (the apply worker retries the insert every 250 ms).
+# As PostgreSQL 18 (the harness's 18.4) wrote them (the apply worker retries the insert every 250 ms).
 INSERT_EXISTS = (
     "ERROR",
     'conflict detected on relation "public.conflict_demo": conflict=insert_exists',
