@@ -177,6 +177,13 @@ def test_conflicts_playbook_provokes_resolves_and_repeats(pg_server_factory, tmp
     result_file = tmp_path / "conflicts.json"
     before = {name: dict.fromkeys(TYPES, 0) for name in servers}
 
+    # --check: the go/no-go only, nothing created.
+    checked = _run(inventory, result_file, servers, "--check")
+    assert checked.rc == 0, checked.output[-3000:]
+    assert "GO     b settings    track_commit_timestamp = on, logging_collector = on" in checked.output
+    for server in servers.values():
+        assert server.scalar("SELECT count(*) FROM pg_database WHERE datname = %s", [DATABASE]) == 0
+
     first = _run(inventory, result_file, servers)
     text = _check_run(first, result_file, servers, before, list(CASES), ALL_CASES_ROWS)
     assert "| insert_exists | a 0->" in text, text[-3000:]
@@ -210,4 +217,30 @@ def test_conflicts_playbook_refuses_postgresql_17(pg_server_factory, tmp_path):
     assert "NO-GO, nothing changed" in text, text[-3000:]
     for server in servers.values():
         assert server.scalar("SELECT count(*) FROM pg_database WHERE datname = %s", [DATABASE]) == 0
+    assert not (tmp_path / "conflicts.json").exists()
+
+
+def test_conflicts_playbook_refuses_a_loop(pg_server_factory, tmp_path):
+    """A pair that already replicates both ways without origin = none: refused, the subscriptions left as they were."""
+    servers = {name: pg_server_factory(18, name=f"loop18{name}", settings=SETTINGS) for name in ("a", "b")}
+    for server in servers.values():
+        server.execute(f"CREATE DATABASE {DATABASE}")
+        server.execute("CREATE TABLE conflict_demo (id int PRIMARY KEY, v text, u int UNIQUE)", dbname=DATABASE)
+        server.execute("CREATE PUBLICATION conflict_demo_pub FOR TABLE conflict_demo", dbname=DATABASE)
+    for name, other in (("a", "b"), ("b", "a")):
+        source = servers[other]
+        conninfo = f"host=127.0.0.1 port={source.port} dbname={DATABASE} user=postgres password={source.password}"
+        servers[name].execute(
+            f"CREATE SUBSCRIPTION loop_from_{other} CONNECTION '{conninfo}' PUBLICATION conflict_demo_pub"
+            " WITH (copy_data = false, origin = any)",
+            dbname=DATABASE,
+        )
+    run = _run(_inventory(tmp_path / "hosts.yml", servers), tmp_path / "conflicts.json", servers)
+    text = _flat(run)
+    assert run.rc != 0, text
+    assert "NO-GO a origin two-way replication" in text, text[-3000:]
+    assert "NO-GO, nothing changed" in text, text[-3000:]
+    for server in servers.values():
+        assert server.execute("SELECT subname, suborigin FROM pg_subscription", dbname=DATABASE)[0][1] == "any"
+        assert server.scalar("SELECT count(*) FROM pg_subscription", dbname=DATABASE) == 1
     assert not (tmp_path / "conflicts.json").exists()
