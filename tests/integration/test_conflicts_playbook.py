@@ -205,19 +205,43 @@ def test_conflicts_playbook_provokes_resolves_and_repeats(pg_server_factory, tmp
 
 @pytest.mark.skipif(17 not in MAJORS, reason="the refusal needs a PostgreSQL 17 server (PG_MAJORS)")
 def test_conflicts_playbook_refuses_postgresql_17(pg_server_factory, tmp_path):
+    """A 17 node is refused, naming its version; an 18 node without track_commit_timestamp too - with
+    conflicts_configure the setting is written there (ALTER SYSTEM) and a restart applies it; nothing else changes."""
     servers = {
-        "a": pg_server_factory(18, name="peer18", settings=SETTINGS),
+        "a": pg_server_factory(18, name="peer18", settings={**SETTINGS, "track_commit_timestamp": False}),
         "b": pg_server_factory(17, name="peer17", settings=SETTINGS),
     }
-    run = _run(_inventory(tmp_path / "hosts.yml", servers), tmp_path / "conflicts.json", servers)
+    inventory = _inventory(tmp_path / "hosts.yml", servers)
+
+    def written(server):
+        return server.scalar(
+            "SELECT count(*) FROM pg_file_settings WHERE name = 'track_commit_timestamp'"
+            " AND sourcefile LIKE '%%postgresql.auto.conf'"
+        )
+
+    run = _run(inventory, tmp_path / "conflicts.json", servers)
     text = _flat(run)
     assert run.rc != 0, text
     assert "NO-GO b PostgreSQL PostgreSQL 17." in text, text[-3000:]
     assert "need PostgreSQL 18" in text, text[-3000:]
-    assert "NO-GO, nothing changed" in text, text[-3000:]
+    assert "NO-GO a settings track_commit_timestamp off" in text, text[-3000:]
+    assert "NO-GO, nothing changed:" in text, text[-3000:]
     for server in servers.values():
         assert server.scalar("SELECT count(*) FROM pg_database WHERE datname = %s", [DATABASE]) == 0
+        assert written(server) == 0
     assert not (tmp_path / "conflicts.json").exists()
+
+    configured = _run(inventory, tmp_path / "conflicts.json", servers, "-e", "conflicts_configure=true")
+    text = _flat(configured)
+    assert configured.rc != 0, text
+    assert "track_commit_timestamp off; now written with ALTER SYSTEM (server_settings)" in text, text[-3000:]
+    assert "NO-GO, nothing changed but the settings written with ALTER SYSTEM" in text, text[-3000:]
+    assert written(servers["a"]) == 1
+    assert written(servers["b"]) == 0
+    for server in servers.values():
+        assert server.scalar("SELECT count(*) FROM pg_database WHERE datname = %s", [DATABASE]) == 0
+    servers["a"].restart()
+    assert servers["a"].scalar("SHOW track_commit_timestamp") == "on"
 
 
 def test_conflicts_playbook_refuses_a_loop(pg_server_factory, tmp_path):
