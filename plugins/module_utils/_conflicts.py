@@ -480,7 +480,7 @@ def report(records, cases_list, peers, final_equal=None):
                     "yes" if equal else "NO",
                 )
             )
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     if final_equal is not None:
         lines.append(
