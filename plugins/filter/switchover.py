@@ -15,6 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.inventium.logical_replication.plugins.module_utils._switchover import (
     DEFAULT_MAX_LAG_BYTES,
     application_summary,
+    failover_preflight,
     format_rows,
     preflight,
     rehearsal_lines,
@@ -53,6 +54,14 @@ def switchover_report(result):
         raise AnsibleFilterError(f"switchover_report: {exc}") from exc
 
 
+def failover_go_no_go(standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary=False):
+    """Go/no-go rows before promoting a standby: it is one, the old primary is down, every slot synced."""
+    try:
+        return failover_preflight(standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary)
+    except (TypeError, AttributeError) as exc:
+        raise AnsibleFilterError(f"failover_preflight: {exc}") from exc
+
+
 def rehearsal_application(writes):
     """The measurements of the ``application_writes`` module's result (``lost`` None when not proven)."""
     try:
@@ -78,6 +87,7 @@ class FilterModule:
             "switchover_lines": switchover_lines,
             "switchover_steps": switchover_steps,
             "switchover_report": switchover_report,
+            "failover_preflight": failover_go_no_go,
             "rehearsal_application": rehearsal_application,
             "rehearsal_report": rehearsal_report,
         }

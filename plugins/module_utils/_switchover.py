@@ -371,3 +371,64 @@ def rehearsal_lines(result):
         verdict = "none lost" if app["lost"] == 0 else f"{app['lost']} LOST"
         lines.append(f"proof: every acknowledged row read back from each node ({nodes}): {verdict}")
     return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# failover to a physical standby (playbooks/failover.yml)
+# ----------------------------------------------------------------------------------------------
+
+FAILOVER_SLOT_FIX = (
+    "subscription failover: true, sync_replication_slots on the standby, its slot in the primary's "
+    "synchronized_standby_slots; without it this subscription would need a new one with a full copy after the failover"
+)
+
+
+def _failover_slot_detail(sub, slot):
+    """(go, detail) for one subscription's slot as the standby has it."""
+    name = sub.get("slot_name")
+    if not sub.get("failover"):
+        return False, "NOT a failover slot (the subscription has failover = false)"
+    if not slot:
+        return False, f"{name} not on the standby"
+    if not slot.get("synced"):
+        return False, f"{name} not synced on the standby"
+    if slot.get("invalidation_reason"):
+        return False, f"{name} invalidated: {slot['invalidation_reason']}"
+    return True, f"failover slot {name} synced on the standby"
+
+
+def failover_preflight(standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary=False):
+    """The go/no-go rows before promoting ``standby`` (``replication_info`` of it: server, slots).
+
+    ``primary_info``: ``replication_info`` of the old primary (``reachable`` false when it is down, as it must
+    be unless ``allow_running_primary``); ``subscriptions_by_host``: {subscriber host: its subscriptions} - each
+    must have a failover slot that the standby holds synced and valid, or it would need a full re-copy.
+    """
+    server = standby_info.get("server") or {}
+    in_recovery = bool(server.get("in_recovery"))
+    rows = [
+        _row(
+            "standby",
+            in_recovery,
+            f"{standby} in recovery, PostgreSQL {server.get('major')}"
+            if in_recovery
+            else f"{standby} is NOT a standby (not in recovery)",
+            "name a standby of the primary",
+        )
+    ]
+    running = bool((primary_info or {}).get("reachable"))
+    rows.append(
+        _row(
+            "primary_down",
+            not running or allow_running_primary,
+            "the old primary " + ("STILL ACCEPTS CONNECTIONS" if running else "does not answer"),
+            "stop it first (promoting beside a running primary splits the writes), or fence it and set "
+            "failover_allow_running_primary=true",
+        )
+    )
+    slots = {s.get("name"): s for s in standby_info.get("slots") or []}
+    for host, subscriptions in (subscriptions_by_host or {}).items():
+        for sub in subscriptions or []:
+            go, detail = _failover_slot_detail(sub, slots.get(sub.get("slot_name")))
+            rows.append(_row(f"slot {host}/{sub.get('name')}", go, detail, FAILOVER_SLOT_FIX))
+    return rows

@@ -219,21 +219,37 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
 )
 from ansible_collections.inventium.logical_replication.plugins.module_utils.pg_module import psycopg, require_psycopg  # noqa: E402
 
+NODE_KEYS = frozenset(publisher_option_spec()["options"]) | {"name"}
 
-def node_spec():
-    spec = publisher_option_spec()
-    spec["options"] = dict(spec["options"], name=dict(type="str", required=True))
-    spec.update(type="list", elements="dict", required=True)
-    return spec
+
+def node_params(module, nodes):
+    """The nodes' libpq keywords by name; a key that is not one fails the module, naming the node's index."""
+    params = {}
+    for index, node in enumerate(nodes):
+        unknown = sorted(set(node) - NODE_KEYS)
+        if unknown or not node.get("name"):
+            module.fail_json(
+                msg=f"nodes[{index}]: needs a name and only the keys {', '.join(sorted(NODE_KEYS))}"
+                + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+            )
+        if node["name"] in params:
+            module.fail_json(msg=f"nodes[{index}]: the name {node['name']!r} is given twice; each name once")
+        params[node["name"]] = dict(
+            {k: v for k, v in node.items() if k != "name" and v is not None},
+            application_name=node.get("application_name") or f"{APPLICATION_NAME}-application-writes",
+        )
+    return params
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            nodes=node_spec(),
+            # Free-form dicts (a suboption spec would need every libpq keyword documented twice); checked by
+            # node_params, their passwords added to no_log_values below.
+            nodes=dict(type="list", elements="dict", required=True),
             table=dict(type="str", required=True),
             note_column=dict(type="str", default="note"),
-            key_column=dict(type="str", default="id"),
+            key_column=dict(type="str", default="id", no_log=False),
             route_file=dict(type="path", required=True),
             stop_file=dict(type="path", required=True),
             run_id=dict(type="str", required=True),
@@ -245,10 +261,13 @@ def main():
     )
     p = module.params
     secrets = [s for node in p["nodes"] for s in conninfo_secrets(node)]
+    for secret in secrets:
+        module.no_log_values.add(secret)
     require_psycopg(module)
-    names = [node["name"] for node in p["nodes"]]
-    if not names or len(set(names)) != len(names):
-        module.fail_json(msg=f"nodes: give at least one node, each name once (got {names})")
+    if not p["nodes"]:
+        module.fail_json(msg="nodes: give at least one node")
+    params = node_params(module, p["nodes"])
+    names = list(params)
     if not RUN_ID.match(p["run_id"]):
         module.fail_json(msg=f"run_id: letters, digits and _ only, 1 to 40 of them (got {p['run_id']!r})")
     try:
@@ -261,13 +280,6 @@ def main():
     if module.check_mode:
         module.exit_json(**result)
 
-    params = {
-        node["name"]: dict(
-            {k: v for k, v in node.items() if k != "name" and v is not None},
-            application_name=node.get("application_name") or f"{APPLICATION_NAME}-application-writes",
-        )
-        for node in p["nodes"]
-    }
     route_file, stop_file = Path(p["route_file"]), Path(p["stop_file"])
 
     def route():

@@ -61,7 +61,7 @@ def later(seconds, action):
 
 def test_follows_the_route_and_writes_through_a_fence(app_dbs, tmp_path):
     """Two names for the same database, so every row is on "both"; a fence in the middle costs only time."""
-    _server, (db, _), password = app_dbs
+    _server, (db, _second), password = app_dbs
     route, stop = tmp_path / "route", tmp_path / "stop"
 
     def fence():
@@ -136,11 +136,12 @@ def test_fails_when_an_acknowledged_row_is_missing_on_a_node(app_dbs, tmp_path):
         ({"run_id": "has-dash"}, "run_id: letters, digits and _ only"),
         ({"twice": True}, "each name once"),
         ({"table": "a.b.c"}, "too many dotted parts"),
+        ({"extra": {"hostname": "x"}}, "nodes[0]: needs a name and only the keys"),
     ],
 )
 def test_bad_input_writes_nothing(app_dbs, tmp_path, change, message):
-    _server, (db, _), password = app_dbs
-    nodes = [node("old", db, password)] * (2 if change.pop("twice", False) else 1)
+    _server, (db, _second), password = app_dbs
+    nodes = [dict(node("old", db, password), **change.pop("extra", {}))] * (2 if change.pop("twice", False) else 1)
     args = {
         "nodes": nodes,
         "table": "shop.orders",
@@ -155,7 +156,7 @@ def test_bad_input_writes_nothing(app_dbs, tmp_path, change, message):
 
 
 def test_check_mode_writes_nothing(app_dbs, tmp_path):
-    _server, (db, _), password = app_dbs
+    _server, (db, _second), password = app_dbs
     started = time.monotonic()
     result = run_module(
         MODULE,

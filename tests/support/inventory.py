@@ -1,9 +1,9 @@
 """An inventory in the shape of inventory/lab for tests that run the playbooks on throwaway servers.
 
-Groups ``publishers`` and ``subscribers``, every host on the local connection with this Python (the
-harness's servers listen on 127.0.0.1), each host's variables given as a dict - the same variables the
-roles and playbooks read (``publisher_port``, ``subscriber_password``, ...), i.e. what a user writes
-for their own servers.
+Groups ``publishers`` and ``subscribers`` (``standbys``, ``peers`` where given), every host on the local
+connection with this Python (the harness's servers listen on 127.0.0.1), each host's variables given as a
+dict - the same variables the roles and playbooks read (``publisher_port``, ``subscriber_password``, ...),
+i.e. what a user writes for their own servers.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ def _host_vars(values):
     return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in values.items()) + "}"
 
 
-def lab_shaped_inventory(publishers, subscribers, standbys=None):
-    """YAML text; ``publishers``, ``subscribers`` (and ``standbys``) map host names to their variables."""
+def lab_shaped_inventory(publishers, subscribers, standbys=None, peers=None):
+    """YAML text; ``publishers``, ``subscribers`` (``standbys``, ``peers``) map host names to their variables."""
     lines = [
         "all:",
         "  vars:",
@@ -25,7 +25,13 @@ def lab_shaped_inventory(publishers, subscribers, standbys=None):
         f"    ansible_python_interpreter: {json.dumps(sys.executable)}",
         "  children:",
     ]
-    for group, hosts in (("publishers", publishers), ("subscribers", subscribers), ("standbys", standbys or {})):
+    groups = (
+        ("publishers", publishers),
+        ("subscribers", subscribers),
+        ("standbys", standbys or {}),
+        ("peers", peers or {}),
+    )
+    for group, hosts in groups:
         if not hosts:
             continue
         lines += [f"    {group}:", "      hosts:"]

@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils._switchover import (
     application_summary,
+    failover_preflight,
     format_rows,
     preflight,
     rehearsal_lines,
@@ -326,3 +327,57 @@ def test_replica_identity_reads_the_tables_not_the_message():
     assert run(source(checks=[shortened]))["replica_identity"]["go"] is False
     assert run(source(checks=[elsewhere]))["replica_identity"]["go"] is True
     assert run(source(checks=[shortened]), scope=["public.orders"])["replica_identity"]["go"] is True
+
+
+def standby_info(in_recovery=True, slots=None):
+    return {"server": {"major": 18, "in_recovery": in_recovery}, "slots": slots or []}
+
+
+SYNCED = {"name": "sub_a", "synced": True, "invalidation_reason": None}
+
+
+def test_failover_all_go():
+    rows = failover_preflight(
+        standby_info(slots=[SYNCED]),
+        {"reachable": False},
+        {"sub1": [{"name": "sub_a", "slot_name": "sub_a", "failover": True}]},
+        "standby1",
+    )
+    assert [(r["check"], r["go"]) for r in rows] == [
+        ("standby", True),
+        ("primary_down", True),
+        ("slot sub1/sub_a", True),
+    ]
+    assert rows[0]["detail"] == "standby1 in recovery, PostgreSQL 18"
+    assert rows[2]["detail"] == "failover slot sub_a synced on the standby"
+
+
+@pytest.mark.parametrize(
+    ("sub", "slot", "detail"),
+    [
+        ({"failover": False}, SYNCED, "NOT a failover slot"),
+        ({"failover": True}, None, "sub_a not on the standby"),
+        ({"failover": True}, dict(SYNCED, synced=False), "sub_a not synced on the standby"),
+        ({"failover": True}, dict(SYNCED, invalidation_reason="wal_removed"), "sub_a invalidated: wal_removed"),
+    ],
+)
+def test_failover_slot_no_go(sub, slot, detail):
+    rows = failover_preflight(
+        standby_info(slots=[slot] if slot else []),
+        {"reachable": False},
+        {"sub1": [dict(sub, name="sub_a", slot_name="sub_a")]},
+        "standby1",
+    )
+    assert rows[-1]["go"] is False
+    assert rows[-1]["detail"].startswith(detail)
+    assert "full copy" in rows[-1]["fix"]
+
+
+def test_failover_refuses_a_running_primary_and_a_primary_as_standby():
+    rows = {r["check"]: r for r in failover_preflight(standby_info(in_recovery=False), {"reachable": True}, {}, "n1")}
+    assert rows["standby"]["go"] is False
+    assert "NOT a standby" in rows["standby"]["detail"]
+    assert rows["primary_down"]["go"] is False
+    assert "STILL ACCEPTS CONNECTIONS" in rows["primary_down"]["detail"]
+    allowed = failover_preflight(standby_info(), {"reachable": True}, {}, "n1", allow_running_primary=True)
+    assert all(r["go"] for r in allowed)
