@@ -6,6 +6,8 @@ left it failed over), re-runs it (``changed=0``), then checks on the real contai
 - ``standby18`` is in recovery and streams from ``primary18`` through its physical slot;
 - ``sub18``'s subscription has ``failover = true`` and ``streaming = parallel``, its slot on
   ``primary18`` is a failover slot and is synchronized on ``standby18`` (``synced``);
+- ``playbooks/conflicts.yml`` builds the two-way pair ``peer18a`` <-> ``peer18b`` (origin = none) and
+  walks every PostgreSQL 18 conflict type to an equal pair;
 - ``playbooks/failover.yml`` (after ``docker stop primary18``) promotes ``standby18`` and repoints
   ``sub18``, which goes on from the synced slot: the rows written before and after the failover are
   all there once (counts and checksums equal to the new primary), no table was copied again.
@@ -31,7 +33,7 @@ from psycopg import sql  # noqa: E402
 
 INVENTORY = "inventory/lab18"
 STATE_DIR = REPO_ROOT / ".lab18"
-PORTS = {"primary18": 5540, "standby18": 5541, "sub18": 5542}
+PORTS = {"primary18": 5540, "standby18": 5541, "sub18": 5542, "peer18a": 5543, "peer18b": 5544}
 DATABASES = {"primary18": "publisher", "standby18": "publisher", "sub18": "subscriber"}
 # The standby is a copy of the primary: the primary's superuser password.
 SECRETS = {"primary18": "primary18-postgres", "standby18": "primary18-postgres", "sub18": "sub18-postgres"}
@@ -151,6 +153,16 @@ def test_subscription_slot_is_failover_and_synced(lab18: dict[str, object]) -> N
         )
 
     wait_for(synced, timeout=TIMEOUT)
+
+
+def test_conflicts_on_the_peers(lab18: dict[str, object]) -> None:
+    """playbooks/conflicts.yml on peer18a/peer18b: the two-way pair, every conflict type counted, resolved, equal."""
+    rc, out, seconds = playbook("playbooks/conflicts.yml")
+    assert rc == 0, out[-4000:]
+    print(f"\nconflicts.yml on peer18a <-> peer18b: {seconds:.1f} s")
+    for case in ("insert_exists", "update_origin_differs", "delete_origin_differs", "update_missing", "delete_missing"):
+        assert f"| {case} |" in out
+    assert "pair peer18a <-> peer18b: equal in both directions" in out
 
 
 def _summary(node: str) -> tuple[int, str]:
