@@ -105,7 +105,7 @@ def failed_over() -> bool:
 @pytest.fixture(scope="module")
 def lab18() -> dict[str, object]:
     if failed_over():
-        rc, out, _ = playbook("playbooks/teardown.yml", "-e", "teardown_purge=true")
+        rc, out, _seconds = playbook("playbooks/teardown.yml", "-e", "teardown_purge=true")
         assert rc == 0, out[-3000:]
     rc, first, first_seconds = playbook("site.yml")
     assert rc == 0, first[-3000:]
@@ -186,7 +186,7 @@ def test_failover_keeps_the_subscription(lab18: dict[str, object]) -> None:
             "SELECT srrelid::regclass::text, srsubstate, srsublsn FROM pg_subscription_rel ORDER BY 1"
         ).fetchall()
     # Without fencing the primary the playbook refuses (nothing changed).
-    rc, out, _ = playbook("playbooks/failover.yml")
+    rc, out, _seconds = playbook("playbooks/failover.yml")
     assert rc != 0
     assert "STILL ACCEPTS CONNECTIONS" in out
     assert scalar("standby18", "SELECT pg_is_in_recovery()") is True
