@@ -8,7 +8,8 @@ problem; the exit status is non-zero when anything failed.
 
 When the lab's stages (integration-lab, molecule-lab) run together with
 stages that do not touch the lab, the latter run in a second process beside
-them (see BESIDE_THE_LAB); --serial or TEST_SERIAL=1 runs one after the other.
+them (see BESIDE_THE_LAB), the linters and unit tests after the lab's stages
+in the first (AFTER_THE_LAB); --serial or TEST_SERIAL=1 runs one after the other.
 
 Usage: tests/run_all.py [--stages ruff,ansible-lint,...] [--serial]
 """
@@ -266,11 +267,15 @@ GROUPS = {
     "integration": ("integration-lab", "integration-docker", "integration-servers"),
     "molecule": ("molecule-hosts", "molecule-lab"),
 }
-# The critical path of a full run is the lab: the `lab` tests build it and run it through
-# ~15 site.yml runs, then `molecule-lab` converges it again; one lab at a time, so that path is
-# serial. These stages share nothing with the lab (their own servers on random ports, their own
-# containers, network and InfluxDB, files under .build/), so they run beside it in a second process.
-BESIDE_THE_LAB = ("integration-servers", "unit", "ansible-lint", "sanity", "integration-docker", "molecule-hosts")
+# The lab's stages are serial: the `lab` tests build it and run it through ~15 site.yml runs, then
+# `molecule-lab` converges it again; one lab at a time. These stages share nothing with the lab (their
+# own servers on random ports, their own containers, network and InfluxDB, files under .build/), so
+# they run beside it in a second process.
+BESIDE_THE_LAB = ("integration-servers", "integration-docker", "molecule-hosts")
+# ...and these (nothing of the lab either) after the lab's stages, in the lab's process: in CI the
+# lane beside the lab was the longer one (1,296 s against 1,044-1,098 s), and in its last minutes it
+# ran alone on one of the two cores; ~90 s of linting and unit tests fill that core instead.
+AFTER_THE_LAB = ("ansible-lint", "sanity", "unit")
 # ...which starts once these are done: molecule-hosts runs containers of the images prepare builds.
 BEFORE_THE_SECOND_LANE = ("ruff", "prepare")
 SERIAL_ENV = "TEST_SERIAL"
@@ -298,7 +303,7 @@ def run_stages(names: list[str]) -> list[StageResult]:
 
 
 def run_in_two_lanes(names: list[str]) -> list[StageResult]:
-    """The lab's stages here, the others in a second `run_all.py --serial` process beside them.
+    """The lab's stages here (then AFTER_THE_LAB's), BESIDE_THE_LAB's in a second `run_all.py --serial` process.
 
     The second lane's output goes to .build/second-lane.log, printed when it ends, so the lab's
     output stays readable live; its results come back as JSON. An interrupted run stops it too.
@@ -306,7 +311,8 @@ def run_in_two_lanes(names: list[str]) -> list[StageResult]:
     second = [n for n in names if n in BESIDE_THE_LAB]
     first = [n for n in names if n not in BESIDE_THE_LAB]
     before = [n for n in first if n in BEFORE_THE_SECOND_LANE]
-    after = [n for n in first if n not in BEFORE_THE_SECOND_LANE]
+    after = [n for n in first if n not in BEFORE_THE_SECOND_LANE and n not in AFTER_THE_LAB]
+    after += [n for n in first if n in AFTER_THE_LAB]
     results = run_stages(before)
     log, results_file = BUILD / "second-lane.log", BUILD / "second-lane.json"
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -353,7 +359,7 @@ def main() -> int:
         parser.error(f"unknown stage(s): {', '.join(unknown)}; choose from {', '.join(choices)}")
     wanted = expand(asked)
 
-    lab_stages = [n for n in wanted if n not in BESIDE_THE_LAB and n not in BEFORE_THE_SECOND_LANE]
+    lab_stages = [n for n in wanted if n not in (*BESIDE_THE_LAB, *BEFORE_THE_SECOND_LANE, *AFTER_THE_LAB)]
     lanes = not args.serial and lab_stages and any(n in BESIDE_THE_LAB for n in wanted)
     results = run_in_two_lanes(wanted) if lanes else run_stages(wanted)
     if args.results_json:

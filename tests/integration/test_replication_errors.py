@@ -164,7 +164,7 @@ def test_conflict_diagnosed_fixed_and_forgotten(conflict_pair):
     # ---- within the window the errors still count; after it the finding is gone ---------------
     assert "subscription_errors" in findings(info(sub))
     last = last_logged(info(sub), name)["last_error_time"]
-    window = 0.1  # minutes: 6 s
+    window = 0.02  # minutes: 1.2 s
     time.sleep(window * 60 + 1)
     result = info(sub, error_window=window)
     entry = last_logged(result, name)

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from pg_harness import free_port, wait_until
 from psycopg import sql
-from support.ansible import run_module
+from support.ansible import ModuleCall, run_module, run_modules
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils.connection import APPLICATION_NAME
 
@@ -408,8 +408,11 @@ def test_unreachable_server_is_a_finding(pg_server, pg_server_factory):
     assert result["database"] == "publisher"
     assert stopped.password not in result.output
 
-    # The same through ansible-playbook -vvv: the task succeeds and no password is printed.
-    verbose = run_module(MODULE, tolerant, verbosity=3)
+    # The same through ansible-playbook -vvv: the task succeeds and no password is printed. With it, in
+    # the same run (one controller start), a running server that refuses the password (checked below).
+    wrong = f"wrong-{secrets.token_hex(8)}"
+    args = {**pg_server.login_args(), "login_password": wrong, "fail_on_connection_error": False}
+    verbose, verbose_wrong = run_modules([ModuleCall(MODULE, tolerant), ModuleCall(MODULE, args)], verbosity=3)
     assert verbose.rc == 0
     assert_unreachable(verbose, f"port {stopped.port}")
     assert stopped.password not in verbose.output
@@ -430,15 +433,12 @@ def test_unreachable_server_is_a_finding(pg_server, pg_server_factory):
     assert_unreachable(result, f"port {port}")
 
     # A running server that refuses the password: the wrong password is not printed either.
-    wrong = f"wrong-{secrets.token_hex(8)}"
-    args = {**pg_server.login_args(), "login_password": wrong, "fail_on_connection_error": False}
     result = run_module(MODULE, args)
     assert_unreachable(result, "password authentication failed")
     assert wrong not in result.output
-    verbose = run_module(MODULE, args, verbosity=3)
-    assert_unreachable(verbose, "password authentication failed")
-    assert wrong not in verbose.output
-    assert pg_server.password not in verbose.output
+    assert_unreachable(verbose_wrong, "password authentication failed")
+    assert wrong not in verbose_wrong.output
+    assert pg_server.password not in verbose_wrong.output
 
     # Reachable: reachable true and the facts as usual.
     result = run_module(MODULE, {**pg_server.login_args(), "gather": ["server"], "fail_on_connection_error": False})

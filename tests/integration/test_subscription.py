@@ -16,7 +16,7 @@ import time
 import pytest
 from pg_harness import pair_combos, selected_majors, wait_until
 from psycopg import sql
-from support.ansible import run_module
+from support.ansible import ModuleCall, run_module, run_modules
 
 from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import parse_conninfo
 
@@ -603,9 +603,11 @@ def test_password_never_in_output(pg_pair_db, sentinel_role):
     args = sub_args(dbs, name, publications=["items_pub"], publisher=publisher, wait_for_sync=True)
     outputs = []
 
-    checked = run_module(MODULE, args, check=True, diff=True, verbosity=3)
+    # The calls go through ansible-playbook -vvv, several to a run (one controller start each).
+    checked, created = run_modules(
+        [ModuleCall(MODULE, args, check=True, diff=True), ModuleCall(MODULE, args, diff=True)], verbosity=3
+    )
     outputs.append(checked.output)
-    created = run_module(MODULE, args, diff=True, verbosity=3)
     outputs.append(created.output)
     assert created["changed"] is True
     assert "password=''********''" in created["queries"][0]  # conninfo-quoted inside the SQL literal
@@ -622,21 +624,8 @@ def test_password_never_in_output(pg_pair_db, sentinel_role):
 
     # a change of the password (ALTER ... CONNECTION) and back, in diff mode and with -vvv
     wrong = {**args, "publisher": {**publisher, "password": SENTINEL + "2"}, "wait_for_sync": False}
-    other = run_module(MODULE, wrong, diff=True, verbosity=3)
-    outputs.append(other.output)
-    back = run_module(MODULE, args, diff=True, verbosity=3)
-    outputs.append(back.output)
-    assert back["changed"] is True
-    assert "CONNECTION" in back["queries"][0]
-
     # error messages: a publication change fails on the publisher (unknown database)
     bad = {**publisher, "dbname": "no_such_db"}
-    failed = run_module(
-        MODULE, sub_args(dbs, name + "x", publications=["items_pub"], publisher=bad), expect_fail=True, verbosity=3
-    )
-    outputs.append(failed.output)
-    assert "no_such_db" in failed["msg"]
-    assert "password=''********''" in failed["msg"]
     # a raw conninfo (no_log) with the sentinel, failing too
     raw = sub_args(
         dbs,
@@ -645,15 +634,31 @@ def test_password_never_in_output(pg_pair_db, sentinel_role):
         publisher=None,
         conninfo=stored.replace(dbs.publisher.name, "no_such_db"),
     )
-    failed = run_module(MODULE, raw, expect_fail=True, verbosity=3)
+    other, back, failed, failed_raw, broken, warned = run_modules(
+        [
+            ModuleCall(MODULE, wrong, diff=True),
+            ModuleCall(MODULE, args, diff=True),
+            ModuleCall(MODULE, sub_args(dbs, name + "x", publications=["items_pub"], publisher=bad), expect_fail=True),
+            ModuleCall(MODULE, raw, expect_fail=True),
+            # a malformed raw conninfo: the parser's error names no value
+            ModuleCall(MODULE, {**raw, "conninfo": "host=x password=" + SENTINEL}, expect_fail=True),
+            # dropping (with -vvv)
+            ModuleCall(MODULE, {**dbs.subscriber.login_args(), "name": name, "state": "absent"}),
+        ],
+        verbosity=3,
+    )
+    outputs.append(other.output)
+    outputs.append(back.output)
+    assert back["changed"] is True
+    assert "CONNECTION" in back["queries"][0]
+
     outputs.append(failed.output)
-    # a malformed raw conninfo: the parser's error names no value
-    broken = run_module(MODULE, {**raw, "conninfo": "host=x password=" + SENTINEL}, expect_fail=True, verbosity=3)
+    assert "no_such_db" in failed["msg"]
+    assert "password=''********''" in failed["msg"]
+    outputs.append(failed_raw.output)
     outputs.append(broken.output)
     assert "conninfo: missing" in broken["msg"]
 
-    # dropping (with -vvv)
-    warned = run_module(MODULE, {**dbs.subscriber.login_args(), "name": name, "state": "absent"}, verbosity=3)
     outputs.append(warned.output)
     for output in outputs:
         assert_no_sentinel(output)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import test_subscription
 from psycopg import sql
-from support.ansible import run_module
+from support.ansible import ModuleCall, run_module, run_modules
 from test_subscription import (
     LEAN_PAIRS,
     MODULE,
@@ -303,21 +303,27 @@ def test_password_never_in_output(pg_pair_db, sentinel_role):
 
     # an item failing while applied (the publisher refuses it): the message quotes the connection
     refused = {**good, "name": "refused_sub", "publisher": {**publisher, "dbname": "no_such_db"}}
-    failed = run_module(MODULE, list_args(dbs, [good, refused]), expect_fail=True, verbosity=3)
-    outputs.append(failed.output)
-    assert failed["msg"].startswith("subscriptions[1] (name=refused_sub): ")
-    assert "password=''********''" in failed["msg"]
     # a raw conninfo holding the sentinel, and a malformed one, each failing as an item
     raw = {"name": "raw_sub", "publications": ["pub_a"], "conninfo": stored.replace(dbs.publisher.name, "no_such_db")}
-    failed = run_module(MODULE, list_args(dbs, [good, raw]), expect_fail=True, verbosity=3)
-    outputs.append(failed.output)
-    assert failed["msg"].startswith("subscriptions[1] (name=raw_sub): ")
     broken = {**raw, "conninfo": "host=x password=" + SENTINEL}
-    failed = run_module(MODULE, list_args(dbs, [good, broken]), expect_fail=True, verbosity=3)
-    outputs.append(failed.output)
-    assert failed["msg"].startswith("subscriptions[1] (name=raw_sub): conninfo: missing")
+    # The rest through one ansible-playbook -vvv run, a task each (one controller start).
+    failed_refused, failed_raw, failed_broken, dropped = run_modules(
+        [
+            ModuleCall(MODULE, list_args(dbs, [good, refused]), expect_fail=True),
+            ModuleCall(MODULE, list_args(dbs, [good, raw]), expect_fail=True),
+            ModuleCall(MODULE, list_args(dbs, [good, broken]), expect_fail=True),
+            ModuleCall(MODULE, list_args(dbs, [{"name": "sentinel_sub", "state": "absent"}]), diff=True),
+        ],
+        verbosity=3,
+    )
+    outputs.append(failed_refused.output)
+    assert failed_refused["msg"].startswith("subscriptions[1] (name=refused_sub): ")
+    assert "password=''********''" in failed_refused["msg"]
+    outputs.append(failed_raw.output)
+    assert failed_raw["msg"].startswith("subscriptions[1] (name=raw_sub): ")
+    outputs.append(failed_broken.output)
+    assert failed_broken["msg"].startswith("subscriptions[1] (name=raw_sub): conninfo: missing")
 
-    dropped = run_module(MODULE, list_args(dbs, [{"name": "sentinel_sub", "state": "absent"}]), diff=True, verbosity=3)
     outputs.append(dropped.output)
     assert dropped["changed"] is True
     for output in outputs:

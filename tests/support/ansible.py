@@ -215,18 +215,19 @@ def _yaml_value(value: Any) -> str:
     raise TypeError(f"cannot pass {type(value).__name__} {value!r} to a module")
 
 
+_PLAY_HEADER = (
+    "- hosts: localhost\n"
+    "  gather_facts: false\n"
+    "  connection: local\n"
+    "  vars:\n"
+    f"    ansible_python_interpreter: {json.dumps(sys.executable)}\n"
+    "  tasks:\n"
+)
+
+
 def build_playbook(module: str, args: dict[str, Any]) -> str:
     fqcn = module if "." in module else f"{COLLECTION}.{module}"
-    return (
-        "- hosts: localhost\n"
-        "  gather_facts: false\n"
-        "  connection: local\n"
-        "  vars:\n"
-        f"    ansible_python_interpreter: {json.dumps(sys.executable)}\n"
-        "  tasks:\n"
-        f"    - name: {json.dumps('run ' + fqcn)}\n"
-        f"      {fqcn}: {_yaml_value(args)}\n"
-    )
+    return _PLAY_HEADER + f"    - name: {json.dumps('run ' + fqcn)}\n      {fqcn}: {_yaml_value(args)}\n"
 
 
 def run_module(
@@ -253,6 +254,11 @@ def run_module(
         result = _run_module_playbook(module, args, check, diff, verbosity, timeout)
     else:
         result = _run_module_in_process(module, args, check, diff)
+    return _as_expected(module, result, expect_fail)
+
+
+def _as_expected(module: str, result: ModuleResult, expect_fail: bool) -> ModuleResult:
+    """``result``, or :class:`AnsibleRunError` when it failed or succeeded against ``expect_fail``."""
     if result.failed and not expect_fail:
         raise AnsibleRunError(
             f"{module} failed: {result.get('msg')}\n--- result ---\n{json.dumps(dict(result), indent=2, default=str)}"
@@ -264,6 +270,58 @@ def run_module(
             f"{json.dumps(dict(result), indent=2, default=str)}"
         )
     return result
+
+
+@dataclass
+class ModuleCall:
+    """One task of :func:`run_modules`: the module, its arguments, check/diff mode, whether it must fail."""
+
+    module: str
+    args: dict[str, Any]
+    check: bool = False
+    diff: bool = False
+    expect_fail: bool = False
+
+
+def run_modules(calls: list[ModuleCall], verbosity: int = 0, timeout: float = DEFAULT_TIMEOUT) -> list[ModuleResult]:
+    """Several module calls through ONE ``ansible-playbook`` run, one task each, in order; their results.
+
+    For the tests that must go through the controller (``verbosity``: secrets kept out of ``-vvv``
+    output) but make several calls in a row: one ``ansible-playbook`` start (~2 s of CPU) instead
+    of one per call. Each task has its own check and diff mode (the ``check_mode``/``diff`` task
+    keywords, which reach the module as ``--check``/``--diff`` do) and ``ignore_errors`` when it
+    is expected to fail, so the next tasks still run; each result is checked like
+    :func:`run_module`'s. Every result's ``stdout``/``stderr``/``output`` and ``rc`` are the
+    whole run's: what the controller printed for all the calls (a secret in any of them is in
+    each), and its exit code (non-zero only when the last call failed).
+    """
+    tasks = []
+    for index, call in enumerate(calls):
+        fqcn = call.module if "." in call.module else f"{COLLECTION}.{call.module}"
+        task = f"    - name: {json.dumps(f'call {index}: run {fqcn}')}\n      {fqcn}: {_yaml_value(call.args)}\n"
+        task += f"      check_mode: {json.dumps(call.check)}\n      diff: {json.dumps(call.diff)}\n"
+        if call.expect_fail and index < len(calls) - 1:
+            task += "      ignore_errors: true\n"
+        tasks.append(task)
+    playbook = _PLAY_HEADER + "".join(tasks)
+    flags = ["-" + "v" * verbosity] if verbosity else []
+    with tempfile.TemporaryDirectory(prefix="inventium-lr-play-") as tmp:
+        path = Path(tmp) / "play.yml"
+        path.write_text(playbook, encoding="utf-8")
+        run = run_playbook(path, *flags, inventory="localhost,", timeout=timeout)
+    tasks_run = run.task_results("localhost")
+    if len(tasks_run) != len(calls):
+        raise AnsibleRunError(
+            f"{len(tasks_run)} task results for {len(calls)} calls from {' '.join(run.command)} (rc={run.rc})\n"
+            f"--- playbook ---\n{playbook}\n--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr}"
+        )
+    results = []
+    for call, (_name, task) in zip(calls, tasks_run, strict=True):
+        result = ModuleResult(task)
+        result.stdout, result.stderr, result.rc = run.stdout, run.stderr, run.rc
+        result.command, result.playbook = run.command, playbook
+        results.append(_as_expected(call.module, result, call.expect_fail))
+    return results
 
 
 def _module_path(module: str) -> str:
