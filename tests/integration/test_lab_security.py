@@ -45,6 +45,10 @@ LOCK_WAIT = 600.0
 CA_CERT = lab_client.LAB_DIR / "tls" / "ca.crt"
 # SQLSTATE 28000 (invalid_authorization_specification) with pg_hba's own wording.
 NO_HBA_ENTRY = "no pg_hba.conf entry"
+# Roles a node admits besides postgres, to its own database only (inventory/lab/hosts.yml): subscriber2 is the
+# upgrade rehearsal's target - the application's role (subscriber_application_roles) and the publisher's
+# replication role for the reverse replication (subscriber_reverse_replication_clients).
+ALSO_ADMITTED = {"subscriber1": (), "subscriber2": ("app_writer", "replicator")}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -126,12 +130,14 @@ CASES = pytest.mark.parametrize(("node", "where"), [(n, w) for n in SUBSCRIBERS 
 
 @pytest.mark.parametrize("node", SUBSCRIBERS)
 def test_hba_admits_only_postgres_over_tls_from_the_gateway(node: str) -> None:
+    """postgres to its two databases; the node's other roles (ALSO_ADMITTED) to its own database only."""
     hba = docker("exec", node, "cat", "/etc/postgresql/hba/pg_hba.conf")
     lines = [line.split() for line in hba.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     database = subscribers()[node]["dbname"]
     assert lines == [
         ["local", "all", "postgres", "peer"],
         ["hostssl", f"postgres,{database}", "postgres", f"{gateway()}/32", "scram-sha-256"],
+        *[["hostssl", database, role, f"{gateway()}/32", "scram-sha-256"] for role in ALSO_ADMITTED[node]],
     ], hba
 
 
@@ -182,9 +188,11 @@ def test_another_database_is_refused(node: str, where: str) -> None:
 
 @CASES
 def test_another_role_is_refused(node: str, where: str) -> None:
+    """Any other role, anywhere; a role of ALSO_ADMITTED to any database but the node's own."""
     host, port, sslmode = endpoint(node, where)
-    for user in ("replicator", "grafana"):
-        message = refused(node, host, port, user=user, sslmode=sslmode)
+    for user in ("replicator", "app_writer", "grafana"):
+        dbname = "postgres" if user in ALSO_ADMITTED[node] else subscribers()[node]["dbname"]
+        message = refused(node, host, port, user=user, dbname=dbname, sslmode=sslmode)
         assert NO_HBA_ENTRY in message, message
         assert f'user "{user}"' in message, message
 
