@@ -54,10 +54,14 @@ def switchover_report(result):
         raise AnsibleFilterError(f"switchover_report: {exc}") from exc
 
 
-def failover_go_no_go(standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary=False):
+def failover_go_no_go(
+    standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary=False, standby_addresses=None
+):
     """Go/no-go rows before promoting a standby: it is one, the old primary is down, every slot synced."""
     try:
-        return failover_preflight(standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary)
+        return failover_preflight(
+            standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary, standby_addresses
+        )
     except (TypeError, AttributeError) as exc:
         raise AnsibleFilterError(f"failover_preflight: {exc}") from exc
 

@@ -323,11 +323,31 @@ def _check_limits(server, slots, subscription_counts):
     return found
 
 
+SLOT_INVALIDATED_HINT = "Drop the slot and re-create it; re-synchronize its consumer."
+
+SLOT_INVALIDATED_HINTS = {
+    # A logical slot on a standby (16+) whose catalog rows the primary vacuumed away.
+    "rows_removed": (
+        "The primary removed catalog rows this slot still needed (a logical slot on a standby): turn "
+        "hot_standby_feedback on on the standby and stream through a physical slot (primary_slot_name), so that the "
+        "primary keeps them; then drop the slot and re-create it - for a subscription, drop and re-create the "
+        "subscription (its tables are copied again)."
+    ),
+    "wal_level_insufficient": (
+        "The primary's wal_level went below logical while this slot on a standby existed: set wal_level = logical on "
+        "the primary (a restart), then drop the slot and re-create it (for a subscription, re-create it)."
+    ),
+}
+"""Hints for an invalidated slot by ``invalidation_reason`` (PostgreSQL 17+); others get the general one."""
+
+
 def _check_slots(slots, threshold):
     found = []
     for slot in slots:
         name = slot["name"]
-        lost = slot.get("wal_status") == "lost"
+        # PostgreSQL reports wal_status = lost for every invalidated slot; only a slot without a reason (before 17)
+        # or with wal_removed lost WAL - the others (rows_removed on a standby, idle_timeout ...) are invalidated.
+        lost = slot.get("wal_status") == "lost" and slot.get("invalidation_reason") in (None, "wal_removed")
         if lost:
             found.append(
                 finding(
@@ -351,7 +371,7 @@ def _check_slots(slots, threshold):
                     "error",
                     "slot_invalidated",
                     f"replication slot {name} is invalidated ({reason}): its consumer cannot continue",
-                    "Drop the slot and re-create it; re-synchronize its consumer.",
+                    SLOT_INVALIDATED_HINTS.get(slot.get("invalidation_reason"), SLOT_INVALIDATED_HINT),
                 )
             )
         elif slot.get("wal_status") == "unreserved":

@@ -269,6 +269,8 @@ class Desired:
                 raise OptionError(f"conninfo: {exc}") from None
             if not self.conn_params:
                 raise OptionError("conninfo: the connection string is empty")
+        owner = params.get("owner")
+        self.owner = _parse_name(owner, "owner") if owner not in (None, "") else None
         self.enabled = params.get("enabled")
         self.copy_data = params.get("copy_data")
         self.create_slot = params.get("create_slot")
@@ -383,6 +385,10 @@ def publication_change(name, current, desired, refresh, copy_data):
     return statement, result
 
 
+def owner_sql(name, owner):
+    return alter_sql(name, "OWNER TO {}", ident(owner))
+
+
 def refresh_sql(name, copy_data):
     statement = alter_sql(name, "REFRESH PUBLICATION")
     if copy_data is not None:
@@ -471,6 +477,9 @@ class Step:
 
 
 SESSION_QUERY = "SELECT current_user::text AS current_user"
+
+
+OWNER_ROLE_QUERY = "SELECT r.rolsuper AS superuser FROM pg_catalog.pg_roles r WHERE r.rolname = %s"
 
 
 def read_subscriptions(m, names):
@@ -658,6 +667,36 @@ class SubscriptionModule:
     def check_versions(self):
         self.m.require_versions("subscription module", version_problems(self.d, self.major))
 
+    def check_owner(self):
+        """``owner`` must name a role (before anything is changed); returns whether it is a superuser."""
+        if self.d.owner is None:
+            return None
+        rows = self.run_query(OWNER_ROLE_QUERY, [self.d.owner])
+        if not rows:
+            self.m.fail(f"owner: role {quote_ident(self.d.owner)} does not exist; nothing was changed")
+        return rows[0]["superuser"]
+
+    def check_owner_password(self, target, owner_superuser):
+        """PostgreSQL 16+ lets the apply worker of a non-superuser owner with password_required connect only with
+        a password; ALTER SUBSCRIPTION ... OWNER TO does not check it, so a subscription handed over without one
+        would only fail in the server log, retrying for ever. Refused here, before anything is changed."""
+        if owner_superuser is not False:
+            return
+        if self.major < PARALLEL_APPLY_MAJOR:
+            self.m.fail(
+                f"owner: role {quote_ident(self.d.owner)} is not a superuser; PostgreSQL lets a non-superuser own a "
+                f"subscription from PostgreSQL {PARALLEL_APPLY_MAJOR} (server is {self.major}); nothing was changed"
+            )
+        params = target.get("_conn_params")
+        if params is None or not target.get("password_required", True) or params.get("password"):
+            return
+        self.m.fail(
+            f"owner: role {quote_ident(self.d.owner)} is not a superuser and password_required is true, so from "
+            f"PostgreSQL 16 the apply worker of subscription {self.display} must connect to the publisher with a "
+            "password, but its connection has none: add publisher.password (or password= to conninfo), or set "
+            "password_required: false (PostgreSQL allows that only to superusers); nothing was changed"
+        )
+
     # -- planning -------------------------------------------------------------------------------
 
     def target_state(self, current):
@@ -680,6 +719,8 @@ class SubscriptionModule:
                 target["_conninfo"] = d.conn_text
                 target["_conn_params"] = d.conn_params
         target.update(d.options)
+        if d.owner is not None:
+            target["owner"] = d.owner
         if d.enabled is not None:
             target["enabled"] = d.enabled
         if self.major >= SUBSCRIPTION_STATS_MAJOR:
@@ -727,7 +768,10 @@ class SubscriptionModule:
             )
         given = set(d.options) | ({"enabled"} if d.enabled is not None else set())
         options = self.create_options(target, given)
-        return [Step(create_sql(d.name, d.conn_text, target["publications"], options), autocommit=True, kind="create")]
+        steps = [Step(create_sql(d.name, d.conn_text, target["publications"], options), autocommit=True, kind="create")]
+        if target["owner"] != self.session["current_user"]:
+            steps.append(Step(owner_sql(d.name, target["owner"])))
+        return steps
 
     def not_alterable(self, current, target):
         """``[(option, reason)]`` of changes ALTER SUBSCRIPTION cannot make on this server now."""
@@ -829,6 +873,8 @@ class SubscriptionModule:
             steps_main.append(Step(alter_sql(name, "DISABLE")))
         if conn_keys:
             steps_main.append(Step(alter_sql(name, "CONNECTION {}", sql.Literal(d.conn_text))))
+        if target["owner"] != current["owner"]:
+            steps_main.append(Step(owner_sql(name, target["owner"])))
         if main_changes:
             steps_main.append(Step(alter_sql(name, "SET ({})", options_sql(main_changes))))
         if d.skip_lsn is not None and self.skip_needed(current):
@@ -888,6 +934,8 @@ class SubscriptionModule:
             Step(sql.SQL("DROP SUBSCRIPTION {}").format(ident(d.name)), autocommit=True, kind="drop"),
             Step(create_sql(d.name, conninfo, new["publications"], options), autocommit=True, kind="create"),
         ]
+        if new["owner"] != self.session["current_user"]:
+            steps.append(Step(owner_sql(d.name, new["owner"])))
         return steps, new
 
     # -- absent ---------------------------------------------------------------------------------
@@ -972,6 +1020,7 @@ class SubscriptionModule:
         planned = {"current": current, "target": None, "steps": [], "created": False, "rels_before": None}
         if d.state == "absent":
             return planned
+        owner_superuser = self.check_owner()
 
         if current is None:
             target = self.target_state(None)
@@ -993,6 +1042,7 @@ class SubscriptionModule:
             else:
                 steps = self.plan_alter(current, target)
 
+        self.check_owner_password(target, owner_superuser)
         if current is not None and self.refresh_only:
             planned["rels_before"] = self.rel_set(current["oid"])
         if d.wait_for_sync and not target["enabled"]:

@@ -15,6 +15,11 @@ NO-GO, what was seen and, for a NO-GO, the fix. The playbooks fence nothing unle
 
 from __future__ import annotations
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import (
+    ConninfoError,
+    parse_conninfo,
+)
+
 DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
 """Replication lag (bytes of WAL the destination has not confirmed) above which a switchover does not
 start: the wait for lag 0 happens while writes are fenced, so it is part of the downtime."""
@@ -397,12 +402,58 @@ def _failover_slot_detail(sub, slot):
     return True, f"failover slot {name} synced on the standby"
 
 
-def failover_preflight(standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary=False):
+def _endpoint(host, port):
+    return (str(host or "").strip().lower(), str(port if port not in (None, "") else 5432).strip())
+
+
+def _connects_to(sub, addresses):
+    """True when the subscription's stored connection (``conninfo``, password redacted) names one of
+    ``addresses`` (``(host, port)`` pairs): it subscribes to the standby itself."""
+    conninfo = sub.get("conninfo")
+    if not conninfo or not addresses:
+        return False
+    try:
+        params = parse_conninfo(conninfo)
+    except ConninfoError:
+        return False
+    hosts = [h for h in str(params.get("host") or params.get("hostaddr") or "").split(",") if h]
+    ports = str(params.get("port") or "").split(",")
+    for index, host in enumerate(hosts):
+        port = ports[index] if index < len(ports) else ports[0]
+        if _endpoint(host, port) in addresses:
+            return True
+    return False
+
+
+def _standby_slot_detail(sub, slot):
+    """(go, detail) for a subscription to the standby itself: its slot is the standby's own and is kept by the
+    promotion, so it needs no failover slot - only a valid one."""
+    name = sub.get("slot_name")
+    if not slot:
+        return False, f"subscribes to the standby, but its slot {name} is not there"
+    if slot.get("invalidation_reason") or slot.get("conflicting"):
+        reason = slot.get("invalidation_reason") or "conflicting"
+        return False, f"subscribes to the standby, but its slot {name} is invalidated: {reason}"
+    return True, f"subscribes to the standby itself: its slot {name} is there and stays after the promotion"
+
+
+STANDBY_SLOT_FIX = (
+    "re-create the subscription (its slot on the standby was invalidated: the primary removed rows it needed; "
+    "keep hot_standby_feedback on and the physical slot in use)"
+)
+
+
+def failover_preflight(
+    standby_info, primary_info, subscriptions_by_host, standby, allow_running_primary=False, standby_addresses=None
+):
     """The go/no-go rows before promoting ``standby`` (``replication_info`` of it: server, slots).
 
     ``primary_info``: ``replication_info`` of the old primary (``reachable`` false when it is down, as it must
     be unless ``allow_running_primary``); ``subscriptions_by_host``: {subscriber host: its subscriptions} - each
     must have a failover slot that the standby holds synced and valid, or it would need a full re-copy.
+    ``standby_addresses``: ``[{host, port}]`` under which subscribers' servers reach the standby itself; a
+    subscription whose connection names one of them (logical decoding on the standby, PostgreSQL 16+) has its
+    slot on the standby already - it is GO while that slot exists and is valid, failover or not.
     """
     server = standby_info.get("server") or {}
     in_recovery = bool(server.get("in_recovery"))
@@ -427,8 +478,14 @@ def failover_preflight(standby_info, primary_info, subscriptions_by_host, standb
         )
     )
     slots = {s.get("name"): s for s in standby_info.get("slots") or []}
+    addresses = {_endpoint(a.get("host"), a.get("port")) for a in standby_addresses or [] if a.get("host")}
     for host, subscriptions in (subscriptions_by_host or {}).items():
         for sub in subscriptions or []:
-            go, detail = _failover_slot_detail(sub, slots.get(sub.get("slot_name")))
+            slot = slots.get(sub.get("slot_name"))
+            if _connects_to(sub, addresses):
+                go, detail = _standby_slot_detail(sub, slot)
+                rows.append(_row(f"slot {host}/{sub.get('name')}", go, detail, STANDBY_SLOT_FIX))
+                continue
+            go, detail = _failover_slot_detail(sub, slot)
             rows.append(_row(f"slot {host}/{sub.get('name')}", go, detail, FAILOVER_SLOT_FIX))
     return rows

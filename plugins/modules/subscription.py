@@ -182,6 +182,9 @@ options:
       failover:
         description: See O(failover).
         type: bool
+      owner:
+        description: See O(owner).
+        type: str
       refresh:
         description: See O(refresh).
         type: bool
@@ -201,6 +204,23 @@ options:
         description: See O(sync_timeout).
         type: int
         default: 300
+  owner:
+    description:
+      - The role owning the subscription (C(ALTER SUBSCRIPTION ... OWNER TO)), as an SQL identifier. The
+        subscription's apply and table synchronization workers run as its owner.
+      - When not set, a new subscription is owned by O(login_user) and an existing one keeps its owner.
+      - The login role creates the subscription (a superuser, or from PostgreSQL 16 a member of
+        C(pg_create_subscription) with C(CREATE) on the database) and then hands it to O(owner) in the same
+        task; a different owner of an existing subscription is changed in place. Log in as a superuser to
+        manage a subscription owned by another role - only a superuser may read its connection (C(subconninfo)).
+      - A role that does not exist fails the module before anything is changed, so does a role without
+        superuser before PostgreSQL 16 (PostgreSQL 15 requires a superuser as a subscription's owner).
+      - From PostgreSQL 16 the workers of a subscription owned by a non-superuser with O(password_required=true)
+        (the default) connect to the publisher only with a password (and the publisher must ask for it).
+        PostgreSQL does not check this when the owner changes - the subscription would fail in the server log -
+        so the module fails before anything is changed when such an owner is given and the connection
+        (O(publisher)/O(conninfo), else the stored one) has no password.
+    type: str
   state:
     description:
       - V(present) creates or changes the subscription, V(absent) drops it.
@@ -549,6 +569,15 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ subs.subscriptions | selectattr('changed') | map(attribute='name') }}"
 
+- name: Created by a superuser, owned by a role without superuser (member of pg_create_subscription)
+  inventium.logical_replication.subscription:
+    login_db: subscriber
+    name: reporting_sub
+    publications: [reporting_pub]
+    publisher: "{{ publisher_connection }}"  # with a password: the owner is not a superuser
+    owner: subscription_admin
+    password_required: true
+
 - name: Drop a subscription (and its slot on the publisher, when reachable)
   inventium.logical_replication.subscription:
     login_db: subscriber
@@ -793,6 +822,7 @@ def subscription_options(top_level):
         run_as_owner=dict(type="bool"),
         password_required=dict(type="bool", no_log=False),
         failover=dict(type="bool"),
+        owner=dict(type="str"),
         refresh=dict(type="bool", default=False),
         recreate=dict(type="bool", default=False),
         skip_lsn=dict(type="str"),

@@ -540,6 +540,25 @@ def test_slot_findings():
     assert by_code(found)["slot_wal_lost"]["severity"] == "error"
 
 
+def test_slot_invalidated_on_a_standby_has_its_own_hint():
+    found = evaluate_checks(
+        # PostgreSQL shows wal_status lost for it too: not a lost-WAL case.
+        facts(
+            slots=[slot("sbs", conflicting=True, wal_status="lost", invalidation_reason="rows_removed")],
+            server=server(),
+        ),
+        retained_wal_threshold=10_000,
+    )
+    invalidated = by_code(found)["slot_invalidated"]
+    assert invalidated["message"] == "replication slot sbs is invalidated (rows_removed): its consumer cannot continue"
+    assert "hot_standby_feedback on on the standby" in invalidated["hint"]
+    other = evaluate_checks(
+        facts(slots=[slot("old", active=False, invalidation_reason="idle_timeout")], server=server()),
+        retained_wal_threshold=10_000,
+    )
+    assert by_code(other)["slot_invalidated"]["hint"] == "Drop the slot and re-create it; re-synchronize its consumer."
+
+
 def test_subscription_findings():
     subs = [
         subscription("Off", enabled=False, apply_worker_pid=None),

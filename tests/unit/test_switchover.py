@@ -381,3 +381,53 @@ def test_failover_refuses_a_running_primary_and_a_primary_as_standby():
     assert "STILL ACCEPTS CONNECTIONS" in rows["primary_down"]["detail"]
     allowed = failover_preflight(standby_info(), {"reachable": True}, {}, "n1", allow_running_primary=True)
     assert all(r["go"] for r in allowed)
+
+
+STANDBY_CONN = "host=standby18 port=5432 dbname=publisher user=replicator password=********"
+
+
+def test_failover_exempts_a_subscription_to_the_standby_itself():
+    own = {"name": "sbs_sub", "synced": False, "invalidation_reason": None, "conflicting": False}
+    rows = failover_preflight(
+        standby_info(slots=[SYNCED, own]),
+        {"reachable": False},
+        {
+            "sub1": [{"name": "sub_a", "slot_name": "sub_a", "failover": True, "conninfo": "host=primary18 port=5432"}],
+            "sbs": [{"name": "sbs_sub", "slot_name": "sbs_sub", "failover": False, "conninfo": STANDBY_CONN}],
+        },
+        "standby18",
+        standby_addresses=[{"host": "standby18", "port": 5432}],
+    )
+    assert [(r["check"], r["go"]) for r in rows] == [
+        ("standby", True),
+        ("primary_down", True),
+        ("slot sub1/sub_a", True),
+        ("slot sbs/sbs_sub", True),
+    ]
+    assert rows[3]["detail"].startswith("subscribes to the standby itself")
+
+
+@pytest.mark.parametrize(
+    ("addresses", "slot", "detail"),
+    [
+        # Another port of the same host is another server: the failover-slot rule applies.
+        ([{"host": "standby18", "port": 5433}], {"name": "sbs_sub", "synced": False}, "NOT a failover slot"),
+        (None, {"name": "sbs_sub", "synced": False}, "NOT a failover slot"),
+        ([{"host": "STANDBY18"}], None, "subscribes to the standby, but its slot sbs_sub is not there"),
+        (
+            [{"host": "standby18", "port": "5432"}],
+            {"name": "sbs_sub", "conflicting": True, "invalidation_reason": "rows_removed"},
+            "subscribes to the standby, but its slot sbs_sub is invalidated: rows_removed",
+        ),
+    ],
+)
+def test_failover_standby_subscription_no_go(addresses, slot, detail):
+    rows = failover_preflight(
+        standby_info(slots=[slot] if slot else []),
+        {"reachable": False},
+        {"sbs": [{"name": "sbs_sub", "slot_name": "sbs_sub", "failover": False, "conninfo": STANDBY_CONN}]},
+        "standby18",
+        standby_addresses=addresses,
+    )
+    assert rows[-1]["go"] is False
+    assert rows[-1]["detail"].startswith(detail)
