@@ -41,7 +41,7 @@ def owner_of(db, name):
 @contextmanager
 def roles(db, count):
     """``count`` fresh non-superuser login roles; dropped afterwards with what they own in ``db``."""
-    names = [f"subowner_{secrets.token_hex(4)}" for _ in range(count)]
+    names = [f"subowner_{secrets.token_hex(4)}" for _index in range(count)]
     try:
         for role in names:
             db.server.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
