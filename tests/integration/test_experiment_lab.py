@@ -66,6 +66,27 @@ def playbook_argv(*extra: str) -> list[str]:
     return [binary, "playbooks/experiment.yml", "-i", lab_client.LAB_INVENTORY, *extra]
 
 
+def kill_orphaned_workers(killed_pid: int) -> None:
+    """SIGKILL what the killed run left: ansible-core's task workers call setsid(), so killpg misses them.
+
+    With Mitogen's strategy (ansible.cfg) such a worker waits for ever for the multiplexer that died with
+    the run (seen: one idle for 14 minutes); they are forks of the run, so their command line is its own.
+    """
+    argv = "\0".join(playbook_argv("-e", f"experiment_file={SMOKE}"))
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == killed_pid:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace").rstrip("\0")
+        except OSError:
+            continue
+        if cmdline.endswith(argv):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def setting(node: str, name: str) -> tuple[str, str]:
     with lab_client.connect(node) as conn:
         return tuple(conn.execute("SELECT setting, source FROM pg_settings WHERE name = %s", [name]).fetchone())
@@ -326,6 +347,7 @@ def test_killed_experiment_is_restored_by_site_yml(tmp_path: Path) -> None:
             finally:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
+                kill_orphaned_workers(proc.pid)
         assert JOURNAL.exists(), "the killed run left its journal"
         # The variant's setting is still in place: there is something to restore.
         assert setting("publisher", "logical_decoding_work_mem")[0] == "64"
