@@ -307,6 +307,10 @@ class Run:
     output: str
 
 
+# --strategy: the same for every side (ansible.cfg's Mitogen strategy by default).
+STRATEGY = ""
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -319,6 +323,8 @@ def run_once(playbook: Path, *args: str, profile: bool = False, collections: Pat
         env["ANSIBLE_COLLECTIONS_PATH"] = f"{collections}:{ROOT / 'collections'}"
     if profile:
         env.update({"ANSIBLE_CALLBACKS_ENABLED": "profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "20"})
+    if STRATEGY:
+        env["ANSIBLE_STRATEGY"] = STRATEGY
     cpu_before = children_cpu()  # the PostgreSQL servers are not our children: their CPU is not counted
     run = run_playbook(playbook, *args, inventory=INVENTORY, callback=None, env=env)
     cpu = children_cpu() - cpu_before
@@ -438,7 +444,14 @@ def main() -> int:
     )
     parser.add_argument("--profile", action="store_true", help="one more run per side with profile_tasks")
     parser.add_argument("--floor", action="store_true", help="also time minimal PostgreSQL modules (see above)")
+    parser.add_argument(
+        "--strategy",
+        default="",
+        help="Ansible strategy of every run, e.g. linear (default: ansible.cfg's, Mitogen's mitogen_linear)",
+    )
     args = parser.parse_args()
+    global STRATEGY  # one setting for every run_once of this process
+    STRATEGY = args.strategy
 
     install_sigterm_handler()  # an interrupted run still removes its clusters
     harness = PgHarness([args.major])
@@ -468,7 +481,7 @@ def main() -> int:
                 floor.collections = write_floor_collection(directory, len(mine))
             print(
                 f"PostgreSQL {ours_pair.publisher.version}: two pairs of clusters; preparing both sides "
-                f"(settings, restart, first run)",
+                f"(settings, restart, first run); strategy {STRATEGY or 'from ansible.cfg (mitogen_linear)'}",
                 flush=True,
             )
             prepare(ours, ours_pair.publisher)
