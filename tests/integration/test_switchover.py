@@ -23,7 +23,6 @@ import json
 import re
 import secrets
 import threading
-import time
 
 import psycopg
 import pytest
@@ -31,6 +30,9 @@ from pg_harness import selected_majors, wait_until
 from psycopg import errors, sql
 from support.ansible import DEFAULT_CALLBACK, ansible_env, run_playbook
 from support.inventory import lab_shaped_inventory
+
+from ansible_collections.inventium.logical_replication.plugins.module_utils._application_writes import ApplicationWriter
+from ansible_collections.inventium.logical_replication.plugins.module_utils.identifiers import parse_qualified_name
 
 _MAJORS = selected_majors()
 OLD_MAJOR = min(_MAJORS)
@@ -47,48 +49,33 @@ def flat(run):
 
 
 class Application:
-    """Inserts through ``app_writer`` into the node named by :attr:`primary`; keeps what was acknowledged.
+    """The rehearsal's application (``ApplicationWriter``) in a thread, writing to the node named by ``primary``.
 
-    A failed INSERT (fenced: read-only or terminated) is retried on a new connection after 20 ms;
-    the longest time between two acknowledged INSERTs is what the application saw of the switch.
+    A failed INSERT (fenced: read-only or terminated) is retried on a new connection; the longest time
+    between two acknowledged INSERTs (``writer.longest_gap``) is what the application saw of the switch.
     """
 
     def __init__(self, dsns):
-        self.dsns, self.primary = dsns, "old"
-        self.acknowledged, self.errors = {}, []
-        self.stop, self.failure = threading.Event(), None
-        self.longest_gap, self._last = 0.0, None
+        self.primary, self.failure = "old", None
+        self.stop = threading.Event()
+        nodes = {name: {"conninfo": dsn, "connect_timeout": 5} for name, dsn in dsns.items()}
+        self.writer = ApplicationWriter(
+            nodes, parse_qualified_name("orders"), "switchover", lambda: self.primary, self.stop.is_set
+        )
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self):
-        conn, conn_node, n = None, None, 0
         try:
-            while not self.stop.is_set():
-                node = self.primary
-                try:
-                    if conn is None or conn_node != node:
-                        if conn is not None:
-                            conn.close()
-                        conn, conn_node = psycopg.connect(self.dsns[node], autocommit=True, connect_timeout=5), node
-                    n += 1
-                    row = conn.execute("INSERT INTO orders (note) VALUES (%s) RETURNING id", [f"{node}-{n}"]).fetchone()
-                    self.acknowledged[row[0]] = node
-                    now = time.monotonic()
-                    if self._last is not None:
-                        self.longest_gap = max(self.longest_gap, now - self._last)
-                    self._last = now
-                except psycopg.Error as exc:
-                    self.errors.append(type(exc).__name__)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-                    time.sleep(0.02)
-                time.sleep(0.01)
+            self.writer.run(max_seconds=3600)
         except Exception as exc:  # handed to the test
             self.failure = exc
-        finally:
-            if conn is not None:
-                conn.close()
+
+    @property
+    def acknowledged(self):
+        return self.writer.acknowledged
+
+    def error_names(self):
+        return {key.split(": ", 1)[1] for key in self.writer.errors}
 
     def wait_for_writes(self, node, count=20, timeout=30):
         # list() copies the values in one step: the thread adds to the dict meanwhile.
@@ -241,7 +228,7 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
 
         # The switchover. The application's longest time without an acknowledged write is measured from here
         # (the failed attempt above kept it fenced for a while too).
-        app.longest_gap = 0.0
+        app.writer.longest_gap = 0.0
         switched = playbook("switchover.yml", *base, "-e", f"switchover_result_file={result_file}")
         text = flat(switched)
         assert switched.rc == 0, text
@@ -249,7 +236,7 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
         measured = json.loads(result_file.read_text())
         app.primary = "new"
         app.wait_for_writes("new")
-        gap_switchover, app.longest_gap = app.longest_gap, 0.0
+        gap_switchover, app.writer.longest_gap = app.writer.longest_gap, 0.0
         assert measured["tables"] == 2
         assert measured["tables_equal"] == 2
         assert measured["sequences"] == 1
@@ -279,7 +266,7 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
         assert measured_back["tables_equal"] == measured_back["tables"] == 2
 
     assert app.failure is None, app.failure
-    assert "UniqueViolation" not in app.errors, app.errors
+    assert "UniqueViolation" not in app.error_names(), app.writer.errors
     acknowledged = set(app.acknowledged)
     on_new = {k for k, v in app.acknowledged.items() if v == "new"}
     assert on_new, "no write reached the new node while it was the primary"
@@ -291,7 +278,8 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
     print(
         f"\nswitchover {OLD_MAJOR}->{NEW_MAJOR}: window {measured['window_seconds']} s, "
         f"switchback window {measured_back['window_seconds']} s; the application's longest time without an "
-        f"acknowledged write {gap_switchover:.2f} s / {app.longest_gap:.2f} s (until the playbook had returned and "
+        f"acknowledged write {gap_switchover:.2f} s / {app.writer.longest_gap:.2f} s "
+        "(until the playbook had returned and "
         f"the test pointed it at the other node); {len(acknowledged)} rows acknowledged ({len(on_new)} on the new "
         "node), none lost"
         f"\n  switchover steps: {measured['steps']}\n  switchback steps: {measured_back['steps']}"
