@@ -3,7 +3,7 @@
 ansible.cfg names this directory in ``strategy_plugins`` because Mitogen's own plugin directory lies inside
 the virtualenv's site-packages, whose path ansible.cfg cannot compute. Mitogen keeps one Python interpreter
 per host and sends modules over it instead of starting a Python process per task: a no-op ``make lab`` took
-42.7 s with the linear strategy and 20.3 s with this one here (issue [P2]).
+41 s with the linear strategy and 20-21 s with this one here (issue [P2], README "Measured").
 
 Without the package (another Python than .venv), plays run with ansible-core's own ``linear`` strategy and a
 warning says why. ``ANSIBLE_STRATEGY=linear`` chooses ansible-core's strategy outright.
