@@ -48,6 +48,11 @@ def server_query(major):
         "current_database()::text AS database",
         f"({CURRENT_LSN})::text AS current_lsn",
         f"pg_catalog.pg_wal_lsn_diff({CURRENT_LSN}, '0/0')::bigint AS current_lsn_bytes",
+        # A standby's end of WAL (what a promotion replays up to) and its last replayed commit; NULL on a primary.
+        "pg_catalog.pg_last_wal_receive_lsn()::text AS receive_lsn",
+        "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), '0/0')::bigint AS receive_lsn_bytes",
+        "extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp())::float8"
+        " AS seconds_since_last_replayed_commit",
         "w.setting AS wal_level",
         "w.boot_val AS wal_level_boot_val",
         "w.source AS wal_level_source",
@@ -136,6 +141,9 @@ def collect_server(conn, major, pending=True):
         "database": row["database"],
         "current_lsn": row["current_lsn"],
         "current_lsn_bytes": row["current_lsn_bytes"],
+        "receive_lsn": row["receive_lsn"],
+        "receive_lsn_bytes": row["receive_lsn_bytes"],
+        "seconds_since_last_replayed_commit": row["seconds_since_last_replayed_commit"],
         "wal_level": row["wal_level"],
         "wal_level_pending": None,
         "wal_level_pending_restart": bool(row["wal_level_pending_restart"]),

@@ -163,18 +163,34 @@ def subscription_publications(conn):
 
 
 SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY = (
-    "SELECT pg_catalog.has_column_privilege('pg_catalog.pg_subscription', 'subconninfo', 'SELECT') AS allowed"
+    "SELECT pg_catalog.has_column_privilege('pg_catalog.pg_subscription', 'subconninfo', 'SELECT') AS allowed,"
+    " pg_catalog.has_table_privilege('pg_catalog.pg_replication_origin_status', 'SELECT') AS origins"
+)
+"""``allowed``: the session may read connection strings; ``origins``: the replication origins' positions (both are
+superuser-only by default)."""
+
+
+# The last commit of the publisher that the subscription applied (its replication origin's remote_lsn): survives
+# restarts and a publisher that is down, unlike pg_stat_subscription's positions.
+ORIGIN_LSN_COLUMN = (
+    "(SELECT os.remote_lsn::text FROM pg_catalog.pg_replication_origin_status os"
+    " WHERE os.external_id = 'pg_' || s.oid::text) AS origin_lsn"
 )
 
 
 @memoize
-def subscriptions_query(major, conninfo=True):
+def subscriptions_query(major, conninfo=True, origins=False):
     """The subscriptions of the current database with workers, stats and table states; cluster counts.
 
     One row per subscription, or one row of NULLs when there is none; every row carries the
-    cluster-wide counts. ``conninfo=False`` leaves ``subconninfo`` (superusers only) out.
+    cluster-wide counts. ``conninfo=False`` leaves ``subconninfo`` (superusers only) out; ``origins=True`` reads
+    each subscription's origin position (``pg_replication_origin_status``, superusers only by default).
     """
-    columns = [*subscription_columns(major, conninfo), COMMENT_COLUMN]
+    columns = [
+        *subscription_columns(major, conninfo),
+        COMMENT_COLUMN,
+        ORIGIN_LSN_COLUMN if origins else "NULL::text AS origin_lsn",
+    ]
     worker_fields = [
         "'pid', w.pid",
         "'worker_type', " + ("w.worker_type" if major >= WORKER_TYPE_MAJOR else "NULL"),
@@ -235,6 +251,7 @@ def subscription_state(row, major):
     }
     state["publications"] = list(row["publications"] or ())
     state["conninfo"] = redact(row["conninfo"]) if row.get("conninfo") is not None else None
+    state["origin_lsn"] = row.get("origin_lsn")
     # The subscription's comment; a pause record (subscription_pause) is JSON in it (_pause_record.parse_pause_record).
     state["comment"] = row.get("comment")
     if major >= BINARY_STREAMING_MAJOR:
@@ -307,11 +324,15 @@ def collect_subscriptions(conn, major, conninfo=None):
 
     Returns ``{'subscriptions': [...], 'cluster_count': n, 'cluster_enabled_count': n}``.
     ``conninfo``: return each connection string, password redacted; ``None`` (default) = when
-    the session may read ``pg_subscription.subconninfo`` (one extra query), ``False`` never.
+    the session may read ``pg_subscription.subconninfo`` (one extra query; each ``origin_lsn`` too, when it may
+    read ``pg_replication_origin_status``), ``False`` never (and no ``origin_lsn``).
     """
+    origins = False
     if conninfo is None:
-        conninfo = bool(fetch_rows(conn, SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY)[0]["allowed"])
-    return subscriptions_from_rows(fetch_rows(conn, subscriptions_query(major, bool(conninfo))), major)
+        privileges = fetch_rows(conn, SUBSCRIPTION_CONNINFO_PRIVILEGE_QUERY)[0]
+        conninfo, origins = bool(privileges["allowed"]), bool(privileges["origins"])
+    rows = fetch_rows(conn, subscriptions_query(major, bool(conninfo), origins))
+    return subscriptions_from_rows(rows, major)
 
 
 def subscriptions_from_rows(rows, major):

@@ -15,6 +15,11 @@ NO-GO, what was seen and, for a NO-GO, the fix. The playbooks fence nothing unle
 
 from __future__ import annotations
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._checks import format_bytes
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause_record import (
+    format_duration,
+    lsn_to_int,
+)
 from ansible_collections.inventium.logical_replication.plugins.module_utils.conninfo import (
     ConninfoError,
     parse_conninfo,
@@ -437,6 +442,72 @@ def _standby_slot_detail(sub, slot):
     return True, f"subscribes to the standby itself: its slot {name} is there and stays after the promotion"
 
 
+AHEAD_FIX = (
+    "do not promote this standby while it lacks what the subscriber applied: bring the old primary back and let the "
+    "standby catch up, or re-create the subscription with a full copy after the failover; listing the standby's slot "
+    "in the primary's synchronized_standby_slots keeps subscribers from getting ahead of it"
+)
+
+STANDBY_WAL_FIX = (
+    "fence the running primary's writes and let the standby catch up (pg_stat_replication on the primary, "
+    "pg_stat_wal_receiver on the standby); failover_timeout bounds the wait"
+)
+
+
+def _standby_wal_end(server):
+    """The last WAL position a promotion of the standby keeps: what it received, or replayed when more (a standby
+    whose WAL receiver has not run since it started has no received position)."""
+    ends = [value for value in (server.get("receive_lsn_bytes"), server.get("current_lsn_bytes")) if value is not None]
+    return max(ends) if ends else None
+
+
+def _standby_end_text(server):
+    receive, replay = server.get("receive_lsn"), server.get("current_lsn")
+    if receive and lsn_to_int(receive) > lsn_to_int(replay or "0/0"):
+        return receive
+    return replay or "unknown"
+
+
+def _standby_wal_row(standby, server, primary_info):
+    """GO when the standby has all of a running primary's WAL (NO-GO: promoting it would lose the rest); with the
+    primary down, what the standby has and will replay (the old primary's end is unknown then)."""
+    end = _standby_wal_end(server)
+    primary = (primary_info or {}).get("server") or {}
+    if (primary_info or {}).get("reachable") and primary.get("current_lsn_bytes") is not None and end is not None:
+        behind = primary["current_lsn_bytes"] - end
+        if behind <= 0:
+            return _row(
+                "standby_wal", True, f"{standby} has all of the running primary's WAL ({primary['current_lsn']})"
+            )
+        return _row(
+            "standby_wal",
+            False,
+            f"{standby} is {format_bytes(behind)} of WAL behind the running primary ({_standby_end_text(server)} < "
+            f"{primary['current_lsn']}): promoting it loses those transactions",
+            STANDBY_WAL_FIX,
+        )
+    detail = f"{standby} received WAL up to {_standby_end_text(server)}, replayed {server.get('current_lsn')}"
+    unreplayed = (end or 0) - (server.get("current_lsn_bytes") or 0)
+    if unreplayed > 0:
+        detail += f" ({format_bytes(unreplayed)} replayed by the promotion)"
+    age = server.get("seconds_since_last_replayed_commit")
+    if age is not None:
+        detail += f"; its last replayed commit is {format_duration(age)} old"
+    return _row("standby_wal", True, detail)
+
+
+def _ahead_detail(sub, server):
+    """The detail when the subscription applied more of the old primary's WAL than the standby has, else None:
+    the promoted standby writes new transactions at positions the subscription has passed, and would skip them."""
+    origin, end = lsn_to_int(sub.get("origin_lsn")), _standby_wal_end(server)
+    if origin is None or end is None or origin <= end:
+        return None
+    return (
+        f"applied the old primary's WAL up to {sub['origin_lsn']}, {format_bytes(origin - end)} beyond the standby's "
+        f"end ({_standby_end_text(server)}): it would skip the new primary's first writes"
+    )
+
+
 STANDBY_SLOT_FIX = (
     "re-create the subscription (its slot on the standby was invalidated: the primary removed rows it needed; "
     "keep hot_standby_feedback on and the physical slot in use)"
@@ -451,6 +522,9 @@ def failover_preflight(
     ``primary_info``: ``replication_info`` of the old primary (``reachable`` false when it is down, as it must
     be unless ``allow_running_primary``); ``subscriptions_by_host``: {subscriber host: its subscriptions} - each
     must have a failover slot that the standby holds synced and valid, or it would need a full re-copy.
+    The standby must have all of a running primary's WAL (``standby_wal``), and no subscription may have applied
+    more of the old primary's WAL (``origin_lsn``) than the standby has: the promoted standby would write new
+    transactions at positions the subscription has passed, and it would skip them.
     ``standby_addresses``: ``[{host, port}]`` under which subscribers' servers reach the standby itself; a
     subscription whose connection names one of them (logical decoding on the standby, PostgreSQL 16+) has its
     slot on the standby already - it is GO while that slot exists and is valid, failover or not.
@@ -477,6 +551,8 @@ def failover_preflight(
             "failover_allow_running_primary=true",
         )
     )
+    if in_recovery:
+        rows.append(_standby_wal_row(standby, server, primary_info))
     slots = {s.get("name"): s for s in standby_info.get("slots") or []}
     addresses = {_endpoint(a.get("host"), a.get("port")) for a in standby_addresses or [] if a.get("host")}
     for host, subscriptions in (subscriptions_by_host or {}).items():
@@ -487,5 +563,9 @@ def failover_preflight(
                 rows.append(_row(f"slot {host}/{sub.get('name')}", go, detail, STANDBY_SLOT_FIX))
                 continue
             go, detail = _failover_slot_detail(sub, slot)
+            ahead = _ahead_detail(sub, server) if in_recovery else None
+            if go and ahead:
+                rows.append(_row(f"slot {host}/{sub.get('name')}", False, ahead, AHEAD_FIX))
+                continue
             rows.append(_row(f"slot {host}/{sub.get('name')}", go, detail, FAILOVER_SLOT_FIX))
     return rows

@@ -274,6 +274,23 @@ server:
       description: RV(server.current_lsn) as a number of bytes since the start of the WAL.
       type: int
       sample: 27441096
+    receive_lsn:
+      description:
+        - On a standby, the last WAL position its WAL receiver wrote and flushed (C(pg_last_wal_receive_lsn())): what
+          a promotion replays up to. V(null) on a primary, and on a standby whose WAL receiver has not run since it
+          started.
+      type: str
+      sample: 0/1A2B3C8
+    receive_lsn_bytes:
+      description: RV(server.receive_lsn) as a number of bytes since the start of the WAL.
+      type: int
+      sample: 27441096
+    seconds_since_last_replayed_commit:
+      description:
+        - On a standby, seconds since the commit time of the last transaction it replayed
+          (C(pg_last_xact_replay_timestamp())). V(null) on a primary or before a standby replayed any commit.
+      type: float
+      sample: 0.8
     wal_level:
       description: The running C(wal_level).
       type: str
@@ -648,6 +665,13 @@ subscriptions:
           login role may not read it (superusers only).
       type: str
       sample: host=127.0.0.1 port=5432 dbname=publisher user=replicator password=********
+    origin_lsn:
+      description:
+        - The publisher's WAL position of the last transaction the subscription applied (its replication origin's
+          C(remote_lsn)); kept across restarts and while the publisher is down. V(null) when the login role may not
+          read C(pg_replication_origin_status) (superusers only by default) or nothing was applied yet.
+      type: str
+      sample: 0/1A2B3C8
     comment:
       description:
         - The subscription's comment (C(COMMENT ON SUBSCRIPTION)), V(null) when none. A paused subscription's holds

@@ -19,6 +19,7 @@ A private primary, a physical standby made from it with ``pg_basebackup -R`` (th
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 import sys
@@ -209,24 +210,10 @@ def _flat(run):
     return " ".join((run.stdout + "\n" + run.stderr).split())
 
 
-@pytest.mark.parametrize("major", MAJORS[-1:])
-def test_failover_playbook_refuses_then_fails_over(major, failover_topology, tmp_path):
-    """``playbooks/failover.yml`` on the servers of an inventory: refused while the subscription's slot is no
-    failover slot and the primary still runs; after both are fixed, the standby is promoted and followed."""
-    topology = failover_topology(major)
+def _failover_playbook(topology, tmp_path):
+    """A function running ``playbooks/failover.yml`` (extra arguments passed on) with an inventory of the
+    topology's servers; it checks that no password is in the output."""
     primary, standby, subscriber, dbname = topology.primary, topology.standby, topology.subscriber, topology.dbname
-    run_module(
-        "inventium.logical_replication.server_settings",
-        {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": SLOT}},
-    )
-    subscription = {
-        **subscriber.login_args(dbname),
-        "name": "items_sub",
-        "publications": ["items_pub"],
-        "publisher": _publisher_option(primary, dbname),
-        "wait_for_sync": True,
-    }
-    run_module("inventium.logical_replication.subscription", {**subscription, "failover": False})
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         lab_shaped_inventory(
@@ -250,11 +237,34 @@ def test_failover_playbook_refuses_then_fails_over(major, failover_topology, tmp
     )
     env = ansible_env(DEFAULT_CALLBACK)
 
-    def failover():
-        run = run_playbook("playbooks/failover.yml", inventory=inventory, env=env, callback=DEFAULT_CALLBACK)
+    def failover(*extra):
+        run = run_playbook("playbooks/failover.yml", *extra, inventory=inventory, env=env, callback=DEFAULT_CALLBACK)
         for secret in (primary.password, subscriber.password):
             assert secret not in run.stdout + run.stderr
         return run
+
+    return failover
+
+
+@pytest.mark.parametrize("major", MAJORS[-1:])
+def test_failover_playbook_refuses_then_fails_over(major, failover_topology, tmp_path):
+    """``playbooks/failover.yml`` on the servers of an inventory: refused while the subscription's slot is no
+    failover slot and the primary still runs; after both are fixed, the standby is promoted and followed."""
+    topology = failover_topology(major)
+    primary, standby, subscriber, dbname = topology.primary, topology.standby, topology.subscriber, topology.dbname
+    run_module(
+        "inventium.logical_replication.server_settings",
+        {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": SLOT}},
+    )
+    subscription = {
+        **subscriber.login_args(dbname),
+        "name": "items_sub",
+        "publications": ["items_pub"],
+        "publisher": _publisher_option(primary, dbname),
+        "wait_for_sync": True,
+    }
+    run_module("inventium.logical_replication.subscription", {**subscription, "failover": False})
+    failover = _failover_playbook(topology, tmp_path)
 
     refused = failover()
     text = _flat(refused)
@@ -306,6 +316,67 @@ def test_failover_playbook_refuses_then_fails_over(major, failover_topology, tmp
         message="rows written on the promoted standby to arrive",
     )
     assert subscriber.scalar("SELECT count(DISTINCT id) FROM items", dbname=dbname) == 1600
+
+
+@pytest.mark.parametrize("major", MAJORS[-1:])
+def test_failover_playbook_refuses_a_standby_behind_the_primary_or_the_subscriber(major, failover_topology, tmp_path):
+    """Without ``synchronized_standby_slots`` a subscriber can apply changes the standby never received. Here the
+    standby is cut off from the primary (no ``primary_conninfo``) while its synced failover slot stays: a failover
+    to it is refused - with the old primary running (fenced by the operator), because the standby lacks WAL the
+    primary has; with the primary down, because the subscriber applied more of the old primary's WAL than the
+    standby has (it would skip the promoted standby's first writes). Nothing is promoted."""
+    topology = failover_topology(major)
+    primary, standby, subscriber, dbname = topology.primary, topology.standby, topology.subscriber, topology.dbname
+    run_module(
+        "inventium.logical_replication.subscription",
+        {
+            **subscriber.login_args(dbname),
+            "name": "items_sub",
+            "publications": ["items_pub"],
+            "publisher": _publisher_option(primary, dbname),
+            "failover": True,
+            "wait_for_sync": True,
+        },
+    )
+    wait_until(
+        lambda: (
+            standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced") == 1
+        ),
+        timeout=120,
+        message="the failover slot to be synced to the standby",
+    )
+    standby.execute("ALTER SYSTEM SET primary_conninfo = ''")
+    standby.execute("SELECT pg_reload_conf()")
+    wait_until(
+        lambda: standby.scalar("SELECT count(*) FROM pg_stat_wal_receiver") == 0,
+        timeout=30,
+        message="the standby's WAL receiver to stop",
+    )
+    primary.execute("INSERT INTO items SELECT g, 'unseen' FROM generate_series(1001, 1200) g", dbname=dbname)
+    wait_until(
+        lambda: subscriber.scalar("SELECT count(*) FROM items", dbname=dbname) == 1200,
+        timeout=60,
+        message="the rows the standby never received to reach the subscriber",
+    )
+    failover = _failover_playbook(topology, tmp_path)
+
+    running = failover("-e", "failover_allow_running_primary=true", "-e", "failover_timeout=3")
+    text = _flat(running)
+    assert running.rc != 0, text
+    assert re.search(r"NO-GO +standby_wal +standby is [0-9.]+ [kM]?B of WAL behind the running primary", text), text
+    # YAML output doubles the apostrophes of these lines.
+    assert re.search(r"NO-GO +slot sub/items_sub +applied the old primary'+s WAL up to [0-9A-F]+/[0-9A-F]+", text), text
+    assert "ignoring" not in text, text  # the wait ends without a failed task
+    assert "NO-GO, nothing changed" in text
+
+    primary.stop("fast")
+    down = failover()
+    text = _flat(down)
+    assert down.rc != 0, text
+    assert re.search(r"GO +standby_wal +standby received WAL up to", text), text
+    assert re.search(r"NO-GO +slot sub/items_sub .* it would skip the new primary'+s first writes", text), text
+    assert "NO-GO, nothing changed" in text
+    assert standby.scalar("SELECT pg_is_in_recovery()") is True
 
 
 @pytest.mark.parametrize("major", MAJORS)

@@ -142,6 +142,9 @@ def test_facts_and_checks_on_a_pair(replicated):
     assert server["current_lsn_bytes"] == pub.server.scalar(
         "SELECT pg_wal_lsn_diff(%s::pg_lsn, '0/0')::bigint", [server["current_lsn"]]
     )
+    # A primary has no received WAL and no replayed commit (a standby's: test_failover_slots).
+    assert server["receive_lsn"] is None
+    assert server["seconds_since_last_replayed_commit"] is None
 
     pub_state = by_name(result["publications"], publication)
     assert pub_state["publish"] == ["insert"]
@@ -197,6 +200,8 @@ def test_facts_and_checks_on_a_pair(replicated):
     assert state["apply_worker_pid"]
     assert [w["type"] for w in state["workers"]] == ["apply"]
     assert state["received_lsn"]
+    # The last commit applied from the publisher (a superuser reads the replication origin), not past the publisher.
+    assert pub.server.scalar("SELECT %s::pg_lsn <= pg_current_wal_lsn()", [state["origin_lsn"]])
     assert state["tables"] == [
         {
             "name": "public.books",

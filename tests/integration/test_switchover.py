@@ -2,7 +2,7 @@
 
 The application's database lives on a private server of the lowest selected major (the "old"
 primary, PostgreSQL 15 by default) and is replicated to a private server of the highest (the
-"new" one, 17 or 18) - an upgrade through logical replication. The test writes its own inventory
+"new" one: each higher selected major, 17 and 18 by default) - an upgrade through logical replication. The test writes its own inventory
 in the lab's shape (groups publishers/subscribers, the roles' variables), the way a user points the
 playbooks at their own servers. An application thread writes all the time through the role
 ``app_writer``, to whichever node the test says is the primary, and keeps the id of every row whose
@@ -36,7 +36,8 @@ from ansible_collections.inventium.logical_replication.plugins.module_utils.iden
 
 _MAJORS = selected_majors()
 OLD_MAJOR = min(_MAJORS)
-NEW_MAJOR = 17 if 17 in _MAJORS and OLD_MAJOR < 17 else max(_MAJORS)
+# Every upgrade the selected majors allow from the oldest: 15 -> 17 and 15 -> 18 by default.
+NEW_MAJORS = [major for major in _MAJORS if major > OLD_MAJOR]
 
 SCHEMA = """
 CREATE TABLE orders (id bigserial PRIMARY KEY, note text NOT NULL, at timestamptz NOT NULL DEFAULT now());
@@ -124,10 +125,11 @@ def _ids(db):
     return {row[0] for row in db.execute("SELECT id FROM orders WHERE note NOT LIKE 'seed-%'")}
 
 
-@pytest.mark.skipif(OLD_MAJOR == NEW_MAJOR, reason="an upgrade rehearsal needs two majors (PG_MAJORS)")
-def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_database_factory, tmp_path):
+@pytest.mark.skipif(not NEW_MAJORS, reason="an upgrade rehearsal needs two majors (PG_VERSIONS)")
+@pytest.mark.parametrize("new_major", NEW_MAJORS or [None], ids=lambda major: f"{OLD_MAJOR}to{major}")
+def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_database_factory, tmp_path, new_major):
     old_server = pg_server_factory(OLD_MAJOR, name=f"old{OLD_MAJOR}")
-    new_server = pg_server_factory(NEW_MAJOR, name=f"new{NEW_MAJOR}")
+    new_server = pg_server_factory(new_major, name=f"new{new_major}")
     old_db = pg_database_factory(old_server, "app")
     new_db = pg_database_factory(new_server, "app")
     app_password, repl_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
@@ -276,7 +278,7 @@ def test_upgrade_rehearsal_switchover_and_switchback(pg_server_factory, pg_datab
     assert old_db.scalar("SELECT count(*) FROM pg_subscription WHERE subname = 'inventium_switchback_sub'") == 0
     assert new_db.scalar("SELECT subenabled FROM pg_subscription WHERE subname = 'app_sub'") is True
     print(
-        f"\nswitchover {OLD_MAJOR}->{NEW_MAJOR}: window {measured['window_seconds']} s, "
+        f"\nswitchover {OLD_MAJOR}->{new_major}: window {measured['window_seconds']} s, "
         f"switchback window {measured_back['window_seconds']} s; the application's longest time without an "
         f"acknowledged write {gap_switchover:.2f} s / {app.writer.longest_gap:.2f} s "
         "(until the playbook had returned and "

@@ -662,6 +662,9 @@ SERVER_ROW = dict(
     database="app",
     current_lsn="0/10",
     current_lsn_bytes=16,
+    receive_lsn=None,
+    receive_lsn_bytes=None,
+    seconds_since_last_replayed_commit=None,
     max_replication_slots=10,
     replication_slots_used=0,
     max_wal_senders=10,
@@ -681,7 +684,7 @@ def fake_conn():
         [
             ("pg_file_settings", [file_row(1, "logical")]),
             ("AS wal_senders_used", [SERVER_ROW]),
-            ("has_column_privilege", [{"allowed": True}]),
+            ("has_column_privilege", [{"allowed": True, "origins": True}]),
             ("cluster_enabled_count", [{"cluster_count": 0, "cluster_enabled_count": 0, "name": None}]),
             ("published_table_count", []),
             ("no_replica_identity", []),

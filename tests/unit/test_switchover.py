@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.inventium.logical_replication.plugins.module_utils._pause_record import lsn_to_int
 from ansible_collections.inventium.logical_replication.plugins.module_utils._switchover import (
     application_summary,
     failover_preflight,
@@ -329,8 +330,15 @@ def test_replica_identity_reads_the_tables_not_the_message():
     assert run(source(checks=[shortened]), scope=["public.orders"])["replica_identity"]["go"] is True
 
 
-def standby_info(in_recovery=True, slots=None):
-    return {"server": {"major": 18, "in_recovery": in_recovery}, "slots": slots or []}
+def standby_info(in_recovery=True, slots=None, receive="0/3000000", replay="0/3000000", age=None):
+    server = {"major": 18, "in_recovery": in_recovery, "seconds_since_last_replayed_commit": age}
+    for key, lsn in (("receive_lsn", receive), ("current_lsn", replay)):
+        server[key], server[key + "_bytes"] = lsn, lsn_to_int(lsn)
+    return {"server": server, "slots": slots or []}
+
+
+def primary_at(lsn):
+    return {"reachable": True, "server": {"current_lsn": lsn, "current_lsn_bytes": lsn_to_int(lsn)}}
 
 
 SYNCED = {"name": "sub_a", "synced": True, "invalidation_reason": None}
@@ -346,10 +354,12 @@ def test_failover_all_go():
     assert [(r["check"], r["go"]) for r in rows] == [
         ("standby", True),
         ("primary_down", True),
+        ("standby_wal", True),
         ("slot sub1/sub_a", True),
     ]
     assert rows[0]["detail"] == "standby1 in recovery, PostgreSQL 18"
-    assert rows[2]["detail"] == "failover slot sub_a synced on the standby"
+    assert rows[2]["detail"] == "standby1 received WAL up to 0/3000000, replayed 0/3000000"
+    assert rows[3]["detail"] == "failover slot sub_a synced on the standby"
 
 
 @pytest.mark.parametrize(
@@ -401,10 +411,11 @@ def test_failover_exempts_a_subscription_to_the_standby_itself():
     assert [(r["check"], r["go"]) for r in rows] == [
         ("standby", True),
         ("primary_down", True),
+        ("standby_wal", True),
         ("slot sub1/sub_a", True),
         ("slot sbs/sbs_sub", True),
     ]
-    assert rows[3]["detail"].startswith("subscribes to the standby itself")
+    assert rows[4]["detail"].startswith("subscribes to the standby itself")
 
 
 @pytest.mark.parametrize(
@@ -431,3 +442,68 @@ def test_failover_standby_subscription_no_go(addresses, slot, detail):
     )
     assert rows[-1]["go"] is False
     assert rows[-1]["detail"].startswith(detail)
+
+
+def test_failover_standby_wal_against_a_running_primary():
+    """With the old primary running (fenced by the operator), the standby must have all of its WAL: what it lacks
+    would be lost by the promotion."""
+    behind = failover_preflight(
+        standby_info(receive="0/3000000", replay="0/2FFF000"),
+        primary_at("0/3100000"),
+        {},
+        "s1",
+        allow_running_primary=True,
+    )
+    row = {r["check"]: r for r in behind}["standby_wal"]
+    assert row["go"] is False
+    assert row["detail"] == (
+        "s1 is 1.0 MB of WAL behind the running primary (0/3000000 < 0/3100000): promoting it loses those transactions"
+    )
+    assert "failover_timeout" in row["fix"]
+    caught_up = failover_preflight(
+        standby_info(receive="0/3100000"), primary_at("0/3100000"), {}, "s1", allow_running_primary=True
+    )
+    assert all(r["go"] for r in caught_up)
+    assert {r["check"]: r for r in caught_up}["standby_wal"][
+        "detail"
+    ] == "s1 has all of the running primary's WAL (0/3100000)"
+
+
+def test_failover_standby_wal_with_the_primary_down_says_what_the_promotion_keeps():
+    rows = failover_preflight(
+        standby_info(receive="0/3002000", replay="0/3000000", age=75.2), {"reachable": False}, {}, "s1"
+    )
+    row = {r["check"]: r for r in rows}["standby_wal"]
+    assert row["go"] is True
+    assert row["detail"] == (
+        "s1 received WAL up to 0/3002000, replayed 0/3000000 (8.0 kB replayed by the promotion);"
+        " its last replayed commit is 1 min 15 s old"
+    )
+    # A standby whose WAL receiver has not run since it started has replayed WAL only.
+    restarted = failover_preflight(standby_info(receive=None, replay="0/3000000"), {"reachable": False}, {}, "s1")
+    assert {r["check"]: r for r in restarted}["standby_wal"][
+        "detail"
+    ] == "s1 received WAL up to 0/3000000, replayed 0/3000000"
+
+
+@pytest.mark.parametrize(
+    ("origin_lsn", "go"),
+    [("0/3000000", True), ("0/2000000", True), (None, True), ("0/3000400", False)],
+)
+def test_failover_refuses_a_subscription_ahead_of_the_standby(origin_lsn, go):
+    """A subscription that applied more of the old primary's WAL than the standby has (no
+    synchronized_standby_slots) would skip the promoted standby's first writes."""
+    rows = failover_preflight(
+        standby_info(slots=[SYNCED]),
+        {"reachable": False},
+        {"sub1": [{"name": "sub_a", "slot_name": "sub_a", "failover": True, "origin_lsn": origin_lsn}]},
+        "s1",
+    )
+    row = rows[-1]
+    assert row["go"] is go
+    if not go:
+        assert row["detail"] == (
+            "applied the old primary's WAL up to 0/3000400, 1.0 kB beyond the standby's end (0/3000000):"
+            " it would skip the new primary's first writes"
+        )
+        assert "synchronized_standby_slots" in row["fix"]
