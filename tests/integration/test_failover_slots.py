@@ -210,6 +210,20 @@ def _flat(run):
     return " ".join((run.stdout + "\n" + run.stderr).split())
 
 
+def _status_playbook(topology, tmp_path):
+    """``playbooks/status.yml``'s output (whitespace runs made one space) with the inventory of
+    :func:`_failover_playbook`, which must have been written."""
+    run = run_playbook(
+        "playbooks/status.yml",
+        inventory=tmp_path / "hosts.yml",
+        env=ansible_env(DEFAULT_CALLBACK),
+        callback=DEFAULT_CALLBACK,
+    )
+    assert topology.standby.password not in run.stdout + run.stderr
+    assert run.rc == 0, run.stdout[-3000:]
+    return " ".join((run.stdout + "\n" + run.stderr).split())
+
+
 def _failover_playbook(topology, tmp_path):
     """A function running ``playbooks/failover.yml`` (extra arguments passed on) with an inventory of the
     topology's servers; it checks that no password is in the output."""
@@ -300,6 +314,13 @@ def test_failover_playbook_refuses_then_fails_over(major, failover_topology, tmp
         timeout=120,
         message="the synced slot to reach the primary's confirmed position",
     )
+    # status.yml shows the standby: the WAL it received and replayed, the synchronized copy of the failover slot.
+    shown = _status_playbook(topology, tmp_path)
+    assert re.search(
+        r"- standby +PostgreSQL \S+ .*standby: WAL received up to [0-9A-F]+/[0-9A-F]+, replayed up to", shown
+    ), shown
+    assert "slot items_sub INACTIVE reserved synced copy" in shown, shown
+    assert "status: healthy (exit 0)" in shown, shown
     primary.stop("fast")
 
     done = failover()

@@ -20,6 +20,7 @@ The lab is left failed over; the next run of this file (or
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -171,6 +172,17 @@ def test_conflicts_on_the_peers(lab18: dict[str, object]) -> None:
     for case in ("insert_exists", "update_origin_differs", "delete_origin_differs", "update_missing", "delete_missing"):
         assert f"| {case} |" in out
     assert "pair peer18a <-> peer18b: equal in both directions" in out
+
+
+def test_status_shows_every_node(lab18: dict[str, object]) -> None:
+    """make status's playbook reads the standby and the peers too, not only publishers and subscribers."""
+    rc, out, _seconds = playbook("playbooks/status.yml")
+    text = " ".join(out.split())
+    assert rc == 0, text[-4000:]
+    for node in ("primary18", "standby18", "sub18", "standbysub18", "peer18a", "peer18b"):
+        assert re.search(rf"- '?{node} +PostgreSQL 18", text), (node, text[-4000:])
+    assert "standby: WAL received up to" in text, text[-4000:]
+    assert f"slot {SUBSCRIPTION} INACTIVE reserved synced copy" in text, text[-4000:]
 
 
 def _standby_slot(*columns: str) -> tuple[object, ...] | None:
