@@ -46,7 +46,7 @@ lab-down: venv ## tear the lab down (volumes kept; PURGE=1 removes them and .lab
 	$(VENV)/bin/ansible-playbook playbooks/teardown.yml -i $(INVENTORY) $(BECOME) $(if $(PURGE),-e teardown_purge=true) $(ANSIBLE_ARGS)
 
 .PHONY: rehearse-upgrade
-rehearse-upgrade: venv ## rehearse a 15 -> 17 upgrade on the lab: switchover + switchback under writes, downtime, proof
+rehearse-upgrade: venv ## rehearse a 15 -> 17 upgrade on the lab (15 -> 18: README): switchover + switchback under writes, downtime, proof
 	$(VENV)/bin/ansible-playbook playbooks/upgrade_rehearsal.yml -i $(INVENTORY) $(BECOME) $(ANSIBLE_ARGS)
 
 # scripts/status.sh exits 0 healthy, 1 warnings, 2 critical; make turns any non-zero exit of a

@@ -350,6 +350,16 @@ def publications_sql(names):
     return sql.SQL(", ").join(ident(n) for n in names)
 
 
+# CREATE SUBSCRIPTION's error when the publisher has a slot of that name already (the publisher's error, relayed).
+SLOT_EXISTS = re.compile(r'replication slot "[^"]*" already exists')
+SLOT_EXISTS_HINT = (
+    "The publisher has a replication slot of this name already: left by an earlier subscription of this name (this "
+    "node re-created with an empty data directory - e.g. another major on the same volume -, or a subscription "
+    "dropped without its slot). If nothing uses it, drop it on the publisher (inventium.logical_replication."
+    "replication_slot, state: absent) and run again; otherwise give this subscription another slot_name"
+)
+
+
 def create_sql(name, conninfo, publications, options):
     statement = sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
         ident(name), sql.Literal(conninfo), publications_sql(publications)
@@ -597,6 +607,8 @@ class SubscriptionModule:
 
     def statement_failed(self, exc):
         message = format_db_error(exc, (), f"executing {self.m.queries[-1]} failed")
+        if SLOT_EXISTS.search(message):
+            message += ". " + SLOT_EXISTS_HINT
         if self.applied:
             message += ". Applied before the failure (committed): " + "; ".join(self.applied)
         self.fail(message, sqlstate=exc.sqlstate)

@@ -765,6 +765,25 @@ def test_wait_for_sync_fails_with_evidence(pg_pair_db):
     assert checksum(dbs.publisher) == checksum(dbs.subscriber)
 
 
+@pytest.mark.parametrize("pg_pair", [pytest.param((_LOW, _LOW), id=f"pub{_LOW}-sub{_LOW}")], indirect=True)
+def test_a_slot_left_on_the_publisher_fails_with_the_way_out(pg_pair_db):
+    """A slot of the subscription's name already on the publisher (a node re-created with an empty data
+    directory, a subscription dropped without its slot): nothing is created, and the message says what to do."""
+    dbs = pg_pair_db
+    make_table(dbs, rows=10, publication="items_pub")
+    name = sub_name()
+    dbs.publisher.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [name])
+    try:
+        failed = run_module(MODULE, sub_args(dbs, name, publications=["items_pub"]), expect_fail=True)
+        assert f'replication slot "{name}" already exists' in failed["msg"], failed["msg"]
+        assert (
+            "drop it on the publisher (inventium.logical_replication.replication_slot, state: absent)" in failed["msg"]
+        )
+        assert catalog(dbs.subscriber, name) is None
+    finally:
+        dbs.publisher.execute("SELECT pg_drop_replication_slot(%s)", [name])
+
+
 def _finished_lsn(server, oid, since):
     text = server.log_path.read_text(errors="replace")[since:]
     found = re.findall(rf'replication origin "pg_{oid}".*?finished at ([0-9A-F]+/[0-9A-F]+)', text, re.S)
