@@ -102,28 +102,10 @@ def test_failover_slot_synced_then_used_after_promotion(major, failover_topology
     assert settings["changed"] is True
     assert settings["restart_required"] is False
 
-    created = run_module(
-        "inventium.logical_replication.subscription",
-        {
-            **subscriber.login_args(dbname),
-            "name": "items_sub",
-            "publications": ["items_pub"],
-            "publisher": _publisher_option(primary, dbname),
-            "failover": True,
-            "wait_for_sync": True,
-        },
-    )
+    # The standby's slot synchronization copies the failover slot (its worker polls; up to ~30 s idle).
+    created = _subscribe_with_a_synced_failover_slot(topology)
     assert created["changed"] is True
     assert primary.scalar("SELECT failover FROM pg_replication_slots WHERE slot_name = 'items_sub'") is True
-
-    # The standby's slot synchronization copies the failover slot (its worker polls; up to ~30 s idle).
-    wait_until(
-        lambda: (
-            standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced") == 1
-        ),
-        timeout=120,
-        message="the failover slot to be synced to the standby",
-    )
     on_standby = run_module(
         "inventium.logical_replication.replication_info", {**standby.login_args(dbname), "gather": ["slots"]}
     )
@@ -208,6 +190,31 @@ def test_failover_slot_synced_then_used_after_promotion(major, failover_topology
 
 def _flat(run):
     return " ".join((run.stdout + "\n" + run.stderr).split())
+
+
+def _subscribe_with_a_synced_failover_slot(topology):
+    """``items_sub`` on the subscriber, ``failover = true``, copied; once the standby has its synced copy, the
+    subscription module's result."""
+    primary, standby, subscriber, dbname = topology.primary, topology.standby, topology.subscriber, topology.dbname
+    created = run_module(
+        "inventium.logical_replication.subscription",
+        {
+            **subscriber.login_args(dbname),
+            "name": "items_sub",
+            "publications": ["items_pub"],
+            "publisher": _publisher_option(primary, dbname),
+            "failover": True,
+            "wait_for_sync": True,
+        },
+    )
+    wait_until(
+        lambda: (
+            standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced") == 1
+        ),
+        timeout=120,
+        message="the failover slot to be synced to the standby",
+    )
+    return created
 
 
 def _status_playbook(topology, tmp_path):
@@ -348,24 +355,7 @@ def test_failover_playbook_refuses_a_standby_behind_the_primary_or_the_subscribe
     standby has (it would skip the promoted standby's first writes). Nothing is promoted."""
     topology = failover_topology(major)
     primary, standby, subscriber, dbname = topology.primary, topology.standby, topology.subscriber, topology.dbname
-    run_module(
-        "inventium.logical_replication.subscription",
-        {
-            **subscriber.login_args(dbname),
-            "name": "items_sub",
-            "publications": ["items_pub"],
-            "publisher": _publisher_option(primary, dbname),
-            "failover": True,
-            "wait_for_sync": True,
-        },
-    )
-    wait_until(
-        lambda: (
-            standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced") == 1
-        ),
-        timeout=120,
-        message="the failover slot to be synced to the standby",
-    )
+    _subscribe_with_a_synced_failover_slot(topology)
     standby.execute("ALTER SYSTEM SET primary_conninfo = ''")
     standby.execute("SELECT pg_reload_conf()")
     wait_until(
@@ -406,29 +396,12 @@ def test_the_sampler_shows_the_failover_slot_and_its_synced_copy(major, failover
     on the primary the subscription's failover slot (failover 1, synced 0, in use), on the standby its copy
     (failover 1, synced 1, never in use there)."""
     topology = failover_topology(major)
-    primary, standby, subscriber, dbname = topology.primary, topology.standby, topology.subscriber, topology.dbname
+    primary, standby, dbname = topology.primary, topology.standby, topology.dbname
     run_module(
         "inventium.logical_replication.server_settings",
         {**primary.login_args("postgres"), "settings": {"synchronized_standby_slots": SLOT}},
     )
-    run_module(
-        "inventium.logical_replication.subscription",
-        {
-            **subscriber.login_args(dbname),
-            "name": "items_sub",
-            "publications": ["items_pub"],
-            "publisher": _publisher_option(primary, dbname),
-            "failover": True,
-            "wait_for_sync": True,
-        },
-    )
-    wait_until(
-        lambda: (
-            standby.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'items_sub' AND synced") == 1
-        ),
-        timeout=120,
-        message="the failover slot to be synced to the standby",
-    )
+    _subscribe_with_a_synced_failover_slot(topology)
     config = sampler_config(
         tmp_path, {"primary": ("publisher", primary, dbname), "standby": ("subscriber", standby, dbname)}
     )
