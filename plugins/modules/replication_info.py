@@ -276,9 +276,9 @@ server:
       sample: 27441096
     receive_lsn:
       description:
-        - On a standby, the last WAL position its WAL receiver wrote and flushed (C(pg_last_wal_receive_lsn())): what
-          a promotion replays up to. V(null) on a primary, and on a standby whose WAL receiver has not run since it
-          started.
+        - On a standby, the last WAL position its WAL receiver wrote and flushed (C(pg_last_wal_receive_lsn())),
+          which is what a promotion replays up to. V(null) on a primary, and on a standby whose WAL receiver has not
+          run since it started.
       type: str
       sample: 0/1A2B3C8
     receive_lsn_bytes:
