@@ -7,9 +7,9 @@ test. A failing stage does not stop the later ones, so one run shows every
 problem; the exit status is non-zero when anything failed.
 
 When the lab's stages (integration-lab, molecule-lab) run together with
-stages that do not touch the lab, the latter run in processes beside them
-(see SIDE_LANES), the linters and the unit tests after the lab's stages in
-the first (AFTER_THE_LAB); --serial or TEST_SERIAL=1 runs one after the other.
+stages that do not touch the lab, the latter run in a second process beside
+them (see BESIDE_THE_LAB), sanity and the unit tests after the lab's stages
+in the first (AFTER_THE_LAB); --serial or TEST_SERIAL=1 runs one after the other.
 
 Usage: tests/run_all.py [--stages ruff,ansible-lint,...] [--serial]
 """
@@ -188,9 +188,10 @@ def stage_integration_docker() -> StageResult:
 
 
 SERVERS_MARKS = "not docker and not lab and not lab18"
-# Server tests that run in a stage of their own, in molecule-hosts' lane (see SIDE_LANES), to keep the lanes
-# even: two of the longest files of integration-servers (~190 s under CI load).
-SERVER_TESTS_LATE = (
+# Server tests that run in a stage of their own, in the lab's lane after its stages (see AFTER_THE_LAB), to keep
+# the two lanes even: measured in CI on a clean clone with only the first file here, the lab's lane took ~957 s
+# and the other ~1,025 s; the second file is ~35 s.
+SERVER_TESTS_OF_THE_LAB_LANE = (
     "tests/integration/test_schema_change_playbook.py",
     "tests/integration/test_switchover.py",
 )
@@ -198,14 +199,14 @@ SERVER_TESTS_LATE = (
 
 def stage_integration_servers() -> StageResult:
     """The tests that need only throwaway PostgreSQL servers (random ports, nothing of the lab)."""
-    ignored = [f"--ignore={path}" for path in SERVER_TESTS_LATE]
+    ignored = [f"--ignore={path}" for path in SERVER_TESTS_OF_THE_LAB_LANE]
     return pytest_stage("integration-servers", "tests/integration", ["-m", SERVERS_MARKS, "--durations=15", *ignored])
 
 
 def stage_integration_servers_late() -> StageResult:
-    """SERVER_TESTS_LATE: integration-servers' tests in a stage of their own (servers of their own)."""
+    """SERVER_TESTS_OF_THE_LAB_LANE: integration-servers' tests that the lab's lane runs (servers of their own)."""
     extra = ["-m", SERVERS_MARKS, "--durations=5"]
-    return pytest_stage("integration-servers-late", SERVER_TESTS_LATE, extra)
+    return pytest_stage("integration-servers-late", SERVER_TESTS_OF_THE_LAB_LANE, extra)
 
 
 def stage_integration_lab18() -> StageResult:
@@ -286,20 +287,16 @@ GROUPS = {
 # The lab's stages are serial: the `lab` tests build it and run it through ~15 site.yml runs, then
 # `molecule-lab` converges it again; one lab at a time. These stages share nothing with the lab (their
 # own servers on random ports, their own containers, network and InfluxDB, files under .build/), so
-# they run beside it, each lane in a process of its own (its stages one after the other). On 2 cores the
-# machine is not saturated even so: with two lanes (the lab's and one beside it) a clean-clone CI run left
-# the CPUs ~37 % idle (vmstat) - the tests wait for replication, containers and package downloads -, and
-# molecule-hosts (~220 s alone, ~70 s of CPU: apt downloads and docker exec) was the tail of the lane
-# beside the lab. It has a lane of its own, with integration-servers-late; the other servers' stages share the
-# second.
-SIDE_LANES = (
-    ("integration-docker", "integration-servers"),
-    ("integration-servers-late", "molecule-hosts"),
-)
-BESIDE_THE_LAB = tuple(stage for lane in SIDE_LANES for stage in lane)
-# ...and these (nothing of the lab either) after the lab's stages, in the lab's process.
-AFTER_THE_LAB = ("ansible-lint", "sanity", "unit")
-# ...which start once these are done: molecule-hosts runs containers of the images prepare builds.
+# they run beside it in a second process.
+BESIDE_THE_LAB = ("integration-servers", "integration-docker", "molecule-hosts")
+# ...and these (nothing of the lab either) after the lab's stages, in the lab's process. The split balances
+# the two lanes as measured in CI on a clean clone (2 cores): with all three linters/unit stages after the
+# lab, its lane took ~1,430 s (integration-lab 1,168 s, ansible-lint 50, sanity 63, unit 29, molecule-lab 75)
+# and the other ~1,305 s; ansible-lint moves beside the lab (~1,355 s against ~1,380 s). With Mitogen's strategy
+# (ansible.cfg) integration-lab fell to ~745 s and the lane beside it became the longer (~1,155 s against ~880 s):
+# ansible-lint and the longest server test file (integration-servers-late) come back here (~1,030 s / ~1,010 s).
+AFTER_THE_LAB = ("ansible-lint", "sanity", "unit", "integration-servers-late")
+# ...which starts once these are done: molecule-hosts runs containers of the images prepare builds.
 BEFORE_THE_SECOND_LANE = ("ruff", "prepare")
 SERIAL_ENV = "TEST_SERIAL"
 
@@ -325,48 +322,41 @@ def run_stages(names: list[str]) -> list[StageResult]:
     return results
 
 
-def run_in_lanes(names: list[str]) -> list[StageResult]:
-    """The lab's stages here (then AFTER_THE_LAB's); each of SIDE_LANES in a `run_all.py --serial` process beside.
+def run_in_two_lanes(names: list[str]) -> list[StageResult]:
+    """The lab's stages here (then AFTER_THE_LAB's), BESIDE_THE_LAB's in a second `run_all.py --serial` process.
 
-    A side lane's output goes to .build/lane-N.log, printed when the lanes have ended, so the lab's
-    output stays readable live; its results come back as JSON. An interrupted run stops them too.
+    The second lane's output goes to .build/second-lane.log, printed when it ends, so the lab's
+    output stays readable live; its results come back as JSON. An interrupted run stops it too.
     """
-    side = [[n for n in names if n in lane] for lane in SIDE_LANES]
-    side = [lane for lane in side if lane]
+    second = [n for n in names if n in BESIDE_THE_LAB]
     first = [n for n in names if n not in BESIDE_THE_LAB]
     before = [n for n in first if n in BEFORE_THE_SECOND_LANE]
     after = [n for n in first if n not in BEFORE_THE_SECOND_LANE and n not in AFTER_THE_LAB]
     after += [n for n in first if n in AFTER_THE_LAB]
     results = run_stages(before)
+    log, results_file = BUILD / "second-lane.log", BUILD / "second-lane.json"
     BUILD.mkdir(parents=True, exist_ok=True)
-    lanes = []
-    for number, stages in enumerate(side, start=2):
-        log, results_file = BUILD / f"lane-{number}.log", BUILD / f"lane-{number}.json"
-        results_file.unlink(missing_ok=True)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serial", "--stages", ",".join(stages)]
-        cmd += ["--results-json", str(results_file)]
-        print(f"\n$ {' '.join(cmd)} > {log.relative_to(ROOT)} (beside the lab's stages)", flush=True)
-        with log.open("w") as out:
-            process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        lanes.append((number, stages, log, results_file, process))
-    try:
-        results += run_stages(after)
-        for _number, stages, _log, _results_file, process in lanes:
-            if process.poll() is None:
-                print(f"\n(waiting for the lane of {', '.join(stages)})", flush=True)
-            process.wait()
-    finally:
-        for *_rest, process in lanes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait()
-    for number, _stages, log, results_file, process in lanes:
-        print(f"\n----- lane {number} ({log.relative_to(ROOT)}) -----", flush=True)
-        print(log.read_text(), flush=True)
-        if results_file.exists():
-            results += [StageResult(**item) for item in json.loads(results_file.read_text())]
-        else:
-            results.append(single(f"lane-{number}", process.returncode or 1, "the lane wrote no results"))
+    results_file.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serial", "--stages", ",".join(second)]
+    cmd += ["--results-json", str(results_file)]
+    print(f"\n$ {' '.join(cmd)} > {log.relative_to(ROOT)} (beside the lab's stages)", flush=True)
+    with log.open("w") as out:
+        lane = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            results += run_stages(after)
+            if lane.poll() is None:
+                print(f"\n(waiting for the second lane: {', '.join(second)})", flush=True)
+            lane_rc = lane.wait()
+        finally:
+            if lane.poll() is None:
+                lane.terminate()
+                lane.wait()
+    print(f"\n----- second lane ({log.relative_to(ROOT)}) -----", flush=True)
+    print(log.read_text(), flush=True)
+    if results_file.exists():
+        results += [StageResult(**item) for item in json.loads(results_file.read_text())]
+    else:
+        results.append(single("second-lane", lane_rc or 1, "the second lane wrote no results"))
     order = list(STAGES)
     return sorted(results, key=lambda r: order.index(r.name) if r.name in order else len(order))
 
@@ -379,9 +369,9 @@ def main() -> int:
         "--serial",
         action="store_true",
         default=os.environ.get(SERIAL_ENV, "") not in ("", "0"),
-        help=f"one stage after the other (also {SERIAL_ENV}=1); default: lanes beside the lab's stages when they run",
+        help=f"one stage after the other (also {SERIAL_ENV}=1); default: two lanes when the lab's stages run",
     )
-    parser.add_argument("--results-json", type=Path, help=argparse.SUPPRESS)  # a side lane's answer
+    parser.add_argument("--results-json", type=Path, help=argparse.SUPPRESS)  # the second lane's answer
     args = parser.parse_args()
     asked = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in asked if s not in choices]
@@ -391,7 +381,7 @@ def main() -> int:
 
     lab_stages = [n for n in wanted if n not in (*BESIDE_THE_LAB, *BEFORE_THE_SECOND_LANE, *AFTER_THE_LAB)]
     lanes = not args.serial and lab_stages and any(n in BESIDE_THE_LAB for n in wanted)
-    results = run_in_lanes(wanted) if lanes else run_stages(wanted)
+    results = run_in_two_lanes(wanted) if lanes else run_stages(wanted)
     if args.results_json:
         args.results_json.write_text(json.dumps([asdict(r) for r in results]))
         return 1 if any(r.failed for r in results) else 0
