@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 
 LOG = logging.getLogger(__name__)
@@ -113,6 +114,20 @@ def pair_combos(majors: Sequence[int]) -> list[tuple[int, int]]:
     if len(set(majors)) > 1:
         combos.append((min(majors), max(majors)))
     return combos
+
+
+def lean_pair_combos(majors: Sequence[int]) -> list[tuple[int, int]]:
+    """For behaviour that does not depend on the versions (the machine is small): of :func:`pair_combos`, the
+    lowest same-major pair and lowest -> highest."""
+    low, high = min(majors), max(majors)
+    return [combo for combo in pair_combos(majors) if combo in {(low, low), (low, high)}]
+
+
+def pg_pair_params(combos: Sequence[tuple[int, int]]) -> pytest.MarkDecorator:
+    """A test's own ``pg_pair`` parameters (ids ``pub15-sub15``): ``@pg_pair_params(lean_pair_combos(majors))``."""
+    return pytest.mark.parametrize(
+        "pg_pair", [pytest.param(combo, id=f"pub{combo[0]}-sub{combo[1]}") for combo in combos], indirect=True
+    )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pg_harness import lean_pair_combos, pg_pair_params, selected_majors
 from psycopg import sql
 from support.ansible import run_module
 
@@ -37,6 +38,9 @@ SUBSCRIBED = [
 ]
 NODE = "sub1"
 LAB_SUB = "sub1_sub"
+# The runner's steps that do not depend on the versions run on two pairs (the machine is small); streaming and the
+# initial copy (a binary COPY from 16 on) differ by major and run on every pair.
+LEAN_PAIRS = pg_pair_params(lean_pair_combos(selected_majors()))
 
 
 def _apply_schema(database):
@@ -140,6 +144,7 @@ def test_large_transaction_spills_without_streaming_and_streams_with_it(pg_pair,
     assert pg_pair_db.subscriber.scalar("SELECT count(*) FROM experiment.rows") == 20000
 
 
+@LEAN_PAIRS
 def test_backlog_and_pause_measure_the_drain(lab, pg_pair_db):
     measures = [
         "apply_rows_per_second",
@@ -201,6 +206,7 @@ def test_initial_sync_and_copy_baseline(lab, pg_pair_db):
         assert any("binary = true does not make the initial COPY binary" in n for n in result["notes"])
 
 
+@LEAN_PAIRS
 def test_update_delete_apply_rate_with_replica_identity_full(lab, pg_pair_db):
     result = _run(
         lab,
@@ -213,6 +219,7 @@ def test_update_delete_apply_rate_with_replica_identity_full(lab, pg_pair_db):
     assert pg_pair_db.subscriber.scalar("SELECT count(*) FROM experiment.rows_full") == 0
 
 
+@LEAN_PAIRS
 def test_burst_on_the_filtered_table(lab, pg_pair_db):
     pg_pair_db.publisher.execute("ALTER PUBLICATION experiment_filter_1 SET TABLE experiment.filtered WHERE (grp >= 0)")
     result = _run(
@@ -235,6 +242,7 @@ def test_burst_on_the_filtered_table(lab, pg_pair_db):
     assert pg_pair_db.publisher.scalar("SELECT count(*) FROM experiment.filtered") == 1000
 
 
+@LEAN_PAIRS
 def test_pgbench_at_a_fixed_rate(lab, pg_pair_db):
     schema = (REPO / "roles" / "publisher" / "files" / "schema" / "pgbench.sql").read_text()
     for database in (pg_pair_db.publisher, pg_pair_db.subscriber):
@@ -259,6 +267,7 @@ def test_pgbench_at_a_fixed_rate(lab, pg_pair_db):
     assert pg_pair_db.subscriber.scalar("SELECT count(*) FROM pgbench_history") == history
 
 
+@LEAN_PAIRS
 def test_check_mode_runs_nothing(lab, pg_pair_db):
     result = run_module("experiment_run", {**lab, "steps": [{"step": "burst", "rows": 10}], "measures": []}, check=True)
     assert result["changed"] is False
@@ -266,6 +275,7 @@ def test_check_mode_runs_nothing(lab, pg_pair_db):
     assert pg_pair_db.publisher.scalar("SELECT count(*) FROM experiment.rows") == 0
 
 
+@LEAN_PAIRS
 def test_unknown_step_parameter_fails_before_any_change(lab, pg_pair_db):
     pg_pair_db.publisher.execute("INSERT INTO experiment.rows VALUES (1, 1, 1, 'kept')")
     failed = run_module(

@@ -14,11 +14,14 @@ import shlex
 import subprocess
 
 import pytest
-from pg_harness import wait_until
+from pg_harness import lean_pair_combos, pg_pair_params, selected_majors, wait_until
 from psycopg import sql
 from support.ansible import DEFAULT_CALLBACK, JSON_CALLBACK, REPO_ROOT, ansible_env, run_playbook
 
 PLAYBOOK = "playbooks/schema_change.yml"
+# The playbook's orchestration does not depend on the versions (the schema_change module's tests cover each
+# major): the lowest same-major pair and lowest -> highest.
+pytestmark = pg_pair_params(lean_pair_combos(selected_majors()))
 
 HEARTBEAT = (
     "CREATE TABLE public.replication_heartbeat"

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pg_harness import pair_combos, selected_majors
+from pg_harness import lean_pair_combos, pg_pair_params, selected_majors
 from support.ansible import run_module, run_playbook
 
 MODULE = "sequences"
@@ -22,11 +22,7 @@ MODULE = "sequences"
 _MAJORS = selected_majors()
 _LOW, _HIGH = min(_MAJORS), max(_MAJORS)
 # Version-independent behaviour runs on two pairs only (the machine is small).
-LEAN_PAIRS = pytest.mark.parametrize(
-    "pg_pair",
-    [pytest.param(c, id=f"pub{c[0]}-sub{c[1]}") for c in pair_combos(_MAJORS) if c in {(_LOW, _LOW), (_LOW, _HIGH)}],
-    indirect=True,
-)
+LEAN_PAIRS = pg_pair_params(lean_pair_combos(_MAJORS))
 
 # The same schema on both sides (DDL is not replicated): a serial, an identity column, a sequence used by
 # a column default, a quoted schema and names, a partitioned table's serial, a table never inserted into,

@@ -14,7 +14,7 @@ import socket
 import time
 
 import pytest
-from pg_harness import pair_combos, selected_majors, wait_until
+from pg_harness import lean_pair_combos, pair_combos, pg_pair_params, selected_majors, wait_until
 from psycopg import sql
 from support.ansible import ModuleCall, run_module, run_modules
 
@@ -31,11 +31,7 @@ _MAJORS = selected_majors()
 _LOW, _HIGH = min(_MAJORS), max(_MAJORS)
 # Version-independent behaviour runs on two pairs only (the machine is small): lowest same-major and
 # the cross-version pair.
-LEAN_PAIRS = pytest.mark.parametrize(
-    "pg_pair",
-    [pytest.param(c, id=f"pub{c[0]}-sub{c[1]}") for c in pair_combos(_MAJORS) if c in {(_LOW, _LOW), (_LOW, _HIGH)}],
-    indirect=True,
-)
+LEAN_PAIRS = pg_pair_params(lean_pair_combos(_MAJORS))
 # Behaviour that depends on the subscriber's major only: same-major pairs.
 SAME_MAJOR_PAIRS = pytest.mark.parametrize(
     "pg_pair", [pytest.param(c, id=f"pub{c[0]}-sub{c[1]}") for c in pair_combos(_MAJORS) if c[0] == c[1]], indirect=True
@@ -765,7 +761,7 @@ def test_wait_for_sync_fails_with_evidence(pg_pair_db):
     assert checksum(dbs.publisher) == checksum(dbs.subscriber)
 
 
-@pytest.mark.parametrize("pg_pair", [pytest.param((_LOW, _LOW), id=f"pub{_LOW}-sub{_LOW}")], indirect=True)
+@pg_pair_params([(_LOW, _LOW)])
 def test_a_slot_left_on_the_publisher_fails_with_the_way_out(pg_pair_db):
     """A slot of the subscription's name already on the publisher (a node re-created with an empty data
     directory, a subscription dropped without its slot): nothing is created, and the message says what to do."""
