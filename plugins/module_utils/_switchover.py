@@ -455,23 +455,17 @@ STANDBY_WAL_FIX = (
 
 
 def _standby_wal_end(server):
-    """The last WAL position a promotion of the standby keeps: what it received, or replayed when more (a standby
-    whose WAL receiver has not run since it started has no received position)."""
-    ends = [value for value in (server.get("receive_lsn_bytes"), server.get("current_lsn_bytes")) if value is not None]
-    return max(ends) if ends else None
-
-
-def _standby_end_text(server):
-    receive, replay = server.get("receive_lsn"), server.get("current_lsn")
-    if receive and lsn_to_int(receive) > lsn_to_int(replay or "0/0"):
-        return receive
-    return replay or "unknown"
+    """``(bytes, text)`` of the last WAL position a promotion of the standby keeps: what it received, or replayed when
+    more (a standby whose WAL receiver has not run since it started has no received position); ``(None, 'unknown')``
+    when neither is known."""
+    ends = [(server.get(f"{key}_bytes"), server.get(key)) for key in ("receive_lsn", "current_lsn")]
+    return max((end for end in ends if end[0] is not None), default=(None, "unknown"))
 
 
 def _standby_wal_row(standby, server, primary_info):
     """GO when the standby has all of a running primary's WAL (NO-GO: promoting it would lose the rest); with the
     primary down, what the standby has and will replay (the old primary's end is unknown then)."""
-    end = _standby_wal_end(server)
+    end, end_text = _standby_wal_end(server)
     primary = (primary_info or {}).get("server") or {}
     if (primary_info or {}).get("reachable") and primary.get("current_lsn_bytes") is not None and end is not None:
         behind = primary["current_lsn_bytes"] - end
@@ -482,11 +476,11 @@ def _standby_wal_row(standby, server, primary_info):
         return _row(
             "standby_wal",
             False,
-            f"{standby} is {format_bytes(behind)} of WAL behind the running primary ({_standby_end_text(server)} < "
+            f"{standby} is {format_bytes(behind)} of WAL behind the running primary ({end_text} < "
             f"{primary['current_lsn']}): promoting it loses those transactions",
             STANDBY_WAL_FIX,
         )
-    detail = f"{standby} received WAL up to {_standby_end_text(server)}, replayed {server.get('current_lsn')}"
+    detail = f"{standby} received WAL up to {end_text}, replayed {server.get('current_lsn')}"
     unreplayed = (end or 0) - (server.get("current_lsn_bytes") or 0)
     if unreplayed > 0:
         detail += f" ({format_bytes(unreplayed)} replayed by the promotion)"
@@ -499,12 +493,12 @@ def _standby_wal_row(standby, server, primary_info):
 def _ahead_detail(sub, server):
     """The detail when the subscription applied more of the old primary's WAL than the standby has, else None:
     the promoted standby writes new transactions at positions the subscription has passed, and would skip them."""
-    origin, end = lsn_to_int(sub.get("origin_lsn")), _standby_wal_end(server)
+    origin, (end, end_text) = lsn_to_int(sub.get("origin_lsn")), _standby_wal_end(server)
     if origin is None or end is None or origin <= end:
         return None
     return (
         f"applied the old primary's WAL up to {sub['origin_lsn']}, {format_bytes(origin - end)} beyond the standby's "
-        f"end ({_standby_end_text(server)}): it would skip the new primary's first writes"
+        f"end ({end_text}): it would skip the new primary's first writes"
     )
 
 
