@@ -17,7 +17,7 @@ import re
 
 import pytest
 from pg_harness import selected_majors
-from support.ansible import DEFAULT_CALLBACK, ansible_env, run_playbook
+from support.ansible import DEFAULT_CALLBACK, ansible_env, run_playbook, status_output
 from support.inventory import lab_shaped_inventory
 
 PLAYBOOK = "playbooks/conflicts.yml"
@@ -116,17 +116,6 @@ def _run(inventory, result_file, servers, *args):
     return run
 
 
-def _status(inventory, servers):
-    """``playbooks/status.yml``'s lines (whitespace runs made one space) on the pair."""
-    run = run_playbook(
-        "playbooks/status.yml", inventory=inventory, env=ansible_env(DEFAULT_CALLBACK), callback=DEFAULT_CALLBACK
-    )
-    for server in servers.values():
-        assert server.password not in run.output
-    assert run.rc == 0, run.output[-3000:]
-    return " ".join(run.output.split())
-
-
 def _task_block(output, name):
     """The default callback's lines of one task (its results per host)."""
     match = re.search(r"^TASK \[" + re.escape(name) + r"\] \**\n(.*?)(?=^TASK \[|^PLAY |\Z)", output, re.M | re.S)
@@ -195,7 +184,7 @@ def test_conflicts_playbook_provokes_resolves_and_repeats(pg_server_factory, tmp
     for server in servers.values():
         assert server.scalar("SELECT count(*) FROM pg_database WHERE datname = %s", [DATABASE]) == 0
     # status.yml reads the peers before the pair's database exists (through the postgres database).
-    text = _status(inventory, servers)
+    text = status_output(inventory, tuple(server.password for server in servers.values()))
     assert re.search(r"- a +PostgreSQL 18\.\S+ +wal_level=logical +slots 0/\d+ +senders 0/\d+ +\(peer\)", text), text
     assert "no subscription in database postgres" in text, text
     assert "status: healthy (exit 0)" in text, text
@@ -204,7 +193,7 @@ def test_conflicts_playbook_provokes_resolves_and_repeats(pg_server_factory, tmp
     text = _check_run(first, result_file, servers, before, list(CASES), ALL_CASES_ROWS)
     assert "| insert_exists | a 0->" in text, text[-3000:]
     # ... and after: each peer publishes (a slot in use) and subscribes; the conflicts just met are warnings.
-    text = _status(inventory, servers)
+    text = status_output(inventory, tuple(server.password for server in servers.values()))
     for name, other in (("a", "b"), ("b", "a")):
         assert re.search(rf"- {name} +PostgreSQL 18\.\S+ .* slots 1/\d+ +senders 1/\d+ +\(peer\)", text), text
         assert f"slot conflict_demo_from_{name} active" in text, text

@@ -29,7 +29,7 @@ import pytest
 from pg_harness import selected_majors, wait_until
 from psycopg import sql
 from sampler_support import PROGRAM, parse_lines, sampler_config
-from support.ansible import DEFAULT_CALLBACK, ansible_env, run_module, run_playbook
+from support.ansible import DEFAULT_CALLBACK, ansible_env, run_module, run_playbook, status_output
 from support.inventory import lab_shaped_inventory
 
 MAJORS = [m for m in selected_majors() if m >= 17]
@@ -217,20 +217,6 @@ def _subscribe_with_a_synced_failover_slot(topology):
     return created
 
 
-def _status_playbook(topology, tmp_path):
-    """``playbooks/status.yml``'s output (whitespace runs made one space) with the inventory of
-    :func:`_failover_playbook`, which must have been written."""
-    run = run_playbook(
-        "playbooks/status.yml",
-        inventory=tmp_path / "hosts.yml",
-        env=ansible_env(DEFAULT_CALLBACK),
-        callback=DEFAULT_CALLBACK,
-    )
-    assert topology.standby.password not in run.stdout + run.stderr
-    assert run.rc == 0, run.stdout[-3000:]
-    return " ".join((run.stdout + "\n" + run.stderr).split())
-
-
 def _failover_playbook(topology, tmp_path):
     """A function running ``playbooks/failover.yml`` (extra arguments passed on) with an inventory of the
     topology's servers; it checks that no password is in the output."""
@@ -322,7 +308,7 @@ def test_failover_playbook_refuses_then_fails_over(major, failover_topology, tmp
         message="the synced slot to reach the primary's confirmed position",
     )
     # status.yml shows the standby: the WAL it received and replayed, the synchronized copy of the failover slot.
-    shown = _status_playbook(topology, tmp_path)
+    shown = status_output(tmp_path / "hosts.yml", (primary.password, standby.password, subscriber.password))
     assert re.search(
         r"- standby +PostgreSQL \S+ .*standby: WAL received up to [0-9A-F]+/[0-9A-F]+, replayed up to", shown
     ), shown

@@ -200,6 +200,16 @@ class AnsibleRunError(AssertionError):
     """The module did not behave as the test expected (message includes the raw output)."""
 
 
+def status_output(inventory: str | Path, secrets: tuple[str, ...] = ()) -> str:
+    """``playbooks/status.yml`` on ``inventory`` (default callback): its output with whitespace runs made one space
+    (the YAML result format folds long lines). Fails when the run fails or one of ``secrets`` is in the output."""
+    run = run_playbook("playbooks/status.yml", inventory=inventory, callback=DEFAULT_CALLBACK)
+    for secret in secrets:
+        assert secret not in run.output, "a password in the output of status.yml"
+    assert run.rc == 0, run.output[-3000:]
+    return " ".join(run.output.split())
+
+
 def _yaml_value(value: Any) -> str:
     """Render ``value`` as YAML flow syntax; every string becomes ``!unsafe "..."``."""
     if isinstance(value, str):
