@@ -190,8 +190,8 @@ def stage_integration_docker() -> StageResult:
 SERVERS_MARKS = "not docker and not lab and not lab18"
 # Server tests that run in a stage of their own, in the lab's lane after its stages (see AFTER_THE_LAB), to keep
 # the two lanes even. A clean-clone CI run with the first two files here: the lab's lane ~1,128 s (these 218 s),
-# the other ~1,185 s; then schema_change_playbook and most of test_experiment_run went to two pairs (~75 s and
-# ~40 s less) and test_failover_slots.py (~46 s) came here.
+# the other ~1,185 s; then test_schema_change_playbook and most of test_experiment_run went to two pairs (in the next
+# run 146 -> 63 s and 81 -> 47 s) and test_failover_slots.py (~41-46 s) came here: ~1,093 s / ~1,028 s.
 SERVER_TESTS_OF_THE_LAB_LANE = (
     "tests/integration/test_schema_change_playbook.py",
     "tests/integration/test_switchover.py",
